@@ -1,0 +1,38 @@
+"""kdtf: knowledge distillation, compression and verified TFLite export for tf_keras.
+
+Public API, by task:
+
+* distill: :class:`Distiller`, :mod:`kdtf.losses`
+* compress: :mod:`kdtf.compress` (prune / strip_pruning, quantize)
+* export and verify: :mod:`kdtf.export` (to_tflite, evaluate, latency, op check)
+* data and models: :mod:`kdtf.data`, :mod:`kdtf.models`
+* the end-to-end recipe: :mod:`kdtf.pipeline`, :mod:`kdtf.report`
+
+kdtf builds models with tf_keras (Keras 2), which TF-MOT requires; ``keras`` below is
+that module. ``TF_USE_LEGACY_KERAS=1`` is set here, before TensorFlow is imported.
+"""
+
+import os as _os
+
+_os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from kdtf._keras import keras  # noqa: E402
+from kdtf.callbacks import NonFiniteLossError, StopOnNonFiniteLoss  # noqa: E402
+from kdtf.distiller import Distiller, logits_view  # noqa: E402
+from kdtf import compress, data, export, losses, models  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "keras",
+    "Distiller",
+    "logits_view",
+    "NonFiniteLossError",
+    "StopOnNonFiniteLoss",
+    "losses",
+    "compress",
+    "export",
+    "data",
+    "models",
+]

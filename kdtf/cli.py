@@ -1,0 +1,65 @@
+"""Helpers shared by the scripts: YAML defaults, argument saving, clean error exits."""
+
+import argparse
+import functools
+import os
+import sys
+
+__all__ = ["load_yaml_defaults", "exit_on_error", "save_args"]
+
+
+def load_yaml_defaults(path, valid_keys):
+    """Reads a YAML mapping of defaults; rejects unknown keys with the valid ones listed."""
+    import yaml
+
+    try:
+        with open(path) as f:
+            values = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ValueError(f"Config file not found: {path!r}") from None
+    except yaml.YAMLError as error:
+        raise ValueError(f"Config file {path!r} is not valid YAML: {str(error).splitlines()[0]}") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ValueError(
+            f"Config file {path!r} must hold a mapping of option: value, "
+            f"received a {type(values).__name__}."
+        )
+    values = {str(k).replace("-", "_"): v for k, v in values.items()}
+    unknown = sorted(set(values) - set(valid_keys))
+    if unknown:
+        raise ValueError(
+            f"Unknown key(s) in {path!r}: {unknown}. Valid keys: {', '.join(sorted(valid_keys))}"
+        )
+    return values
+
+
+def save_args(args, folder):
+    """Writes the final arguments to ``folder/args.yaml`` atomically."""
+    import yaml
+
+    from kdtf.io import write_text
+
+    write_text(os.path.join(folder, "args.yaml"), yaml.safe_dump(dict(args), sort_keys=True))
+
+
+def exit_on_error(main):
+    """Turns expected errors into a short message and exit code 2, without a traceback."""
+
+    @functools.wraps(main)
+    def wrapper(argv=None):
+        from kdtf.callbacks import NonFiniteLossError
+
+        try:
+            return main(argv)
+        except (ValueError, NonFiniteLossError, OSError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+
+    return wrapper
+
+

@@ -1,0 +1,208 @@
+"""Magnitude pruning with TF-MOT, as paired verbs: :func:`prune` / :func:`strip_pruning`.
+
+Only the chosen layers are wrapped (by name, or every prunable layer with at least
+``min_weights`` kernel weights, which keeps tiny first and last layers dense). Train the
+result with :class:`kdtf.Distiller` (which attaches ``UpdatePruningStep`` itself) or
+with ``fit(callbacks=[pruning_callbacks()])``.
+"""
+
+import numpy as np
+import tensorflow_model_optimization as tfmot
+
+from kdtf._keras import keras, require_keras_model
+
+__all__ = [
+    "prune",
+    "strip_pruning",
+    "is_pruned",
+    "prunable_layers",
+    "pruning_callbacks",
+    "kernel_sparsity",
+    "clone_with_weights",
+]
+
+_sparsity = tfmot.sparsity.keras
+PRUNABLE_TYPES = (keras.layers.Conv2D, keras.layers.Dense, keras.layers.DepthwiseConv2D)
+
+
+def _check_sparsity(sparsity):
+    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)) or not 0 <= sparsity < 1:
+        raise ValueError(
+            f"Expected sparsity in [0, 1) (the fraction of weights set to zero). "
+            f"Received: sparsity={sparsity!r}"
+        )
+    return float(sparsity)
+
+
+def _require_graph_model(model, argument="model"):
+    require_keras_model(model, argument)
+    if not isinstance(model, keras.Sequential) and not getattr(model, "_is_graph_network", False):
+        raise ValueError(
+            f"`{argument}` ({model.name}, a subclassed {type(model).__name__}) cannot be "
+            "wrapped by TF-MOT: rebuild it as a Sequential or Functional model."
+        )
+    return model
+
+
+def prunable_layers(model, min_weights=0):
+    """Names of the layers :func:`prune` can wrap, with at least ``min_weights`` kernel weights."""
+    return [
+        layer.name
+        for layer in model.layers
+        if isinstance(layer, PRUNABLE_TYPES) and int(np.prod(layer.kernel.shape)) >= min_weights
+    ]
+
+
+def _select(model, layers, skip, min_weights):
+    names = [layer.name for layer in model.layers]
+    for argument, given in (("layers", layers), ("skip", skip)):
+        unknown = sorted(set(given or ()) - set(names))
+        if unknown:
+            raise ValueError(
+                f"Unknown layer name(s) in `{argument}`: {unknown}. Layers of "
+                f"'{model.name}': {names}"
+            )
+    if layers is not None:
+        bad = [n for n in layers if not isinstance(model.get_layer(n), PRUNABLE_TYPES)]
+        if bad:
+            raise ValueError(
+                f"Layer(s) {bad} in `layers` cannot be pruned; prunable types are Conv2D, "
+                f"Dense and DepthwiseConv2D. Prunable layers: {prunable_layers(model)}"
+            )
+        chosen = set(layers)
+    else:
+        chosen = set(prunable_layers(model, min_weights))
+    return chosen - set(skip or ())
+
+
+def prune(
+    model,
+    sparsity=0.75,
+    *,
+    schedule="polynomial",
+    begin_step=0,
+    end_step=1000,
+    frequency=100,
+    initial_sparsity=0.0,
+    m_by_n=None,
+    layers=None,
+    skip=None,
+    min_weights=0,
+):
+    """Wraps the chosen layers of ``model`` for magnitude pruning.
+
+    Args:
+        model: a Sequential or Functional tf_keras model.
+        sparsity: final fraction of zero weights in each pruned kernel, in ``[0, 1)``.
+        schedule: ``"polynomial"`` (TF-MOT PolynomialDecay from ``initial_sparsity``
+            to ``sparsity`` between ``begin_step`` and ``end_step``) or ``"constant"``.
+        begin_step, end_step, frequency: schedule steps (optimizer steps).
+        initial_sparsity: start of the polynomial schedule.
+        m_by_n: e.g. ``(2, 4)`` for 2:4 structured sparsity (``sparsity`` is then ignored).
+        layers: names of layers to prune (default: every prunable layer with at least
+            ``min_weights`` kernel weights).
+        skip: names of layers to keep dense.
+        min_weights: smallest kernel (number of weights) pruned by default.
+
+    Returns:
+        A new model with ``PruneLowMagnitude`` wrappers.
+    """
+    _require_graph_model(model)
+    sparsity = _check_sparsity(sparsity)
+    if schedule == "polynomial":
+        if not 0 <= begin_step < end_step:
+            raise ValueError(
+                f"Expected 0 <= begin_step < end_step. Received: begin_step={begin_step}, end_step={end_step}"
+            )
+        pruning_schedule = _sparsity.PolynomialDecay(
+            initial_sparsity=_check_sparsity(initial_sparsity),
+            final_sparsity=sparsity,
+            begin_step=begin_step,
+            end_step=end_step,
+            frequency=frequency,
+        )
+    elif schedule == "constant":
+        pruning_schedule = _sparsity.ConstantSparsity(sparsity, begin_step=begin_step, frequency=frequency)
+    else:
+        raise ValueError(
+            f"Unknown pruning schedule {schedule!r}. Expected 'polynomial' or 'constant'."
+        )
+    chosen = _select(model, layers, skip, min_weights)
+    if not chosen:
+        raise ValueError(
+            f"No layer of '{model.name}' would be pruned (min_weights={min_weights}, "
+            f"skip={skip}). Prunable layers: {prunable_layers(model)}"
+        )
+    kwargs = {"pruning_schedule": pruning_schedule}
+    if m_by_n is not None:
+        kwargs = {"sparsity_m_by_n": tuple(m_by_n)}
+
+    # Wrap the layers of a private copy, so that training the pruned model never
+    # changes the model passed in (TF-MOT's wrappers share the layer they wrap).
+    copy = clone_with_weights(model)
+
+    def wrap(layer):
+        return _sparsity.prune_low_magnitude(layer, **kwargs) if layer.name in chosen else layer
+
+    return keras.models.clone_model(copy, clone_function=wrap)
+
+
+def clone_with_weights(model):
+    """A copy of ``model`` with its own layers and the same weights."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def strip_pruning(model):
+    """Removes pruning wrappers, keeping the pruned (zeroed) weights. Do this before export."""
+    return _sparsity.strip_pruning(model)
+
+
+def is_pruned(model):
+    """True when ``model`` (or a model nested in it) holds pruning wrappers."""
+    from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
+
+    return bool(pruning_wrapper.collect_prunable_layers(model))
+
+
+def pruning_callbacks():
+    """Callbacks to train a pruned model with plain ``fit`` (the Distiller adds them itself)."""
+    return [_sparsity.UpdatePruningStep()]
+
+
+def kernel_sparsity(model):
+    """Fraction of exactly-zero weights per Conv/Dense kernel, and over all of them.
+
+    Returns:
+        ``(per_layer, overall)``: a dict ``{layer_name: fraction}`` and the fraction over
+        every kernel weight of the model.
+    """
+    per_layer, zeros, total = {}, 0, 0
+    for layer in _leaf_layers(model):
+        kernel = _kernel_of(layer)
+        if kernel is None:
+            continue
+        values = np.asarray(kernel)
+        per_layer[layer.name] = float(np.mean(values == 0))
+        zeros += int(np.sum(values == 0))
+        total += values.size
+    return per_layer, (zeros / total if total else 0.0)
+
+
+def _leaf_layers(model):
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _leaf_layers(layer)
+        else:
+            yield layer
+
+
+def _kernel_of(layer):
+    # Read the variable, not `layer.kernel`: QAT wrappers replace that attribute with a
+    # fake-quantized tensor. Pruning and quantize wrappers name it ".../kernel:0".
+    for weight in layer.weights:
+        name = weight.name.split("/")[-1]
+        if name in ("kernel:0", "depthwise_kernel:0"):
+            return weight.numpy()
+    return None

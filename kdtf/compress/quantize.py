@@ -1,0 +1,101 @@
+"""Quantization-aware training with TF-MOT: :func:`quantize` / :func:`is_quantized`.
+
+``preserve="sparsity"`` uses TF-MOT's pruning-preserving scheme (PQAT) so that a pruned
+model keeps its zeros through QAT; ``preserve="clusters"`` the cluster-preserving one
+(CQAT). Layers the 8-bit registry cannot quantize are reported by name before TF-MOT
+would fail deep inside.
+"""
+
+import tensorflow_model_optimization as tfmot
+from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+    default_8bit_quantize_registry,
+)
+
+from kdtf._keras import keras
+from kdtf.compress.prune import _require_graph_model, is_pruned
+
+__all__ = ["quantize", "is_quantized", "quantize_scope", "unsupported_layers"]
+
+_qk = tfmot.quantization.keras
+# Layers that carry no weights and need no quantization config of their own.
+_PASSTHROUGH = (keras.layers.InputLayer,)
+
+
+def _scheme(preserve):
+    if preserve in (None, "none"):
+        return _qk.default_8bit.Default8BitQuantizeScheme()
+    if preserve == "sparsity":
+        return _qk.collab_opts.Default8BitPrunePreserveQuantizeScheme()
+    if preserve == "clusters":
+        return _qk.collab_opts.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=False)
+    if preserve == "clusters+sparsity":
+        return _qk.collab_opts.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True)
+    raise ValueError(
+        "Unknown `preserve` value. Expected one of None, 'sparsity', 'clusters', "
+        f"'clusters+sparsity'. Received: preserve={preserve!r}"
+    )
+
+
+def unsupported_layers(model, skip=()):
+    """Names and types of layers the default 8-bit registry cannot quantize."""
+    registry = default_8bit_quantize_registry.Default8BitQuantizeRegistry()
+    return [
+        (layer.name, type(layer).__name__)
+        for layer in model.layers
+        if layer.name not in skip
+        and not isinstance(layer, _PASSTHROUGH)
+        and not registry.supports(layer)
+    ]
+
+
+def quantize(model, *, preserve=None, skip=()):
+    """Returns a quantization-aware copy of ``model`` to fine-tune (e.g. by a Distiller).
+
+    Conv2D + BatchNormalization + ReLU sequences are folded by TF-MOT's 8-bit transforms.
+
+    Args:
+        model: Sequential or Functional tf_keras model, pruning wrappers stripped.
+        preserve: None, ``"sparsity"`` (PQAT), ``"clusters"`` (CQAT) or
+            ``"clusters+sparsity"`` (PCQAT).
+        skip: names of layers left in float.
+    """
+    _require_graph_model(model)
+    if is_pruned(model):
+        raise ValueError(
+            f"'{model.name}' still holds pruning wrappers: call "
+            "kdtf.compress.strip_pruning(model) first, then quantize(..., preserve='sparsity')."
+        )
+    names = [layer.name for layer in model.layers]
+    unknown = sorted(set(skip) - set(names))
+    if unknown:
+        raise ValueError(f"Unknown layer name(s) in `skip`: {unknown}. Layers of '{model.name}': {names}")
+    bad = unsupported_layers(model, skip)
+    if bad:
+        listed = ", ".join(f"'{n}' ({t})" for n, t in bad)
+        raise ValueError(
+            f"TF-MOT cannot quantize layer(s) {listed} of '{model.name}'. Fix: leave them "
+            f"in float with quantize(model, skip={[n for n, _ in bad]}), or annotate them "
+            "with tfmot.quantization.keras.quantize_annotate_layer(layer, quantize_config=...)."
+        )
+    scheme = _scheme(preserve)
+
+    def annotate(layer):
+        if layer.name in skip or isinstance(layer, _PASSTHROUGH):
+            return layer
+        return _qk.quantize_annotate_layer(layer)
+
+    # quantize_apply clones the annotated model with its weights, so the result never
+    # shares layers with `model`.
+    annotated = keras.models.clone_model(model, clone_function=annotate)
+    with quantize_scope():
+        return _qk.quantize_apply(annotated, scheme)
+
+
+def is_quantized(model):
+    """True when ``model`` holds TF-MOT quantization wrappers."""
+    return any(isinstance(layer, _qk.QuantizeWrapper) for layer in model.layers)
+
+
+def quantize_scope():
+    """Context in which saved QAT models can be loaded (``keras.models.load_model``)."""
+    return _qk.quantize_scope()

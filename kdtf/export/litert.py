@@ -1,0 +1,126 @@
+"""Evaluation and latency of ``.tflite`` models on the LiteRT interpreter (what Android runs)."""
+
+import os
+import time
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+from kdtf.export.tflite import _read
+
+__all__ = ["load_interpreter", "predict", "evaluate", "latency", "keras_latency"]
+
+
+def load_interpreter(flatbuffer_or_path, num_threads=1):
+    """A LiteRT interpreter for a ``.tflite`` path or flatbuffer bytes (validated first)."""
+    data = _read(flatbuffer_or_path)
+    try:
+        interpreter = Interpreter(model_content=data, num_threads=num_threads)
+        interpreter.allocate_tensors()
+    except (RuntimeError, ValueError) as error:
+        name = flatbuffer_or_path if isinstance(flatbuffer_or_path, (str, os.PathLike)) else "model"
+        raise ValueError(f"LiteRT cannot load {name!r}: {str(error).strip().splitlines()[0]}") from None
+    return interpreter
+
+
+def _quantize(x, detail):
+    dtype = detail["dtype"]
+    if np.issubdtype(dtype, np.floating):
+        return x.astype(dtype)
+    scale, zero_point = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale + zero_point), info.min, info.max).astype(dtype)
+
+
+def _dequantize(y, detail):
+    if np.issubdtype(detail["dtype"], np.floating):
+        return y.astype(np.float32)
+    scale, zero_point = detail["quantization"]
+    return (y.astype(np.float32) - zero_point) * scale
+
+
+def predict(flatbuffer_or_path, x, batch_size=256, num_threads=None):
+    """Float outputs of the model on ``x``, quantising inputs and dequantising outputs
+    with the tensors' own scale and zero point. The input tensor is resized to the batch.
+    """
+    interpreter = load_interpreter(flatbuffer_or_path, num_threads=num_threads or os.cpu_count())
+    inp = interpreter.get_input_details()[0]
+    expected = tuple(inp["shape"][1:])
+    if tuple(x.shape[1:]) != expected:
+        raise ValueError(
+            f"Input shape {tuple(x.shape[1:])} does not match the model's {expected} "
+            "(batch dimension excluded)."
+        )
+    outputs, current = [], None
+    for start in range(0, len(x), batch_size):
+        batch = np.asarray(x[start : start + batch_size], dtype=np.float32)
+        if current != len(batch):
+            interpreter.resize_tensor_input(inp["index"], (len(batch),) + expected)
+            interpreter.allocate_tensors()
+            current = len(batch)
+            inp = interpreter.get_input_details()[0]
+            out = interpreter.get_output_details()[0]
+        interpreter.set_tensor(inp["index"], _quantize(batch, inp))
+        interpreter.invoke()
+        outputs.append(_dequantize(interpreter.get_tensor(out["index"]), out))
+    return np.concatenate(outputs)
+
+
+def evaluate(flatbuffer_or_path, x, y, keras_model=None, batch_size=256):
+    """Accuracy on ``(x, y)`` through LiteRT, and agreement with a Keras model.
+
+    Returns:
+        dict with ``accuracy``; with ``keras_model``: ``agreement`` (fraction of equal
+        top-1 predictions) and ``max_abs_diff`` of the outputs.
+    """
+    outputs = predict(flatbuffer_or_path, x, batch_size=batch_size)
+    labels = np.asarray(y)
+    if labels.ndim == 2 and labels.shape[1] > 1:
+        labels = labels.argmax(1)
+    result = {"accuracy": float(np.mean(outputs.argmax(-1) == labels.reshape(-1)))}
+    if keras_model is not None:
+        reference = keras_model.predict(x, batch_size=batch_size, verbose=0)
+        result["agreement"] = float(np.mean(outputs.argmax(-1) == reference.argmax(-1)))
+        result["max_abs_diff"] = float(np.max(np.abs(outputs - reference)))
+    return result
+
+
+def _summary(times):
+    times = np.asarray(times) * 1e3
+    return {"median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90))}
+
+
+def latency(flatbuffer_or_path, num_threads=1, runs=100, warmup=10):
+    """Median and p90 milliseconds per batch-1 invocation after ``warmup`` runs."""
+    interpreter = load_interpreter(flatbuffer_or_path, num_threads=num_threads)
+    inp = interpreter.get_input_details()[0]
+    shape = (1,) + tuple(inp["shape"][1:])
+    if tuple(inp["shape"]) != shape:
+        interpreter.resize_tensor_input(inp["index"], shape)
+        interpreter.allocate_tensors()
+    sample = np.zeros(shape, dtype=inp["dtype"])
+    interpreter.set_tensor(inp["index"], sample)
+    for _ in range(warmup):
+        interpreter.invoke()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        interpreter.invoke()
+        times.append(time.perf_counter() - start)
+    return dict(_summary(times), threads=num_threads, runs=runs)
+
+
+def keras_latency(model, input_shape, runs=100, warmup=10):
+    """The same measurement for a Keras model (a traced ``model(x, training=False)`` call)."""
+    import tensorflow as tf
+
+    x = tf.zeros((1,) + tuple(input_shape), tf.float32)
+    fn = tf.function(lambda t: model(t, training=False))
+    for _ in range(warmup):
+        fn(x).numpy()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn(x).numpy()
+        times.append(time.perf_counter() - start)
+    return dict(_summary(times), runs=runs)

@@ -1,0 +1,272 @@
+"""The end-to-end recipe behind ``scripts/distill.py``.
+
+data -> teacher (trained or cached) -> student from scratch (baseline) -> student by
+distillation -> pruning while distilling -> sparsity-preserving QAT while distilling ->
+int8 TFLite -> evaluation on LiteRT -> ``saved_models/<run>/`` with a report.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from kdtf import compress, export
+from kdtf._keras import keras, tf
+from kdtf.data import load
+from kdtf.distiller import Distiller
+from kdtf.io import atomic_path, check_writable_dir, gzip_size, write_text
+from kdtf.models import build
+
+__all__ = ["DistillConfig", "run"]
+
+
+@dataclasses.dataclass
+class DistillConfig:
+    """Settings of a run. Every field is a flag of ``scripts/distill.py``."""
+
+    dataset: str = "mnist5k"
+    seed: int = 0
+    teacher: str = "teacher_cnn"
+    student: str = "student_cnn"
+    teacher_epochs: int = 12
+    epochs: int = 20
+    prune_epochs: int = 4
+    qat_epochs: int = 2
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    finetune_learning_rate: float = 3e-4
+    temperature: float = 4.0
+    alpha: float = 0.5
+    sparsity: float = 0.75
+    prune_min_weights: int = 1000
+    qat: bool = True
+    output: str = ""
+    cache_dir: str = "saved_models/cache"
+    latency_runs: int = 200
+    verbose: int = -1
+
+    def validate(self):
+        """Raises ValueError naming the first bad setting."""
+        for name in ("teacher_epochs", "epochs", "prune_epochs", "qat_epochs", "batch_size", "latency_runs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if "epochs" in name and name != "epochs" else 1):
+                raise ValueError(f"Expected {name} to be a positive integer. Received: {name}={value!r}")
+        for name in ("learning_rate", "finetune_learning_rate", "temperature"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"Expected {name} > 0. Received: {name}={value!r}")
+        if not isinstance(self.alpha, (int, float)) or not 0 <= self.alpha <= 1:
+            raise ValueError(f"Expected alpha in [0, 1]. Received: alpha={self.alpha!r}")
+        if not isinstance(self.sparsity, (int, float)) or not 0 <= self.sparsity < 1:
+            raise ValueError(f"Expected sparsity in [0, 1). Received: sparsity={self.sparsity!r}")
+        return self
+
+
+def _log(message):
+    print(f"[kdtf] {message}", flush=True)
+
+
+def _verbose(config):
+    if config.verbose >= 0:
+        return config.verbose
+    return 1 if sys.stdout.isatty() else 2
+
+
+def _ce():
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def _save_keras(model, path):
+    # The .keras format always stores a compiled model's optimizer; ship weights only.
+    if getattr(model, "optimizer", None) is not None:
+        model = compress.clone_with_weights(model)
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+    return path
+
+
+def _teacher_cache_path(config, data):
+    key = json.dumps(
+        [config.teacher, data.name, data.input_shape, config.seed, config.teacher_epochs,
+         config.batch_size, config.learning_rate, keras.__version__],
+        sort_keys=True,
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:10]
+    return os.path.join(config.cache_dir, f"teacher-{data.name}-{digest}.keras")
+
+
+def _train_teacher(config, data, train_ds, val_ds):
+    path = _teacher_cache_path(config, data)
+    if os.path.exists(path):
+        _log(f"stage teacher: reusing cached {path}")
+        return keras.models.load_model(path, compile=False), path, True
+    _log(f"stage teacher: training {config.teacher} for {config.teacher_epochs} epochs")
+    teacher = build(config.teacher, data.input_shape, data.num_classes, name="teacher")
+    teacher.compile(keras.optimizers.Adam(config.learning_rate), _ce(), ["accuracy"])
+    teacher.fit(train_ds, validation_data=val_ds, epochs=config.teacher_epochs, verbose=_verbose(config))
+    _save_keras(teacher, path)
+    return teacher, path, False
+
+
+def _fit_distiller(student, teacher, config, train_ds, val_ds, epochs, lr, name):
+    distiller = Distiller(student, teacher, temperature=config.temperature, alpha=config.alpha, name=name)
+    distiller.compile(keras.optimizers.Adam(lr), metrics=["accuracy"])
+    distiller.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=_verbose(config))
+    return distiller.student
+
+
+def _accuracy(model, data):
+    logits = model.predict(data.x_test, batch_size=256, verbose=0)
+    return float(np.mean(logits.argmax(-1) == data.y_test))
+
+
+def _param_count(model):
+    return int(sum(np.prod(w.shape) for w in model.weights if not _is_wrapper_variable(w)))
+
+
+def _is_wrapper_variable(variable):
+    name = variable.name
+    return any(tag in name for tag in ("mask", "threshold", "pruning_step", "optimizer_step", "_min", "_max", "quantize_layer"))
+
+
+def _stage(name, model, data, config, path, params=None):
+    accuracy = _accuracy(model, data)
+    _, sparsity = compress.kernel_sparsity(model)
+    flatbuffer = export.to_tflite(model, "float32")
+    timing = export.latency(flatbuffer, num_threads=1, runs=config.latency_runs)
+    record = {
+        "stage": name,
+        "accuracy": accuracy,
+        "accuracy_measured_on": "keras",
+        "params": params if params is not None else _param_count(model),
+        "file": os.path.basename(path),
+        "size_bytes": os.path.getsize(path),
+        "gzip_bytes": gzip_size(path),
+        "sparsity": sparsity,
+        "latency_ms": timing["median_ms"],
+        "latency_p90_ms": timing["p90_ms"],
+        "latency_measured_on": "litert, 1 thread, batch 1, TFLite export of this model",
+    }
+    _log(f"stage {name}: test accuracy {accuracy:.4f}, sparsity {sparsity:.3f}, {timing['median_ms']:.3f} ms/image")
+    return record
+
+
+def run(config):
+    """Runs the whole chain and writes ``config.output``. Returns the report dict."""
+    config.validate()
+    started = time.time()
+    if not config.output:
+        config.output = os.path.join("saved_models", f"{config.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    out = check_writable_dir(config.output, "--output")
+    check_writable_dir(config.cache_dir, "--cache-dir")
+    keras.utils.set_random_seed(config.seed)
+
+    data = load(config.dataset, seed=config.seed)
+    _log(
+        f"data {data.name}: {len(data.x_train)} train / {len(data.x_val)} val / "
+        f"{len(data.x_test)} test, input {data.input_shape}, {data.num_classes} classes"
+    )
+    train_ds = data.dataset("train", config.batch_size, shuffle=True, seed=config.seed)
+    val_ds = data.dataset("val", config.batch_size)
+    timings = {}
+    stages = []
+
+    t0 = time.time()
+    teacher, teacher_cache, cached = _train_teacher(config, data, train_ds, val_ds)
+    timings["teacher_s"] = time.time() - t0
+    teacher_path = _save_keras(teacher, os.path.join(out, "teacher.keras"))
+    stages.append(_stage("teacher", teacher, data, config, teacher_path))
+
+    t0 = time.time()
+    _log(f"stage scratch: training {config.student} on labels only for {config.epochs} epochs")
+    keras.utils.set_random_seed(config.seed + 1)
+    scratch = build(config.student, data.input_shape, data.num_classes, name="scratch")
+    scratch.compile(keras.optimizers.Adam(config.learning_rate), _ce(), ["accuracy"])
+    scratch.fit(train_ds, validation_data=val_ds, epochs=config.epochs, verbose=_verbose(config))
+    timings["scratch_s"] = time.time() - t0
+    stages.append(_stage("scratch", scratch, data, config, _save_keras(scratch, os.path.join(out, "scratch.keras"))))
+
+    t0 = time.time()
+    _log(f"stage distilled: Distiller(T={config.temperature}, alpha={config.alpha}) for {config.epochs} epochs")
+    keras.utils.set_random_seed(config.seed + 1)  # same initial weights as scratch
+    student = build(config.student, data.input_shape, data.num_classes, name="student")
+    student = _fit_distiller(student, teacher, config, train_ds, val_ds, config.epochs, config.learning_rate, "distill")
+    timings["distill_s"] = time.time() - t0
+    stages.append(_stage("distilled", student, data, config, _save_keras(student, os.path.join(out, "student.keras"))))
+    params = _param_count(student)
+
+    t0 = time.time()
+    steps = int(np.ceil(len(data.x_train) / config.batch_size))
+    end_step = max(1, steps * max(1, config.prune_epochs - 1))  # last epoch at the target
+    pruned = compress.prune(
+        student, config.sparsity, end_step=end_step, frequency=max(1, steps // 4),
+        min_weights=config.prune_min_weights,
+    )
+    wrapped = [layer.name for layer in pruned.layers if "prune_low_magnitude" in layer.name]
+    _log(f"stage pruned: {config.sparsity:.0%} sparsity on {wrapped} for {config.prune_epochs} epochs, distilling")
+    pruned = _fit_distiller(pruned, teacher, config, train_ds, val_ds, config.prune_epochs, config.finetune_learning_rate, "prune")
+    compressed = compress.strip_pruning(pruned)
+    timings["prune_s"] = time.time() - t0
+    name = "pruned"
+    if config.qat:
+        t0 = time.time()
+        _log(f"stage pruned+qat: sparsity-preserving QAT for {config.qat_epochs} epochs, distilling")
+        qat = compress.quantize(compressed, preserve="sparsity")
+        compressed = _fit_distiller(qat, teacher, config, train_ds, val_ds, config.qat_epochs, config.finetune_learning_rate, "qat")
+        timings["qat_s"] = time.time() - t0
+        name = "pruned+qat"
+    compressed_path = _save_keras(compressed, os.path.join(out, "student_pruned_qat.keras" if config.qat else "student_pruned.keras"))
+    stages.append(_stage(name, compressed, data, config, compressed_path, params=params))
+
+    t0 = time.time()
+    _log("stage tflite-int8: full-integer int8 export (int8 input and output), evaluated on LiteRT")
+    flatbuffer = export.to_tflite(
+        compressed, "int8", representative_data=None if config.qat else [data.x_train[:256]]
+    )
+    ops = export.check_builtin_ops(flatbuffer)
+    tflite_path = export.save_tflite(flatbuffer, os.path.join(out, "student_int8.tflite"))
+    result = export.evaluate(tflite_path, data.x_test, data.y_test, keras_model=compressed)
+    _, tflite_sparsity = export.weight_sparsity(tflite_path)
+    timing = export.latency(tflite_path, num_threads=1, runs=config.latency_runs)
+    timings["export_s"] = time.time() - t0
+    stages.append({
+        "stage": "tflite-int8",
+        "accuracy": result["accuracy"],
+        "accuracy_measured_on": "litert",
+        "agreement_with_keras": result["agreement"],
+        "params": params,
+        "file": os.path.basename(tflite_path),
+        "size_bytes": os.path.getsize(tflite_path),
+        "gzip_bytes": gzip_size(tflite_path),
+        "sparsity": tflite_sparsity,
+        "latency_ms": timing["median_ms"],
+        "latency_p90_ms": timing["p90_ms"],
+        "latency_measured_on": "litert, 1 thread, batch 1",
+        "ops": ops,
+    })
+    _log(f"stage tflite-int8: LiteRT test accuracy {result['accuracy']:.4f} (agreement with Keras {result['agreement']:.4f}), {timing['median_ms']:.3f} ms/image")
+    write_text(os.path.join(out, "labels.txt"), "\n".join(data.class_names) + "\n")
+
+    from kdtf.report import write_report
+
+    timings["total_s"] = time.time() - started
+    report = {
+        "kdtf_version": __import__("kdtf").__version__,
+        "config": dataclasses.asdict(config),
+        "data": {
+            "name": data.name, "train": len(data.x_train), "val": len(data.x_val), "test": len(data.x_test),
+            "input_shape": list(data.input_shape), "normalization": data.normalization,
+            "class_names": data.class_names,
+        },
+        "teacher_cache": {"path": teacher_cache, "reused": cached},
+        "stages": stages,
+        "timings": timings,
+        "machine": {"cpus": os.cpu_count(), "tensorflow": tf.__version__},
+    }
+    write_report(report, out)
+    _log(f"done in {timings['total_s']:.0f} s: {out}")
+    return report

@@ -1,0 +1,85 @@
+#!/usr/bin/env python
+"""Distil, prune, quantize and export a student: the whole kdtf chain in one command.
+
+    python scripts/distill.py                       # offline default: MNIST (5,000 digits)
+    python scripts/distill.py --epochs 5 --sparsity 0.5 --output saved_models/try
+    python scripts/distill.py --config configs/default.yaml --seed 1
+
+A YAML file given by --config sets defaults; flags override it. The final arguments are
+saved as args.yaml in the run folder.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+
+from kdtf.cli import exit_on_error, load_yaml_defaults, save_args  # noqa: E402
+from kdtf.pipeline import DistillConfig  # noqa: E402
+
+FLAGS = {  # flag -> (config field, type, help)
+    "--dataset": ("dataset", str, "data set spec (mnist5k, digits)"),
+    "--seed": ("seed", int, "seed of the split, the initial weights and the shuffling"),
+    "--teacher": ("teacher", str, "teacher model from kdtf.models"),
+    "--student": ("student", str, "student model from kdtf.models"),
+    "--teacher-epochs": ("teacher_epochs", int, "epochs to train the teacher (cached by settings)"),
+    "--epochs": ("epochs", int, "epochs for the scratch and the distilled student"),
+    "--prune-epochs": ("prune_epochs", int, "epochs of pruning while distilling"),
+    "--qat-epochs": ("qat_epochs", int, "epochs of quantization-aware training while distilling"),
+    "--batch-size": ("batch_size", int, "batch size"),
+    "--lr": ("learning_rate", float, "Adam learning rate for teacher and students"),
+    "--finetune-lr": ("finetune_learning_rate", float, "learning rate for pruning and QAT"),
+    "--temperature": ("temperature", float, "distillation temperature T > 0"),
+    "--alpha": ("alpha", float, "weight of the label cross-entropy, in [0, 1]"),
+    "--sparsity": ("sparsity", float, "target sparsity of pruned layers, in [0, 1)"),
+    "--prune-min-weights": ("prune_min_weights", int, "layers with fewer kernel weights stay dense"),
+    "--output": ("output", str, "run folder (default saved_models/<dataset>-<time>)"),
+    "--cache-dir": ("cache_dir", str, "folder of cached teachers"),
+    "--latency-runs": ("latency_runs", int, "timed invocations per latency measurement"),
+    "--verbose": ("verbose", int, "Keras verbosity: 0, 1 (bars) or 2 (a line per epoch)"),
+}
+
+
+def parse_args(argv):
+    fields = {f.name for f in dataclasses.fields(DistillConfig)}
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(argv)
+    defaults = dataclasses.asdict(DistillConfig())
+    if known.config:
+        defaults.update(load_yaml_defaults(known.config, fields))
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="YAML file of defaults (keys are the config fields)")
+    for flag, (dest, kind, help_text) in FLAGS.items():
+        parser.add_argument(flag, dest=dest, type=kind, default=defaults[dest], help=f"{help_text} (default: %(default)s)")
+    parser.add_argument("--no-qat", dest="qat", action="store_false", default=defaults["qat"],
+                        help="skip quantization-aware training; int8 uses post-training calibration")
+    args = vars(parser.parse_args(argv))
+    args.pop("config")
+    return DistillConfig(**args)
+
+
+@exit_on_error
+def main(argv=None):
+    config = parse_args(argv).validate()
+    from kdtf import pipeline
+    from kdtf.io import check_writable_dir
+
+    if not config.output:
+        import time
+
+        config.output = os.path.join("saved_models", f"{config.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    check_writable_dir(config.output, "--output")
+    save_args(dataclasses.asdict(config), config.output)
+    pipeline.run(config)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
