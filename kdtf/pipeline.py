@@ -63,6 +63,13 @@ class DistillConfig:
             raise ValueError(f"Expected alpha in [0, 1]. Received: alpha={self.alpha!r}")
         if not isinstance(self.sparsity, (int, float)) or not 0 <= self.sparsity < 1:
             raise ValueError(f"Expected sparsity in [0, 1). Received: sparsity={self.sparsity!r}")
+        from kdtf import data, models
+
+        if self.dataset not in data.specs():
+            raise ValueError(f"Unknown data set spec {self.dataset!r} (--dataset). Known: {', '.join(data.specs())}")
+        for name in ("teacher", "student"):
+            if getattr(self, name) not in models.names():
+                raise ValueError(f"Unknown {name} model {getattr(self, name)!r} (--{name}). Known: {', '.join(models.names())}")
         return self
 
 

@@ -6,6 +6,8 @@ model keeps its zeros through QAT; ``preserve="clusters"`` the cluster-preservin
 would fail deep inside.
 """
 
+import re
+
 import tensorflow_model_optimization as tfmot
 from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
     default_8bit_quantize_registry,
@@ -17,8 +19,10 @@ from kdtf.compress.prune import _require_graph_model, is_pruned
 __all__ = ["quantize", "is_quantized", "quantize_scope", "unsupported_layers"]
 
 _qk = tfmot.quantization.keras
-# Layers that carry no weights and need no quantization config of their own.
+# Layers that need no quantization config of their own: the input, and
+# BatchNormalization, which TF-MOT's layout transforms fold into the Conv before it.
 _PASSTHROUGH = (keras.layers.InputLayer,)
+_TRANSFORMED = (keras.layers.BatchNormalization,)
 
 
 def _scheme(preserve):
@@ -43,7 +47,7 @@ def unsupported_layers(model, skip=()):
         (layer.name, type(layer).__name__)
         for layer in model.layers
         if layer.name not in skip
-        and not isinstance(layer, _PASSTHROUGH)
+        and not isinstance(layer, _PASSTHROUGH + _TRANSFORMED)
         and not registry.supports(layer)
     ]
 
@@ -87,8 +91,22 @@ def quantize(model, *, preserve=None, skip=()):
     # quantize_apply clones the annotated model with its weights, so the result never
     # shares layers with `model`.
     annotated = keras.models.clone_model(model, clone_function=annotate)
-    with quantize_scope():
-        return _qk.quantize_apply(annotated, scheme)
+    # quantize_apply clones through serialization; the model is already in memory and
+    # its Lambda layers are the caller's own code, so safe mode would only get in the way.
+    from tf_keras.src.saving import serialization_lib
+
+    try:
+        with quantize_scope(), serialization_lib.SafeModeScope(False):
+            return _qk.quantize_apply(annotated, scheme)
+    except RuntimeError as error:
+        match = re.search(r"Layer (\S+):(\S+) is not supported", str(error))
+        if not match:
+            raise
+        raise ValueError(
+            f"TF-MOT cannot quantize layer '{match.group(1)}' ({match.group(2).split('.')[-1]}) "
+            f"of '{model.name}'. Fix: quantize(model, skip=['{match.group(1)}']) to leave it "
+            "in float, or annotate it with a QuantizeConfig."
+        ) from None
 
 
 def is_quantized(model):

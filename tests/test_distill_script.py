@@ -1,0 +1,139 @@
+"""scripts/distill.py: a tiny end-to-end run, YAML defaults, and bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "scripts", "distill.py")
+ARTIFACTS = {
+    "teacher.keras", "scratch.keras", "student.keras", "student_pruned_qat.keras",
+    "student_int8.tflite", "labels.txt", "report.json", "report.md", "args.yaml",
+}
+
+
+def run_script(*args, timeout=600):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run(
+        [sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("run")
+    config = folder / "tiny.yaml"
+    config.write_text(yaml.safe_dump({"teacher_epochs": 3, "epochs": 1, "prune_epochs": 2, "qat_epochs": 1, "latency_runs": 5}))
+    out = folder / "out"
+    result = run_script(
+        "--config", str(config), "--epochs", "3", "--output", str(out),
+        "--cache-dir", str(folder / "cache"), "--verbose", "0",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result
+
+
+def test_smoke_run_writes_every_artifact(tiny_run):
+    out, result = tiny_run
+    assert ARTIFACTS <= set(os.listdir(out))
+    assert not [n for n in os.listdir(out) if n.startswith(".")], "temporary files left behind"
+    for stage in ("teacher", "scratch", "distilled", "pruned+qat", "tflite-int8"):
+        assert f"stage {stage}" in result.stdout
+    assert (out / "labels.txt").read_text().split() == [str(i) for i in range(10)]
+
+
+def test_report_lists_every_stage_with_measurements(tiny_run):
+    out, _ = tiny_run
+    report = json.loads((out / "report.json").read_text())
+    stages = {s["stage"]: s for s in report["stages"]}
+    assert list(stages) == ["teacher", "scratch", "distilled", "pruned+qat", "tflite-int8"]
+    for stage in stages.values():
+        for key in ("accuracy", "params", "size_bytes", "gzip_bytes", "sparsity", "latency_ms"):
+            assert stage[key] >= 0, (stage["stage"], key)
+        assert stage["size_bytes"] == os.path.getsize(out / stage["file"])
+    assert stages["teacher"]["params"] >= 10 * stages["distilled"]["params"]
+    assert stages["tflite-int8"]["sparsity"] == pytest.approx(stages["pruned+qat"]["sparsity"], abs=0.01)
+    assert stages["pruned+qat"]["sparsity"] > 0.5
+    markdown = (out / "report.md").read_text()
+    assert all(f"| {name} |" in markdown for name in stages)
+
+
+def test_int8_tflite_is_within_3_points_of_its_keras_model(tiny_run):
+    out, _ = tiny_run
+    stages = {s["stage"]: s for s in json.loads((out / "report.json").read_text())["stages"]}
+    assert abs(stages["tflite-int8"]["accuracy"] - stages["pruned+qat"]["accuracy"]) <= 0.03
+    from kdtf.export import load_interpreter
+
+    interpreter = load_interpreter(str(out / "student_int8.tflite"))
+    assert interpreter.get_input_details()[0]["dtype"] == np.int8
+    assert interpreter.get_output_details()[0]["dtype"] == np.int8
+
+
+def test_yaml_sets_defaults_flags_override_and_final_args_are_saved(tiny_run):
+    out, _ = tiny_run
+    args = yaml.safe_load((out / "args.yaml").read_text())
+    assert args["epochs"] == 3  # flag beats YAML
+    assert args["teacher_epochs"] == 3 and args["qat_epochs"] == 1  # from YAML
+    assert args["temperature"] == 4.0  # built-in default
+
+
+def test_saved_student_reloads_and_predicts(tiny_run):
+    out, _ = tiny_run
+    from kdtf import keras
+
+    student = keras.models.load_model(out / "student.keras")
+    assert student.predict(np.zeros((2, 28, 28, 1), np.float32), verbose=0).shape == (2, 10)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--temperature", "0"], "Expected temperature > 0. Received: temperature=0.0"),
+        (["--alpha", "1.5"], r"Expected alpha in [0, 1]. Received: alpha=1.5"),
+        (["--sparsity", "1.0"], "Expected sparsity in [0, 1). Received: sparsity=1.0"),
+        (["--epochs", "-1"], "Expected epochs to be a positive integer. Received: epochs=-1"),
+        (["--dataset", "cifar99"], "Unknown data set spec 'cifar99' (--dataset). Known: digits, mnist5k"),
+        (["--teacher", "resnet9000"], "Unknown teacher model 'resnet9000'"),
+    ],
+)
+def test_bad_flags_exit_2_with_one_clear_line_and_write_nothing(tmp_path, capsys, args, message):
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import distill
+
+    out = tmp_path / "out"
+    assert distill.main([*args, "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("epochs: 2\nepoch: 3\n", "Unknown key(s) in"),
+        ("- 1\n- 2\n", "must hold a mapping"),
+        ("epochs: [1\n", "is not valid YAML"),
+    ],
+)
+def test_bad_yaml_is_refused_by_name(tmp_path, capsys, content, message):
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import distill
+
+    config = tmp_path / "bad.yaml"
+    config.write_text(content)
+    assert distill.main(["--config", str(config), "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(config) in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_non_numeric_epochs_is_an_argparse_error():
+    result = run_script("--epochs", "many", timeout=120)
+    assert result.returncode == 2
+    assert "argument --epochs: invalid int value: 'many'" in result.stderr
+    assert "Traceback" not in result.stderr
