@@ -18,7 +18,7 @@ from kdtf import compress, export
 from kdtf._keras import keras, tf
 from kdtf.data import load
 from kdtf.distiller import Distiller
-from kdtf.io import atomic_path, check_writable_dir, gzip_size, write_text
+from kdtf.io import atomic_path, check_writable_dir, gzip_size
 from kdtf.models import build
 
 __all__ = ["DistillConfig", "run"]
@@ -88,6 +88,17 @@ def _ce():
 
 
 def _save_keras(model, path):
+    """Saves without optimizer state. QAT models go to H5: TF-MOT 0.8.1's quantize layer
+    does not reload from the .keras format ("expected 5 variables, but received 3")."""
+    if compress.is_quantized(model):
+        path = os.path.splitext(path)[0] + ".h5"
+        with atomic_path(path) as tmp:
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "HDF5 is legacy"
+                model.save(tmp, include_optimizer=False)
+        return path
     # The .keras format always stores a compiled model's optimizer; ship weights only.
     if getattr(model, "optimizer", None) is not None:
         model = compress.clone_with_weights(model)
@@ -231,13 +242,12 @@ def run(config):
 
     t0 = time.time()
     _log("stage tflite-int8: full-integer int8 export (int8 input and output), evaluated on LiteRT")
-    flatbuffer = export.to_tflite(
-        compressed, "int8", representative_data=None if config.qat else [data.x_train[:256]]
+    tflite_path = os.path.join(out, "student_int8.tflite")
+    card = export.export_for_android(
+        compressed, tflite_path, splits=data, mode="int8",
+        source_stages=["teacher", "distilled", f"pruned {config.sparsity:.0%}"] + (["qat"] if config.qat else []),
     )
-    ops = export.check_builtin_ops(flatbuffer)
-    tflite_path = export.save_tflite(flatbuffer, os.path.join(out, "student_int8.tflite"))
-    result = export.evaluate(tflite_path, data.x_test, data.y_test, keras_model=compressed)
-    _, tflite_sparsity = export.weight_sparsity(tflite_path)
+    result = card["metrics_on_litert"]
     timing = export.latency(tflite_path, num_threads=1, runs=config.latency_runs)
     timings["export_s"] = time.time() - t0
     stages.append({
@@ -247,16 +257,15 @@ def run(config):
         "agreement_with_keras": result["agreement"],
         "params": params,
         "file": os.path.basename(tflite_path),
-        "size_bytes": os.path.getsize(tflite_path),
-        "gzip_bytes": gzip_size(tflite_path),
-        "sparsity": tflite_sparsity,
+        "size_bytes": card["size_bytes"],
+        "gzip_bytes": card["gzip_bytes"],
+        "sparsity": card["weight_sparsity"],
         "latency_ms": timing["median_ms"],
         "latency_p90_ms": timing["p90_ms"],
         "latency_measured_on": "litert, 1 thread, batch 1",
-        "ops": ops,
+        "ops": card["ops"],
     })
     _log(f"stage tflite-int8: LiteRT test accuracy {result['accuracy']:.4f} (agreement with Keras {result['agreement']:.4f}), {timing['median_ms']:.3f} ms/image")
-    write_text(os.path.join(out, "labels.txt"), "\n".join(data.class_names) + "\n")
 
     from kdtf.report import write_report
 

@@ -1,11 +1,13 @@
-"""``report.json`` and ``report.md`` for a run folder."""
+"""``report.json``, ``report.md`` and ``plot.png`` for a run folder."""
 
 import json
 import os
 
+import numpy as np
+
 from kdtf.io import write_text
 
-__all__ = ["write_report", "render_markdown", "load_report"]
+__all__ = ["write_report", "render_markdown", "render_plot", "load_report"]
 
 _COLUMNS = ("stage", "test accuracy", "measured on", "params", "file", "size (KB)", "gzip (KB)", "sparsity", "latency ms/image (p90)")
 
@@ -26,7 +28,7 @@ def _row(stage):
 
 def render_markdown(report):
     """The Markdown report: the stage table, then how each figure was measured."""
-    lines = [f"# kdtf run: {report['data']['name']}", ""]
+    lines = [f"# kdtf run: {report['data']['name']}", "", "![accuracy against size and latency](plot.png)", ""]
     lines.append("| " + " | ".join(_COLUMNS) + " |")
     lines.append("|" + "|".join("---" for _ in _COLUMNS) + "|")
     lines += ["| " + " | ".join(_row(s)) + " |" for s in report["stages"]]
@@ -51,10 +53,54 @@ def render_markdown(report):
     return "\n".join(lines)
 
 
+def render_plot(report, path):
+    """Accuracy against size (log scale) and against latency, one labelled point per
+    stage, written atomically to ``path`` (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from kdtf.io import atomic_path
+
+    stages = report["stages"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True)
+    panels = (
+        (axes[0], [s["size_bytes"] / 1024 for s in stages], "file size (KB, log scale)"),
+        (axes[1], [s["latency_ms"] * 1000 for s in stages], "latency per image (µs, LiteRT, 1 thread, log scale)"),
+    )
+    accuracy = [100 * s["accuracy"] for s in stages]
+    colors = plt.cm.tab10.colors
+    low, high = min(accuracy), max(accuracy)
+    pad = max(1.0, 0.15 * (high - low))
+    for ax, xs, label in panels:
+        labels = {}  # stages that land on the same spot share one label
+        for i, (x, y, stage) in enumerate(zip(xs, accuracy, stages)):
+            marker = "s" if stage["accuracy_measured_on"] == "litert" else "o"
+            ax.scatter(x, y, s=70, color=colors[i % 10], marker=marker, zorder=3)
+            key = (round(np.log10(max(x, 1e-9)), 1), round(y, 1))
+            labels.setdefault(key, []).append((x, y, stage["stage"]))
+        for points in labels.values():
+            x, y, _ = points[0]
+            ax.annotate(" / ".join(p[2] for p in points), (x, y), textcoords="offset points", xytext=(7, 6), fontsize=9)
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.set_ylim(low - pad, high + pad)
+        ax.set_xlim(min(xs) / 1.8, max(xs) * 2.5)
+    fig.suptitle(f"kdtf run on {report['data']['name']}: accuracy kept for size and latency shed (squares: measured on LiteRT)", fontsize=10)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def write_report(report, folder):
-    """Writes ``report.json`` and ``report.md`` atomically into ``folder``."""
+    """Writes ``report.json``, ``report.md`` and ``plot.png`` atomically into ``folder``."""
     write_text(os.path.join(folder, "report.json"), json.dumps(report, indent=2) + "\n")
     write_text(os.path.join(folder, "report.md"), render_markdown(report))
+    render_plot(report, os.path.join(folder, "plot.png"))
 
 
 def load_report(path):

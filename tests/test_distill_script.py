@@ -12,15 +12,16 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "scripts", "distill.py")
 ARTIFACTS = {
-    "teacher.keras", "scratch.keras", "student.keras", "student_pruned_qat.keras",
-    "student_int8.tflite", "labels.txt", "report.json", "report.md", "args.yaml",
+    "teacher.keras", "scratch.keras", "student.keras", "student_pruned_qat.h5",
+    "student_int8.tflite", "labels.txt", "report.json", "report.md", "plot.png", "args.yaml",
+    "model_card.json",
 }
 
 
-def run_script(*args, timeout=600):
+def run_script(*args, timeout=600, script=SCRIPT):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     return subprocess.run(
-        [sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT
+        [sys.executable, script, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT
     )
 
 
@@ -137,3 +138,65 @@ def test_non_numeric_epochs_is_an_argparse_error():
     assert result.returncode == 2
     assert "argument --epochs: invalid int value: 'many'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_model_card_describes_the_shipped_model(tiny_run):
+    out, _ = tiny_run
+    card = json.loads((out / "model_card.json").read_text())
+    report = {s["stage"]: s for s in json.loads((out / "report.json").read_text())["stages"]}
+    assert card["file"] == "student_int8.tflite"
+    assert card["input"]["dtype"] == "int8" and card["input"]["shape"] == [1, 28, 28, 1]
+    # inputs are x / 255 in [0, 1]: int8 quantization maps them with scale ~1/255
+    assert card["input"]["scale"] == pytest.approx(1 / 255, rel=0.05)
+    assert card["normalization"] == "x / 255"
+    assert card["class_names"] == [str(i) for i in range(10)]
+    assert card["metrics_on_litert"]["accuracy"] == report["tflite-int8"]["accuracy"]
+    assert "FLEX" not in " ".join(card["ops"])
+
+
+def test_compressed_qat_model_reloads_and_matches_the_tflite_predictions(tiny_run):
+    out, _ = tiny_run
+    from kdtf.data import load
+    from kdtf.export import evaluate
+    from kdtf.models.io import load_model
+
+    qat = load_model(out / "student_pruned_qat.h5")
+    data = load("mnist5k")
+    result = evaluate(str(out / "student_int8.tflite"), data.x_test[:200], data.y_test[:200], keras_model=qat)
+    assert result["agreement"] >= 0.97
+
+
+def test_report_script_rerenders_from_report_json(tiny_run):
+    out, _ = tiny_run
+    (out / "report.md").unlink()
+    (out / "plot.png").unlink()
+    result = run_script(str(out), script=os.path.join(ROOT, "scripts", "report.py"), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (out / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| tflite-int8 |" in (out / "report.md").read_text()
+
+
+def test_report_script_refuses_a_folder_without_report(tmp_path):
+    result = run_script(str(tmp_path), script=os.path.join(ROOT, "scripts", "report.py"), timeout=120)
+    assert result.returncode == 2 and "No report found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_benchmark_script_prints_size_ops_latency_and_accuracy(tiny_run):
+    out, _ = tiny_run
+    result = run_script(
+        str(out / "student_int8.tflite"), "--data", "mnist5k", "--keras", str(out / "student_pruned_qat.h5"),
+        "--runs", "5", "--warmup", "1", "--json", script=os.path.join(ROOT, "scripts", "benchmark_tflite.py"),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert report["size_bytes"] == os.path.getsize(out / "student_int8.tflite")
+    assert report["latency_1_thread"]["median_ms"] > 0 and report["keras_latency"]["median_ms"] > 0
+    assert report["test"]["agreement"] >= 0.97
+
+
+def test_benchmark_script_refuses_a_corrupt_tflite(tmp_path):
+    bad = tmp_path / "broken.tflite"
+    bad.write_bytes(b"\x00" * 100)
+    result = run_script(str(bad), script=os.path.join(ROOT, "scripts", "benchmark_tflite.py"), timeout=120)
+    assert result.returncode == 2
+    assert "is not a TFLite flatbuffer" in result.stderr and "Traceback" not in result.stderr

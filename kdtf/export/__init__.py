@@ -1,5 +1,6 @@
 """Export to TFLite and verification on the LiteRT runtime."""
 
+from kdtf.export.package import export_for_android, model_card
 from kdtf.export.litert import evaluate, keras_latency, latency, load_interpreter, predict
 from kdtf.export.tflite import (
     MODES,
@@ -24,4 +25,6 @@ __all__ = [
     "evaluate",
     "latency",
     "keras_latency",
+    "export_for_android",
+    "model_card",
 ]

@@ -1,6 +1,9 @@
 """Keras -> TFLite conversion and inspection of the flatbuffer (ops, weights)."""
 
+import contextlib
 import os
+import sys
+import tempfile
 
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
@@ -108,13 +111,42 @@ def to_tflite(
     if allow_flex:
         ops = ops + [tf.lite.OpsSet.SELECT_TF_OPS]
     converter.target_spec.supported_ops = ops
-    try:
-        return converter.convert()
-    except Exception as error:  # the converter raises many types; keep its first lines
-        first = "\n".join(str(error).strip().splitlines()[:4])
-        raise ValueError(
-            f"The TFLite converter refused '{model.name}' in mode {mode!r}: {first}"
-        ) from None
+    with _captured_stderr() as log:
+        try:
+            return converter.convert()
+        except Exception as error:  # the converter raises many types
+            failure = error
+    reason = _first_error_line(log["text"]) or _first_error_line(str(failure)) or type(failure).__name__
+    raise ValueError(
+        f"The TFLite converter refused '{model.name}' in mode {mode!r}: {reason}"
+    ) from None
+
+
+def _first_error_line(text):
+    for line in text.splitlines():
+        if "error:" in line:
+            return line[line.index("error:") + len("error:"):].strip()[:300]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0][:300] if lines else ""
+
+
+@contextlib.contextmanager
+def _captured_stderr():
+    """Sends the converter's C++ logging (MLIR dumps, often hundreds of lines) to a
+    temporary file instead of the terminal; yields a dict whose "text" holds it after."""
+    captured = {"text": ""}
+    with tempfile.TemporaryFile(mode="w+") as log:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            log.seek(0)
+            captured["text"] = log.read()
 
 
 def save_tflite(flatbuffer, path):

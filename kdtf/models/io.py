@@ -1,0 +1,40 @@
+"""Loading user-supplied ``.keras`` files with clear errors."""
+
+import os
+import zipfile
+
+from kdtf._keras import keras
+
+__all__ = ["load_model"]
+
+
+def load_model(path, *, safe_mode=True, compile=False):
+    """Loads a ``.keras`` (or, for QAT models, ``.h5``) model; a missing or corrupt file
+    gives one clear ValueError.
+
+    Safe mode stays on by default: a Lambda layer holding Python code is refused unless
+    ``safe_mode=False`` (only for files you trust: it runs code from the file).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"Model file not found: {path!r}")
+    if path.endswith((".h5", ".hdf5")):
+        import h5py
+
+        if not h5py.is_hdf5(path):
+            raise ValueError(f"{path!r} is not an HDF5 file (corrupt or truncated?). Re-save it with model.save(...).")
+        kwargs = {}
+    elif not zipfile.is_zipfile(path):
+        raise ValueError(f"{path!r} is not a .keras archive (corrupt or truncated?). Re-save it with model.save(...).")
+    else:
+        kwargs = {"safe_mode": safe_mode}
+    from kdtf.compress import quantize_scope
+
+    try:
+        with quantize_scope():  # QAT models (saved as .h5) need TF-MOT's classes
+            return keras.models.load_model(path, compile=compile, **kwargs)
+    except ValueError as error:
+        message = str(error).strip().splitlines()[0]
+        raise ValueError(f"Cannot load {path!r}: {message}") from None
+    except (OSError, KeyError, TypeError) as error:
+        raise ValueError(f"Cannot load {path!r}: {error}") from None
