@@ -95,3 +95,27 @@ def test_saved_tflite_is_written_atomically(tmp_path, trained):
     export.save_tflite(export.to_tflite(trained), str(path))
     assert export.list_ops(str(path))
     assert [p.name for p in tmp_path.iterdir()] == ["m.tflite"]
+
+
+def test_a_model_the_converter_refuses_gives_one_line_naming_model_and_op():
+    inputs = keras.Input((4,))
+    odd = keras.layers.Lambda(tf.math.special.bessel_i0e, name="bessel")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2)(odd), name="odd_model")
+    with pytest.raises(ValueError) as error:
+        export.to_tflite(model)
+    message = str(error.value)
+    assert message.startswith("The TFLite converter refused 'odd_model' in mode 'float32'")
+    assert "BesselI0e" in message and len(message.splitlines()) == 1
+
+
+def test_export_for_android_writes_model_labels_and_card(tmp_path, trained, batch):
+    from kdtf.data import Splits
+
+    x, y = batch
+    splits = Splits("tiny", x, y, x, y, x, y, ["a", "b", "c", "d"], "x")
+    card = export.export_for_android(trained, str(tmp_path / "m.tflite"), splits=splits, mode="int8", source_stages=["s"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.txt", "m.tflite", "model_card.json"]
+    assert (tmp_path / "labels.txt").read_text().split() == ["a", "b", "c", "d"]
+    assert card["input"]["dtype"] == "int8" and card["metrics_on_litert"]["agreement"] >= 0.85
+    with pytest.raises(ValueError, match="ending in .tflite"):
+        export.export_for_android(trained, str(tmp_path / "m.bin"), splits=splits)

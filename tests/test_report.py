@@ -1,0 +1,38 @@
+"""kdtf.report renders report.md and plot.png from a stored report.json."""
+
+import json
+import os
+import shutil
+
+import pytest
+
+from kdtf.report import load_report, render_markdown, write_report
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "report.json")
+
+
+def test_renders_markdown_and_png_from_a_stored_report(tmp_path):
+    shutil.copy(FIXTURE, tmp_path / "report.json")
+    report = load_report(str(tmp_path))
+    write_report(report, str(tmp_path))
+    markdown = (tmp_path / "report.md").read_text()
+    for stage in report["stages"]:
+        assert f"| {stage['stage']} | {100 * stage['accuracy']:.2f} % |" in markdown
+    assert "![accuracy against size and latency](plot.png)" in markdown
+    assert (tmp_path / "plot.png").stat().st_size > 10_000
+    assert sorted(os.listdir(tmp_path)) == ["plot.png", "report.json", "report.md"]
+
+
+def test_markdown_states_how_figures_were_measured():
+    with open(FIXTURE) as f:
+        text = render_markdown(json.load(f))
+    assert "median (p90)" in text and "LiteRT" in text and "Wall time" in text
+
+
+def test_load_report_errors_name_the_file(tmp_path):
+    with pytest.raises(ValueError, match="No report found"):
+        load_report(str(tmp_path))
+    bad = tmp_path / "report.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="is not valid JSON"):
+        load_report(str(bad))
