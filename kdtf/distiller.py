@@ -14,7 +14,7 @@ from kdtf._keras import keras, require_keras_model, tf
 from kdtf.callbacks import StopOnNonFiniteLoss
 from kdtf.losses.response import _check_temperature, kd_loss
 
-__all__ = ["Distiller", "logits_view"]
+__all__ = ["Distiller", "logits_view", "label_mask", "cross_entropy"]
 
 
 def _output_layer(model, argument):
@@ -74,15 +74,30 @@ def _check_alpha(alpha):
     return float(alpha)
 
 
+def _is_one_hot(labels, logits):
+    classes = logits.shape[-1]
+    return labels.shape.rank == logits.shape.rank and labels.shape[-1] == classes and classes != 1
+
+
+def label_mask(labels, logits):
+    """1.0 for labelled examples, 0.0 for unlabeled ones, shape ``(batch,)``.
+
+    Unlabeled examples carry a negative sparse label (``-1``) or an all-zero one-hot row.
+    """
+    if _is_one_hot(labels, logits):
+        return tf.cast(tf.reduce_sum(tf.cast(labels, tf.float32), axis=-1) > 0, tf.float32)
+    return tf.cast(tf.reshape(labels, [-1]) >= 0, tf.float32)
+
+
 def cross_entropy(labels, logits):
-    """Per-example cross-entropy from logits; one-hot or sparse labels are detected."""
+    """Per-example cross-entropy from logits; one-hot or sparse labels are detected.
+    Unlabeled examples (see :func:`label_mask`) get a finite placeholder value; mask them."""
     logits = tf.cast(logits, tf.float32)
-    rank, classes = labels.shape.rank, logits.shape[-1]
-    if rank == logits.shape.rank and labels.shape[-1] == classes and classes != 1:
+    if _is_one_hot(labels, logits):
         return keras.losses.categorical_crossentropy(
             tf.cast(labels, tf.float32), logits, from_logits=True
         )
-    return keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+    return keras.losses.sparse_categorical_crossentropy(tf.maximum(labels, 0), logits, from_logits=True)
 
 
 def _weighted_mean(values, sample_weight):
@@ -90,6 +105,13 @@ def _weighted_mean(values, sample_weight):
         return tf.reduce_mean(values)
     weights = tf.reshape(tf.cast(sample_weight, values.dtype), tf.shape(values))
     return tf.reduce_mean(values * weights)
+
+
+def _masked_mean(values, mask, sample_weight):
+    # sum over labelled examples / their number: equals the plain (weighted) batch mean
+    # when every example is labelled, and 0 when none is.
+    weights = mask if sample_weight is None else mask * tf.reshape(tf.cast(sample_weight, values.dtype), tf.shape(mask))
+    return tf.math.divide_no_nan(tf.reduce_sum(values * weights), tf.reduce_sum(mask))
 
 
 @keras.saving.register_keras_serializable(package="kdtf")
@@ -103,6 +125,11 @@ class Distiller(keras.Model):
     ``tf.stop_gradient``; gradients are applied to the student's trainable weights
     only. Labels may be sparse (``(batch,)`` or ``(batch, 1)``) or one-hot. Data without
     labels (``fit(x)``) trains on the distillation term alone.
+
+    Transfer-set distillation: in a batch mixing labelled and unlabeled examples, mark the
+    unlabeled ones with sparse label ``-1`` (or an all-zero one-hot row). The distillation
+    term is averaged over every example, the cross-entropy over the labelled ones only
+    (0 when a batch has none), and compiled metrics count labelled examples only.
 
     ``fit`` logs ``loss``, ``student_loss``, ``distillation_loss`` and the compiled
     metrics (computed on the student's outputs); ``evaluate`` reports the same for the
@@ -177,7 +204,8 @@ class Distiller(keras.Model):
             student = tf.zeros((), tf.float32)
             total = distill
         else:
-            student = _weighted_mean(cross_entropy(y, student_logits), sample_weight)
+            mask = label_mask(y, student_logits)
+            student = _masked_mean(cross_entropy(y, student_logits), mask, sample_weight)
             total = self.alpha * student + (1.0 - self.alpha) * distill
         return student_logits, total, student, distill
 
@@ -186,7 +214,14 @@ class Distiller(keras.Model):
         self.student_loss_tracker.update_state(student)
         self.distillation_loss_tracker.update_state(distill)
         if y is not None and getattr(self, "compiled_metrics", None) is not None:
-            self.compiled_metrics.update_state(y, student_logits, sample_weight)
+            # Metrics see labelled examples only. Rows are dropped rather than weighted:
+            # tf_keras applies sample weights to `weighted_metrics` only.
+            keep = label_mask(y, student_logits) > 0
+            if sample_weight is not None:
+                sample_weight = tf.boolean_mask(sample_weight, keep)
+            self.compiled_metrics.update_state(
+                tf.boolean_mask(y, keep), tf.boolean_mask(student_logits, keep), sample_weight
+            )
         return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, data):

@@ -16,7 +16,7 @@ import numpy as np
 
 from kdtf import compress, export
 from kdtf._keras import keras, tf
-from kdtf.data import load
+from kdtf.data import keep_labels, labelled_dataset, load
 from kdtf.distiller import Distiller
 from kdtf.io import atomic_path, check_writable_dir, gzip_size
 from kdtf.models import build
@@ -42,6 +42,7 @@ class DistillConfig:
     temperature: float = 4.0
     alpha: float = 0.5
     sparsity: float = 0.75
+    labels: int = 0
     prune_min_weights: int = 1000
     qat: bool = True
     output: str = ""
@@ -61,6 +62,8 @@ class DistillConfig:
                 raise ValueError(f"Expected {name} > 0. Received: {name}={value!r}")
         if not isinstance(self.alpha, (int, float)) or not 0 <= self.alpha <= 1:
             raise ValueError(f"Expected alpha in [0, 1]. Received: alpha={self.alpha!r}")
+        if isinstance(self.labels, bool) or not isinstance(self.labels, int) or self.labels < 0:
+            raise ValueError(f"Expected labels >= 0 (0 keeps every label). Received: labels={self.labels!r}")
         if not isinstance(self.sparsity, (int, float)) or not 0 <= self.sparsity < 1:
             raise ValueError(f"Expected sparsity in [0, 1). Received: sparsity={self.sparsity!r}")
         from kdtf import data, models
@@ -110,14 +113,14 @@ def _save_keras(model, path):
 def _teacher_cache_path(config, data):
     key = json.dumps(
         [config.teacher, data.name, data.input_shape, config.seed, config.teacher_epochs,
-         config.batch_size, config.learning_rate, keras.__version__],
+         config.batch_size, config.learning_rate, config.labels, keras.__version__],
         sort_keys=True,
     )
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]
     return os.path.join(config.cache_dir, f"teacher-{data.name}-{digest}.keras")
 
 
-def _train_teacher(config, data, train_ds, val_ds):
+def _train_teacher(config, data, labelled_ds, steps, val_ds):
     path = _teacher_cache_path(config, data)
     if os.path.exists(path):
         _log(f"stage teacher: reusing cached {path}")
@@ -125,7 +128,7 @@ def _train_teacher(config, data, train_ds, val_ds):
     _log(f"stage teacher: training {config.teacher} for {config.teacher_epochs} epochs")
     teacher = build(config.teacher, data.input_shape, data.num_classes, name="teacher")
     teacher.compile(keras.optimizers.Adam(config.learning_rate), _ce(), ["accuracy"])
-    teacher.fit(train_ds, validation_data=val_ds, epochs=config.teacher_epochs, verbose=_verbose(config))
+    teacher.fit(labelled_ds, steps_per_epoch=steps, validation_data=val_ds, epochs=config.teacher_epochs, verbose=_verbose(config))
     _save_keras(teacher, path)
     return teacher, path, False
 
@@ -188,23 +191,34 @@ def run(config):
         f"data {data.name}: {len(data.x_train)} train / {len(data.x_val)} val / "
         f"{len(data.x_test)} test, input {data.input_shape}, {data.num_classes} classes"
     )
+    steps = int(np.ceil(len(data.x_train) / config.batch_size))
+    labelled = config.labels or len(data.x_train)
+    if config.labels:
+        data.y_train = keep_labels(data.y_train, config.labels, seed=config.seed)
+        _log(
+            f"labels: keeping {labelled} labelled training examples (stratified); the other "
+            f"{len(data.x_train) - labelled} are an unlabeled transfer set for distillation"
+        )
+    # Teacher and scratch see labelled examples only, with as many optimizer steps per
+    # epoch as the Distiller, which sees every training example (unlabeled ones as -1).
+    labelled_ds, _ = labelled_dataset(data.x_train, data.y_train, config.batch_size, steps, seed=config.seed)
     train_ds = data.dataset("train", config.batch_size, shuffle=True, seed=config.seed)
     val_ds = data.dataset("val", config.batch_size)
     timings = {}
     stages = []
 
     t0 = time.time()
-    teacher, teacher_cache, cached = _train_teacher(config, data, train_ds, val_ds)
+    teacher, teacher_cache, cached = _train_teacher(config, data, labelled_ds, steps, val_ds)
     timings["teacher_s"] = time.time() - t0
     teacher_path = _save_keras(teacher, os.path.join(out, "teacher.keras"))
     stages.append(_stage("teacher", teacher, data, config, teacher_path))
 
     t0 = time.time()
-    _log(f"stage scratch: training {config.student} on labels only for {config.epochs} epochs")
+    _log(f"stage scratch: training {config.student} on the {labelled} labelled examples for {config.epochs} epochs")
     keras.utils.set_random_seed(config.seed + 1)
     scratch = build(config.student, data.input_shape, data.num_classes, name="scratch")
     scratch.compile(keras.optimizers.Adam(config.learning_rate), _ce(), ["accuracy"])
-    scratch.fit(train_ds, validation_data=val_ds, epochs=config.epochs, verbose=_verbose(config))
+    scratch.fit(labelled_ds, steps_per_epoch=steps, validation_data=val_ds, epochs=config.epochs, verbose=_verbose(config))
     timings["scratch_s"] = time.time() - t0
     stages.append(_stage("scratch", scratch, data, config, _save_keras(scratch, os.path.join(out, "scratch.keras"))))
 
@@ -218,7 +232,6 @@ def run(config):
     params = _param_count(student)
 
     t0 = time.time()
-    steps = int(np.ceil(len(data.x_train) / config.batch_size))
     end_step = max(1, steps * max(1, config.prune_epochs - 1))  # last epoch at the target
     pruned = compress.prune(
         student, config.sparsity, end_step=end_step, frequency=max(1, steps // 4),
@@ -274,7 +287,8 @@ def run(config):
         "kdtf_version": __import__("kdtf").__version__,
         "config": dataclasses.asdict(config),
         "data": {
-            "name": data.name, "train": len(data.x_train), "val": len(data.x_val), "test": len(data.x_test),
+            "name": data.name, "train": len(data.x_train), "labelled": labelled,
+            "val": len(data.x_val), "test": len(data.x_test),
             "input_shape": list(data.input_shape), "normalization": data.normalization,
             "class_names": data.class_names,
         },

@@ -36,7 +36,13 @@ def render_markdown(report):
     lines += [
         "",
         f"Data: {data['name']}, {data['train']} train / {data['val']} val / {data['test']} test "
-        f"examples, inputs normalised as `{data['normalization']}`. Seed {config['seed']}.",
+        f"examples, inputs normalised as `{data['normalization']}`. Seed {config['seed']}."
+        + (
+            f" Only {data['labelled']} training labels kept: teacher and scratch learn from "
+            f"those; distillation also uses the other {data['train'] - data['labelled']} "
+            "examples without labels."
+            if data.get("labelled", data["train"]) < data["train"] else ""
+        ),
         f"Distillation: T = {config['temperature']}, alpha = {config['alpha']}; "
         f"student epochs {config['epochs']}, pruning to {config['sparsity']:.0%} for "
         f"{config['prune_epochs']} epochs, QAT {'on' if config['qat'] else 'off'} "

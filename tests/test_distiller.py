@@ -201,3 +201,36 @@ def test_pruning_under_the_distiller_attaches_update_pruning_step(student, teach
         assert per_layer[name] == pytest.approx(0.5, abs=0.01)
     # the model passed in keeps its dense weights
     assert kdtf.compress.kernel_sparsity(student)[1] < 0.01
+
+
+# -- transfer-set distillation (unlabeled examples marked -1) --------------------------
+def test_masked_loss_is_labelled_only_ce_plus_kd_over_all_examples(student, teacher, batch):
+    x, y = batch
+    masked = y.copy()
+    masked[::3] = -1  # a third of the batch unlabeled
+    labelled = masked >= 0
+    distiller = compiled(Distiller(student, teacher, temperature=2.0, alpha=0.4))
+    logs = distiller.evaluate(x, masked, batch_size=64, return_dict=True, verbose=0)
+    zs, zt = student.predict(x, verbose=0).astype(np.float64), teacher.predict(x, verbose=0).astype(np.float64)
+    ce = -numpy_log_softmax(zs)[np.arange(len(y)), y][labelled].mean()
+    lt, ls = numpy_log_softmax(zt / 2), numpy_log_softmax(zs / 2)
+    kd = 4.0 * (np.exp(lt) * (lt - ls)).sum(-1).mean()
+    np.testing.assert_allclose(logs["student_loss"], ce, rtol=1e-4)
+    np.testing.assert_allclose(logs["distillation_loss"], kd, rtol=1e-4)
+    np.testing.assert_allclose(logs["loss"], 0.4 * ce + 0.6 * kd, rtol=1e-4)
+    np.testing.assert_allclose(logs["accuracy"], np.mean(zs.argmax(-1)[labelled] == y[labelled]), atol=1e-6)
+    one_hot = np.eye(CLASSES, dtype=np.float32)[y]
+    one_hot[~labelled] = 0
+    logs_one_hot = compiled(Distiller(student, teacher, temperature=2.0, alpha=0.4)).evaluate(
+        x, one_hot, batch_size=64, return_dict=True, verbose=0)
+    np.testing.assert_allclose(logs_one_hot["loss"], logs["loss"], rtol=1e-5)
+
+
+def test_all_unlabeled_batches_train_on_distillation_alone(student, teacher, batch):
+    x, _ = batch
+    unlabeled = np.full(len(x), -1, np.int32)
+    before = [w.copy() for w in student.get_weights()]
+    history = compiled(Distiller(student, teacher)).fit(x, unlabeled, batch_size=16, epochs=2, verbose=0)
+    assert history.history["student_loss"] == [0.0, 0.0]
+    assert all(np.isfinite(history.history["loss"]))
+    assert not np.array_equal(before[0], student.get_weights()[0])

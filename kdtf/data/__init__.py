@@ -1,5 +1,5 @@
 """Data sets for distillation: offline defaults, split deterministically."""
 
-from kdtf.data.datasets import Splits, load, specs
+from kdtf.data.datasets import Splits, keep_labels, labelled_dataset, load, specs
 
-__all__ = ["Splits", "load", "specs"]
+__all__ = ["Splits", "load", "specs", "keep_labels", "labelled_dataset"]

@@ -11,7 +11,7 @@ import numpy as np
 
 from kdtf._keras import tf
 
-__all__ = ["Splits", "load", "specs"]
+__all__ = ["Splits", "load", "specs", "keep_labels", "labelled_dataset"]
 
 
 @dataclasses.dataclass
@@ -115,3 +115,39 @@ def load(spec="mnist5k", *, seed=0, val_fraction=0.1, test_fraction=0.1):
     if spec not in _LOADERS:
         raise ValueError(f"Unknown data set spec {spec!r}. Known: {', '.join(specs())}")
     return _LOADERS[spec](seed, val_fraction, test_fraction)
+
+
+def keep_labels(labels, n, seed=0):
+    """Keeps ``n`` labels, stratified by class and fixed by ``seed``; the rest become -1.
+
+    The examples that lose their label form the unlabeled transfer set that the
+    Distiller learns from through the teacher alone.
+
+    Returns:
+        A copy of ``labels`` (int32) with ``-1`` for unlabeled examples.
+    """
+    from sklearn.model_selection import train_test_split
+
+    labels = np.asarray(labels, dtype=np.int32)
+    classes = len(np.unique(labels))
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not classes <= n <= len(labels):
+        raise ValueError(
+            f"Expected labels between the number of classes ({classes}) and the training "
+            f"examples ({len(labels)}). Received: labels={n!r}"
+        )
+    if n == len(labels):
+        return labels.copy()
+    keep, _ = train_test_split(np.arange(len(labels)), train_size=int(n), random_state=seed, stratify=labels)
+    masked = np.full_like(labels, -1)
+    masked[keep] = labels[keep]
+    return masked
+
+
+def labelled_dataset(x, y, batch_size, steps_per_epoch, seed=0):
+    """Labelled examples only (``y >= 0``), shuffled and repeated forever; pass
+    ``steps_per_epoch`` to ``fit`` so few labels get as many optimizer steps per epoch as
+    the full training split."""
+    keep = np.asarray(y) >= 0
+    ds = tf.data.Dataset.from_tensor_slices((x[keep], y[keep]))
+    ds = ds.shuffle(int(keep.sum()), seed=seed, reshuffle_each_iteration=True).repeat()
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE), steps_per_epoch

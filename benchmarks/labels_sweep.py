@@ -1,0 +1,98 @@
+#!/usr/bin/env python
+"""When does distillation help? Teacher, scratch and distilled student against the number
+of training labels, on the offline MNIST default.
+
+    python benchmarks/labels_sweep.py                      # labels 100 250 500 1000 all, seeds 0 1 2
+    python benchmarks/labels_sweep.py --labels 500 --seeds 0
+
+For each seed and label count, with the settings of scripts/distill.py (teacher 12 epochs,
+students 20 epochs, Adam 1e-3, T = 4, alpha = 0.5): the teacher and the scratch student
+learn from the labelled examples only; the distilled student (same initial weights as
+scratch) also sees every other training example without its label. Every model gets
+the same number of optimizer steps per epoch. Prints a Markdown table of test accuracy
+(mean +- std over seeds) and writes it, with the raw numbers, to --out.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+
+def one_run(labels, seed, args):
+    from kdtf import Distiller, keras
+    from kdtf.data import keep_labels, labelled_dataset, load
+    from kdtf.models import build
+
+    data = load("mnist5k", seed=seed)
+    if labels != "all":
+        data.y_train = keep_labels(data.y_train, int(labels), seed=seed)
+    steps = int(np.ceil(len(data.x_train) / args.batch_size))
+    labelled_ds, _ = labelled_dataset(data.x_train, data.y_train, args.batch_size, steps, seed=seed)
+    train_ds = data.dataset("train", args.batch_size, shuffle=True, seed=seed)
+    ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def accuracy(model):
+        return float(np.mean(model.predict(data.x_test, batch_size=256, verbose=0).argmax(-1) == data.y_test))
+
+    keras.utils.set_random_seed(seed)
+    teacher = build("teacher_cnn", data.input_shape, data.num_classes)
+    teacher.compile(keras.optimizers.Adam(1e-3), ce)
+    teacher.fit(labelled_ds, steps_per_epoch=steps, epochs=args.teacher_epochs, verbose=0)
+    keras.utils.set_random_seed(seed + 1)
+    scratch = build("student_cnn", data.input_shape, data.num_classes)
+    scratch.compile(keras.optimizers.Adam(1e-3), ce)
+    scratch.fit(labelled_ds, steps_per_epoch=steps, epochs=args.epochs, verbose=0)
+    keras.utils.set_random_seed(seed + 1)
+    student = build("student_cnn", data.input_shape, data.num_classes)
+    distiller = Distiller(student, teacher, temperature=args.temperature, alpha=args.alpha)
+    distiller.compile(keras.optimizers.Adam(1e-3))
+    distiller.fit(train_ds, epochs=args.epochs, verbose=0)
+    return {"teacher": accuracy(teacher), "scratch": accuracy(scratch), "distilled": accuracy(student)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--labels", nargs="+", default=["100", "250", "500", "1000", "all"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--teacher-epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--temperature", type=float, default=4.0)
+    parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument("--out", default="benchmarks/results/labels_sweep")
+    args = parser.parse_args(argv)
+
+    from kdtf.io import write_text
+
+    raw = {}
+    for labels in args.labels:
+        for seed in args.seeds:
+            raw.setdefault(labels, []).append(dict(one_run(labels, seed, args), seed=seed))
+            print(f"labels={labels} seed={seed}: {raw[labels][-1]}", file=sys.stderr, flush=True)
+    n = len(args.seeds)
+    lines = [
+        f"| training labels | teacher | scratch | distilled (+ unlabeled rest) | distilled - scratch |",
+        "|---|---|---|---|---|",
+    ]
+    for labels, runs in raw.items():
+        cell = lambda key: f"{100 * np.mean([r[key] for r in runs]):.2f} ± {100 * np.std([r[key] for r in runs]):.2f}"  # noqa: E731
+        gain = [r["distilled"] - r["scratch"] for r in runs]
+        lines.append(f"| {labels} | {cell('teacher')} | {cell('scratch')} | {cell('distilled')} | {100 * np.mean(gain):+.2f} ± {100 * np.std(gain):.2f} |")
+    table = "\n".join(lines) + f"\n\nTest accuracy (%), mean ± std over {n} seed(s) ({', '.join(map(str, args.seeds))}); 500 test images.\n"
+    os.makedirs(args.out, exist_ok=True)
+    write_text(os.path.join(args.out, "table.md"), table)
+    write_text(os.path.join(args.out, "raw.json"), json.dumps({"args": vars(args), "runs": raw}, indent=2) + "\n")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
