@@ -1,6 +1,5 @@
 """Helpers shared by the scripts: YAML defaults, argument saving, clean error exits."""
 
-import argparse
 import functools
 import os
 import sys

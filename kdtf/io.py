@@ -6,6 +6,7 @@ A run killed at any moment leaves either the previous file or the new complete o
 import contextlib
 import gzip
 import os
+import shutil
 import tempfile
 
 __all__ = ["atomic_path", "write_bytes", "write_text", "check_writable_dir", "gzip_size"]
@@ -31,8 +32,6 @@ def atomic_path(path):
         os.replace(tmp, path)
     finally:
         if os.path.isdir(tmp):
-            import shutil
-
             shutil.rmtree(tmp, ignore_errors=True)
         elif os.path.exists(tmp):
             os.remove(tmp)

@@ -21,7 +21,7 @@ from kdtf.distiller import Distiller
 from kdtf.io import atomic_path, check_writable_dir, gzip_size
 from kdtf.models import build
 
-__all__ = ["DistillConfig", "run"]
+__all__ = ["DistillConfig", "run", "default_output"]
 
 
 @dataclasses.dataclass
@@ -42,7 +42,7 @@ class DistillConfig:
     temperature: float = 4.0
     alpha: float = 0.5
     sparsity: float = 0.75
-    labels: int = 0
+    labels: int = 500
     prune_min_weights: int = 1000
     qat: bool = True
     output: str = ""
@@ -54,7 +54,7 @@ class DistillConfig:
         """Raises ValueError naming the first bad setting."""
         for name in ("teacher_epochs", "epochs", "prune_epochs", "qat_epochs", "batch_size", "latency_runs"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if "epochs" in name and name != "epochs" else 1):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"Expected {name} to be a positive integer. Received: {name}={value!r}")
         for name in ("learning_rate", "finetune_learning_rate", "temperature"):
             value = getattr(self, name)
@@ -74,6 +74,11 @@ class DistillConfig:
             if getattr(self, name) not in models.names():
                 raise ValueError(f"Unknown {name} model {getattr(self, name)!r} (--{name}). Known: {', '.join(models.names())}")
         return self
+
+
+def default_output(config):
+    """``saved_models/<dataset>-<YYYYmmdd-HHMMSS>``: the run folder when none is given."""
+    return os.path.join("saved_models", f"{config.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def _log(message):
@@ -145,15 +150,6 @@ def _accuracy(model, data):
     return float(np.mean(logits.argmax(-1) == data.y_test))
 
 
-def _param_count(model):
-    return int(sum(np.prod(w.shape) for w in model.weights if not _is_wrapper_variable(w)))
-
-
-def _is_wrapper_variable(variable):
-    name = variable.name
-    return any(tag in name for tag in ("mask", "threshold", "pruning_step", "optimizer_step", "_min", "_max", "quantize_layer"))
-
-
 def _stage(name, model, data, config, path, params=None):
     accuracy = _accuracy(model, data)
     _, sparsity = compress.kernel_sparsity(model)
@@ -163,7 +159,7 @@ def _stage(name, model, data, config, path, params=None):
         "stage": name,
         "accuracy": accuracy,
         "accuracy_measured_on": "keras",
-        "params": params if params is not None else _param_count(model),
+        "params": params if params is not None else model.count_params(),
         "file": os.path.basename(path),
         "size_bytes": os.path.getsize(path),
         "gzip_bytes": gzip_size(path),
@@ -180,8 +176,7 @@ def run(config):
     """Runs the whole chain and writes ``config.output``. Returns the report dict."""
     config.validate()
     started = time.time()
-    if not config.output:
-        config.output = os.path.join("saved_models", f"{config.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    config.output = config.output or default_output(config)
     out = check_writable_dir(config.output, "--output")
     check_writable_dir(config.cache_dir, "--cache-dir")
     keras.utils.set_random_seed(config.seed)
@@ -229,7 +224,7 @@ def run(config):
     student = _fit_distiller(student, teacher, config, train_ds, val_ds, config.epochs, config.learning_rate, "distill")
     timings["distill_s"] = time.time() - t0
     stages.append(_stage("distilled", student, data, config, _save_keras(student, os.path.join(out, "student.keras"))))
-    params = _param_count(student)
+    params = student.count_params()  # the compressed stages keep this architecture
 
     t0 = time.time()
     end_step = max(1, steps * max(1, config.prune_epochs - 1))  # last epoch at the target

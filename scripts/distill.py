@@ -37,7 +37,7 @@ FLAGS = {  # flag -> (config field, type, help)
     "--temperature": ("temperature", float, "distillation temperature T > 0"),
     "--alpha": ("alpha", float, "weight of the label cross-entropy, in [0, 1]"),
     "--sparsity": ("sparsity", float, "target sparsity of pruned layers, in [0, 1)"),
-    "--labels": ("labels", int, "keep N training labels (stratified); the rest is an unlabeled transfer set (0: all)"),
+    "--labels": ("labels", int, "keep N training labels (stratified); the rest is an unlabeled transfer set for distillation (0: keep all)"),
     "--prune-min-weights": ("prune_min_weights", int, "layers with fewer kernel weights stay dense"),
     "--output": ("output", str, "run folder (default saved_models/<dataset>-<time>)"),
     "--cache-dir": ("cache_dir", str, "folder of cached teachers"),
@@ -72,10 +72,7 @@ def main(argv=None):
     from kdtf import pipeline
     from kdtf.io import check_writable_dir
 
-    if not config.output:
-        import time
-
-        config.output = os.path.join("saved_models", f"{config.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    config.output = config.output or pipeline.default_output(config)
     check_writable_dir(config.output, "--output")
     save_args(dataclasses.asdict(config), config.output)
     pipeline.run(config)

@@ -30,16 +30,16 @@ class TFLiteOpError(ValueError):
 
 
 def _strip_wrappers(model):
+    from tensorflow_model_optimization.python.core.clustering.keras import cluster_wrapper
+
     from kdtf.compress.prune import is_pruned, strip_pruning
 
     if is_pruned(model):
         model = strip_pruning(model)
-    try:
+    if any(isinstance(layer, cluster_wrapper.ClusterWeights) for layer in model.layers):
         import tensorflow_model_optimization as tfmot
 
         model = tfmot.clustering.keras.strip_clustering(model)
-    except (ValueError, AttributeError):
-        pass
     return model
 
 
