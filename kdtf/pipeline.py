@@ -43,6 +43,7 @@ class DistillConfig:
     alpha: float = 0.5
     sparsity: float = 0.75
     labels: int = 500
+    compress: str = ""
     prune_min_weights: int = 1000
     qat: bool = True
     output: str = ""
@@ -66,7 +67,9 @@ class DistillConfig:
             raise ValueError(f"Expected labels >= 0 (0 keeps every label). Received: labels={self.labels!r}")
         if not isinstance(self.sparsity, (int, float)) or not 0 <= self.sparsity < 1:
             raise ValueError(f"Expected sparsity in [0, 1). Received: sparsity={self.sparsity!r}")
-        from kdtf import data, models
+        from kdtf import compress, data, models
+
+        compress.Recipe.parse(compression_steps(self))  # raises on an unknown step
 
         if self.dataset not in data.specs():
             raise ValueError(f"Unknown data set spec {self.dataset!r} (--dataset). Known: {', '.join(data.specs())}")
@@ -74,6 +77,14 @@ class DistillConfig:
             if getattr(self, name) not in models.names():
                 raise ValueError(f"Unknown {name} model {getattr(self, name)!r} (--{name}). Known: {', '.join(models.names())}")
         return self
+
+
+def compression_steps(config):
+    """The compression recipe string: ``--compress`` if given, else ``prune:S[,qat]``
+    from ``--sparsity`` and ``--no-qat``."""
+    if config.compress:
+        return config.compress
+    return f"prune:{config.sparsity}" + (",qat" if config.qat else "")
 
 
 def default_output(config):
@@ -227,34 +238,30 @@ def run(config):
     params = student.count_params()  # the compressed stages keep this architecture
 
     t0 = time.time()
-    end_step = max(1, steps * max(1, config.prune_epochs - 1))  # last epoch at the target
-    pruned = compress.prune(
-        student, config.sparsity, end_step=end_step, frequency=max(1, steps // 4),
-        min_weights=config.prune_min_weights,
+    recipe = compress.Recipe.parse(compression_steps(config))
+    for step in recipe.steps:
+        step.epochs = step.epochs or (config.qat_epochs if isinstance(step, compress.QAT) else config.prune_epochs)
+        if hasattr(step, "min_weights"):
+            step.min_weights = config.prune_min_weights
+    name = recipe.short_name
+    _log(f"stage {name}: {recipe.steps and ', '.join(s.name for s in recipe.steps)}, each fine-tuned by distillation")
+    compressed, compress_stages = recipe.run(
+        student, teacher, train_ds, val_ds, epochs=config.prune_epochs, learning_rate=config.finetune_learning_rate,
+        temperature=config.temperature, alpha=config.alpha, steps_per_epoch=steps, verbose=_verbose(config), log=_log,
     )
-    wrapped = [layer.name for layer in pruned.layers if "prune_low_magnitude" in layer.name]
-    _log(f"stage pruned: {config.sparsity:.0%} sparsity on {wrapped} for {config.prune_epochs} epochs, distilling")
-    pruned = _fit_distiller(pruned, teacher, config, train_ds, val_ds, config.prune_epochs, config.finetune_learning_rate, "prune")
-    compressed = compress.strip_pruning(pruned)
-    timings["prune_s"] = time.time() - t0
-    name = "pruned"
-    if config.qat:
-        t0 = time.time()
-        _log(f"stage pruned+qat: sparsity-preserving QAT for {config.qat_epochs} epochs, distilling")
-        qat = compress.quantize(compressed, preserve="sparsity")
-        compressed = _fit_distiller(qat, teacher, config, train_ds, val_ds, config.qat_epochs, config.finetune_learning_rate, "qat")
-        timings["qat_s"] = time.time() - t0
-        name = "pruned+qat"
-    compressed_path = _save_keras(compressed, os.path.join(out, "student_pruned_qat.keras" if config.qat else "student_pruned.keras"))
-    stages.append(_stage(name, compressed, data, config, compressed_path, params=params))
+    timings["compress_s"] = time.time() - t0
+    compressed_path = _save_keras(compressed, os.path.join(out, f"student_{name.replace('+', '_').replace(':', '')}.keras"))
+    stages.append(_stage(name, compressed, data, config, compressed_path, params=compress_stages[-1]["params"]))
 
     t0 = time.time()
     _log("stage tflite-int8: full-integer int8 export (int8 input and output), evaluated on LiteRT")
     tflite_path = os.path.join(out, "student_int8.tflite")
     card = export.export_for_android(
         compressed, tflite_path, splits=data, mode="int8",
-        source_stages=["teacher", "distilled", f"pruned {config.sparsity:.0%}"] + (["qat"] if config.qat else []),
+        source_stages=["teacher", "distilled"] + [step.name for step in recipe.steps],
     )
+    verified = recipe.verify(tflite_path)
+    _log(f"stage tflite-int8: verified in the flatbuffer: {verified}")
     result = card["metrics_on_litert"]
     timing = export.latency(tflite_path, num_threads=1, runs=config.latency_runs)
     timings["export_s"] = time.time() - t0
@@ -289,6 +296,8 @@ def run(config):
         },
         "teacher_cache": {"path": teacher_cache, "reused": cached},
         "stages": stages,
+        "compression_steps": compress_stages,
+        "verified_in_tflite": verified,
         "timings": timings,
         "machine": {"cpus": os.cpu_count(), "tensorflow": tf.__version__},
     }

@@ -1,26 +1,29 @@
-"""Compression steps applied to a student, each fine-tuned by the Distiller."""
+"""Compression steps applied to a student, each fine-tuned by the Distiller.
 
-from kdtf.compress.prune import (
+Paired verbs: prune / strip_pruning, cluster / strip_clustering, quantize, factorize;
+``Recipe`` chains them; ``verify_*`` check the result inside the exported ``.tflite``.
+"""
+
+from kdtf.compress.cluster import cluster, is_clustered, strip_clustering
+from kdtf.compress.layers import (
     clone_with_weights,
-    is_pruned,
     kernel_sparsity,
+    kernels,
     prunable_layers,
-    prune,
-    pruning_callbacks,
-    strip_pruning,
+    unique_weights,
 )
+from kdtf.compress.lowrank import factorize, factorized_params, rank_for_energy
+from kdtf.compress.prune import is_pruned, prune, pruning_callbacks, strip_pruning
 from kdtf.compress.quantize import is_quantized, quantize, quantize_scope, unsupported_layers
+from kdtf.compress.recipe import QAT, Cluster, LowRank, Prune, Recipe
+from kdtf.compress.verify import verify_clusters, verify_m_by_n, verify_sparsity
 
 __all__ = [
-    "prune",
-    "strip_pruning",
-    "is_pruned",
-    "prunable_layers",
-    "pruning_callbacks",
-    "kernel_sparsity",
-    "clone_with_weights",
-    "quantize",
-    "is_quantized",
-    "quantize_scope",
-    "unsupported_layers",
+    "prune", "strip_pruning", "is_pruned", "prunable_layers", "pruning_callbacks",
+    "cluster", "strip_clustering", "is_clustered",
+    "quantize", "is_quantized", "quantize_scope", "unsupported_layers",
+    "factorize", "factorized_params", "rank_for_energy",
+    "Recipe", "Prune", "Cluster", "QAT", "LowRank",
+    "verify_sparsity", "verify_m_by_n", "verify_clusters",
+    "kernel_sparsity", "kernels", "unique_weights", "clone_with_weights",
 ]

@@ -6,10 +6,17 @@ result with :class:`kdtf.Distiller` (which attaches ``UpdatePruningStep`` itself
 with ``fit(callbacks=[pruning_callbacks()])``.
 """
 
-import numpy as np
 import tensorflow_model_optimization as tfmot
 
-from kdtf._keras import keras, require_keras_model
+from kdtf._keras import keras
+from kdtf.compress.layers import (
+    PRUNABLE_TYPES,
+    clone_with_weights,
+    kernel_sparsity,
+    prunable_layers,
+    require_graph_model,
+    select_layers,
+)
 
 __all__ = [
     "prune",
@@ -22,7 +29,6 @@ __all__ = [
 ]
 
 _sparsity = tfmot.sparsity.keras
-PRUNABLE_TYPES = (keras.layers.Conv2D, keras.layers.Dense, keras.layers.DepthwiseConv2D)
 
 
 def _check_sparsity(sparsity):
@@ -32,47 +38,6 @@ def _check_sparsity(sparsity):
             f"Received: sparsity={sparsity!r}"
         )
     return float(sparsity)
-
-
-def _require_graph_model(model, argument="model"):
-    require_keras_model(model, argument)
-    if not isinstance(model, keras.Sequential) and not getattr(model, "_is_graph_network", False):
-        raise ValueError(
-            f"`{argument}` ({model.name}, a subclassed {type(model).__name__}) cannot be "
-            "wrapped by TF-MOT: rebuild it as a Sequential or Functional model."
-        )
-    return model
-
-
-def prunable_layers(model, min_weights=0):
-    """Names of the layers :func:`prune` can wrap, with at least ``min_weights`` kernel weights."""
-    return [
-        layer.name
-        for layer in model.layers
-        if isinstance(layer, PRUNABLE_TYPES) and int(np.prod(layer.kernel.shape)) >= min_weights
-    ]
-
-
-def _select(model, layers, skip, min_weights):
-    names = [layer.name for layer in model.layers]
-    for argument, given in (("layers", layers), ("skip", skip)):
-        unknown = sorted(set(given or ()) - set(names))
-        if unknown:
-            raise ValueError(
-                f"Unknown layer name(s) in `{argument}`: {unknown}. Layers of "
-                f"'{model.name}': {names}"
-            )
-    if layers is not None:
-        bad = [n for n in layers if not isinstance(model.get_layer(n), PRUNABLE_TYPES)]
-        if bad:
-            raise ValueError(
-                f"Layer(s) {bad} in `layers` cannot be pruned; prunable types are Conv2D, "
-                f"Dense and DepthwiseConv2D. Prunable layers: {prunable_layers(model)}"
-            )
-        chosen = set(layers)
-    else:
-        chosen = set(prunable_layers(model, min_weights))
-    return chosen - set(skip or ())
 
 
 def prune(
@@ -107,7 +72,7 @@ def prune(
     Returns:
         A new model with ``PruneLowMagnitude`` wrappers.
     """
-    _require_graph_model(model)
+    require_graph_model(model)
     sparsity = _check_sparsity(sparsity)
     if schedule == "polynomial":
         if not 0 <= begin_step < end_step:
@@ -127,7 +92,7 @@ def prune(
         raise ValueError(
             f"Unknown pruning schedule {schedule!r}. Expected 'polynomial' or 'constant'."
         )
-    chosen = _select(model, layers, skip, min_weights)
+    chosen = select_layers(model, layers, skip, min_weights)
     if not chosen:
         raise ValueError(
             f"No layer of '{model.name}' would be pruned (min_weights={min_weights}, "
@@ -147,13 +112,6 @@ def prune(
     return keras.models.clone_model(copy, clone_function=wrap)
 
 
-def clone_with_weights(model):
-    """A copy of ``model`` with its own layers and the same weights."""
-    copy = keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
 def strip_pruning(model):
     """Removes pruning wrappers, keeping the pruned (zeroed) weights. Do this before export."""
     return _sparsity.strip_pruning(model)
@@ -171,38 +129,3 @@ def pruning_callbacks():
     return [_sparsity.UpdatePruningStep()]
 
 
-def kernel_sparsity(model):
-    """Fraction of exactly-zero weights per Conv/Dense kernel, and over all of them.
-
-    Returns:
-        ``(per_layer, overall)``: a dict ``{layer_name: fraction}`` and the fraction over
-        every kernel weight of the model.
-    """
-    per_layer, zeros, total = {}, 0, 0
-    for layer in _leaf_layers(model):
-        kernel = _kernel_of(layer)
-        if kernel is None:
-            continue
-        values = np.asarray(kernel)
-        per_layer[layer.name] = float(np.mean(values == 0))
-        zeros += int(np.sum(values == 0))
-        total += values.size
-    return per_layer, (zeros / total if total else 0.0)
-
-
-def _leaf_layers(model):
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _leaf_layers(layer)
-        else:
-            yield layer
-
-
-def _kernel_of(layer):
-    # Read the variable, not `layer.kernel`: QAT wrappers replace that attribute with a
-    # fake-quantized tensor. Pruning and quantize wrappers name it ".../kernel:0".
-    for weight in layer.weights:
-        name = weight.name.split("/")[-1]
-        if name in ("kernel:0", "depthwise_kernel:0"):
-            return weight.numpy()
-    return None

@@ -9,12 +9,16 @@ would fail deep inside.
 import re
 
 import tensorflow_model_optimization as tfmot
+from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.cluster_preserve.default_8bit_cluster_preserve_quantize_scheme import (  # noqa: E501  (not in TF-MOT 0.8.1's public API)
+    Default8BitClusterPreserveQuantizeScheme,
+)
 from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
     default_8bit_quantize_registry,
 )
 
 from kdtf._keras import keras
-from kdtf.compress.prune import _require_graph_model, is_pruned
+from kdtf.compress.layers import require_graph_model
+from kdtf.compress.prune import is_pruned
 
 __all__ = ["quantize", "is_quantized", "quantize_scope", "unsupported_layers"]
 
@@ -31,9 +35,9 @@ def _scheme(preserve):
     if preserve == "sparsity":
         return _qk.collab_opts.Default8BitPrunePreserveQuantizeScheme()
     if preserve == "clusters":
-        return _qk.collab_opts.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=False)
+        return Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=False)
     if preserve == "clusters+sparsity":
-        return _qk.collab_opts.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True)
+        return Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True)
     raise ValueError(
         "Unknown `preserve` value. Expected one of None, 'sparsity', 'clusters', "
         f"'clusters+sparsity'. Received: preserve={preserve!r}"
@@ -63,7 +67,7 @@ def quantize(model, *, preserve=None, skip=()):
             ``"clusters+sparsity"`` (PCQAT).
         skip: names of layers left in float.
     """
-    _require_graph_model(model)
+    require_graph_model(model)
     if is_pruned(model):
         raise ValueError(
             f"'{model.name}' still holds pruning wrappers: call "

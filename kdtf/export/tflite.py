@@ -18,6 +18,7 @@ __all__ = [
     "list_ops",
     "check_builtin_ops",
     "weight_sparsity",
+    "weight_tensors",
     "TFLiteOpError",
 ]
 
@@ -232,6 +233,44 @@ def check_builtin_ops(flatbuffer_or_path):
     return list_ops(flatbuffer_or_path)
 
 
+def weight_tensors(flatbuffer_or_path, min_size=64):
+    """Constant weight tensors of rank >= 2 in the flatbuffer, as numpy arrays.
+
+    Returns:
+        ``{tensor_name: (values, zero_points)}``; ``values`` has the tensor's shape
+        (TFLite puts output channels first and input channels last), ``zero_points`` is
+        an array (one per channel, or one) of the integer zero point, ``[0]`` for floats.
+    """
+    model, _ = _model(flatbuffer_or_path)
+    graph = model.Subgraphs(0)
+    dtypes = {
+        schema.TensorType.FLOAT32: np.float32,
+        schema.TensorType.FLOAT16: np.float16,
+        schema.TensorType.INT8: np.int8,
+    }
+    found = {}
+    for i in range(graph.TensorsLength()):
+        tensor = graph.Tensors(i)
+        buffer = model.Buffers(tensor.Buffer())
+        if tensor.ShapeLength() < 2 or tensor.Type() not in dtypes or buffer.DataLength() == 0:
+            continue
+        values = buffer.DataAsNumpy().view(dtypes[tensor.Type()])
+        if values.size < min_size:
+            continue
+        quant = tensor.Quantization()
+        zero_points = np.zeros(1, np.int64)
+        if quant is not None and quant.ZeroPointLength() > 0:
+            zero_points = quant.ZeroPointAsNumpy().astype(np.int64)
+        found[tensor.Name().decode()] = (values.reshape(tensor.ShapeAsNumpy()), zero_points)
+    return found
+
+
+def _zero_mask(values, zero_points):
+    if zero_points.size > 1:  # per output channel (axis 0)
+        return values == zero_points.reshape((-1,) + (1,) * (values.ndim - 1))
+    return values == zero_points[0]
+
+
 def weight_sparsity(flatbuffer_or_path, min_size=64):
     """Fraction of zero weights in each constant tensor of rank >= 2 in the flatbuffer.
 
@@ -241,28 +280,10 @@ def weight_sparsity(flatbuffer_or_path, min_size=64):
         ``(per_tensor, overall)``: ``{tensor_name: fraction}`` and the fraction over all
         such tensors.
     """
-    model, _ = _model(flatbuffer_or_path)
-    graph = model.Subgraphs(0)
-    dtypes = {
-        schema.TensorType.FLOAT32: np.float32,
-        schema.TensorType.FLOAT16: np.float16,
-        schema.TensorType.INT8: np.int8,
-    }
     per_tensor, zeros, total = {}, 0, 0
-    for i in range(graph.TensorsLength()):
-        tensor = graph.Tensors(i)
-        buffer = model.Buffers(tensor.Buffer())
-        if tensor.ShapeLength() < 2 or tensor.Type() not in dtypes or buffer.DataLength() == 0:
-            continue
-        values = buffer.DataAsNumpy().view(dtypes[tensor.Type()])
-        if values.size < min_size:
-            continue
-        zero_point = 0
-        quant = tensor.Quantization()
-        if quant is not None and quant.ZeroPointLength() == 1:
-            zero_point = int(quant.ZeroPoint(0))
-        n_zero = int(np.sum(values == zero_point))
-        per_tensor[tensor.Name().decode()] = n_zero / values.size
+    for name, (values, zero_points) in weight_tensors(flatbuffer_or_path, min_size).items():
+        n_zero = int(np.sum(_zero_mask(values, zero_points)))
+        per_tensor[name] = n_zero / values.size
         zeros += n_zero
         total += values.size
     return per_tensor, (zeros / total if total else 0.0)
