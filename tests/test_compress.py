@@ -87,3 +87,128 @@ def test_pqat_keeps_pruned_zeros_through_qat_and_tflite(student, batch):
 def test_quantize_refuses_a_model_still_wrapped_for_pruning(student):
     with pytest.raises(ValueError, match="still holds pruning wrappers"):
         compress.quantize(compress.prune(student, 0.5))
+
+
+# -- clustering ----------------------------------------------------------------------
+def test_cluster_then_strip_leaves_at_most_k_values_per_kernel(student, batch):
+    x, y = batch
+    clustered = compress.cluster(student, 4, layers=["fc"])
+    clustered.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    clustered.fit(x, y, epochs=1, verbose=0)
+    stripped = compress.strip_clustering(clustered)
+    assert compress.unique_weights(stripped)["fc"] <= 4
+    assert compress.unique_weights(stripped)["conv"] > 4  # not chosen, left alone
+
+
+@pytest.mark.parametrize("clusters", [1, 0, 2.5, True])
+def test_cluster_rejects_fewer_than_two_clusters(student, clusters):
+    with pytest.raises(ValueError, match="Expected clusters to be an integer >= 2"):
+        compress.cluster(student, clusters)
+
+
+def test_cluster_rejects_unknown_init_and_layer(student):
+    with pytest.raises(ValueError, match="Unknown centroid initialisation 'kmeans'"):
+        compress.cluster(student, 4, init="kmeans")
+    with pytest.raises(ValueError, match=r"Unknown layer name\(s\) in `layers`: \['nope'\]"):
+        compress.cluster(student, 4, layers=["nope"])
+
+
+# -- low-rank ------------------------------------------------------------------------
+def test_full_rank_factorization_reproduces_the_outputs(student, batch):
+    x, _ = batch
+    full, ranks = compress.factorize(student, rank={"conv": 4, "fc": 8, "logits": 4}, only_if_smaller=False)
+    assert ranks == {"conv": 4, "fc": 8, "logits": 4}
+    np.testing.assert_allclose(full.predict(x, verbose=0), student.predict(x, verbose=0), atol=1e-5)
+
+
+def test_factorized_parameter_count_equals_the_formula(student):
+    low, ranks = compress.factorize(student, rank={"fc": 2})
+    fc = student.get_layer("fc")  # Dense 64 -> 8 with bias
+    assert ranks == {"fc": 2}
+    assert compress.factorized_params(fc, 2) == 2 * (64 + 8) + 8
+    assert low.count_params() == student.count_params() - fc.count_params() + 2 * (64 + 8) + 8
+    conv = student.get_layer("conv")  # 3x3x1 -> 4 filters with bias
+    assert compress.factorized_params(conv, 1) == 1 * (3 * 3 * 1 + 4) + 4
+
+
+def test_factorize_functional_model_with_branches():
+    inputs = keras.Input((12,))
+    a, b = keras.layers.Dense(6, name="a")(inputs), keras.layers.Dense(6, name="b")(inputs)
+    outputs = keras.layers.Dense(3, name="out")(keras.layers.Add(name="add")([a, b]))
+    model = keras.Model(inputs, outputs)
+    full, _ = compress.factorize(model, rank={"a": 6, "b": 6, "out": 3}, only_if_smaller=False)
+    x = np.random.default_rng(0).normal(size=(5, 12)).astype(np.float32)
+    np.testing.assert_allclose(full.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_rank_for_energy_picks_the_smallest_rank():
+    assert compress.rank_for_energy(np.array([3.0, 2.0, 1.0]), 9 / 14) == 1
+    assert compress.rank_for_energy(np.array([3.0, 2.0, 1.0]), 0.92) == 2  # 13/14 = 0.929
+    assert compress.rank_for_energy(np.array([3.0, 2.0, 1.0]), 1.0) == 3
+
+
+def test_factorize_rejects_impossible_rank_and_unknown_layer(student):
+    with pytest.raises(ValueError, match=r"Rank 9 is impossible for layer 'fc': its kernel is a 64 x 8 matrix, so the rank must be in \[1, 8\]"):
+        compress.factorize(student, rank={"fc": 9})
+    with pytest.raises(ValueError, match=r"Unknown layer name\(s\) in `layers`: \['fc2'\]"):
+        compress.factorize(student, rank=2, layers=["fc2"])
+    with pytest.raises(ValueError, match="would not shrink it"):
+        compress.factorize(student, rank=8, layers=["fc"])
+
+
+# -- recipe and verification in the exported file ---------------------------------------
+@pytest.mark.parametrize("text, message", [
+    ("prune:1.0", r"Expected sparsity in \[0, 1\)"),
+    ("qat,prune:0.5", "'qat' must be the last"),
+    ("prune:0.5,lowrank:0.9", "'lowrank' must be the first"),
+    ("cluster:1", "Expected clusters to be an integer >= 2"),
+    ("squeeze:3", "Unknown compression step 'squeeze:3'"),
+    ("prune:lots", "Bad value in compression step 'prune:lots'"),
+    ("", "Expected compression steps like"),
+])
+def test_recipe_rejects_bad_steps(text, message):
+    with pytest.raises(ValueError, match=message):
+        compress.Recipe.parse(text)
+
+
+@pytest.mark.parametrize("text, check", [
+    ("prune:0.5,qat", "sparsity"),
+    ("2:4,qat", "2:4"),
+    ("prune:0.5,cluster:4,qat", "clusters"),
+])
+def test_recipe_under_the_distiller_survives_int8_export(student, teacher, batch, text, check):
+    import tensorflow as tf
+
+    x, y = batch
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    recipe = compress.Recipe.parse(text)
+    for step in recipe.steps:
+        if hasattr(step, "min_weights"):
+            step.min_weights = 100  # only "fc" (64 x 8)
+    model, stages = recipe.run(student, teacher, ds, epochs=2)
+    assert [s["step"] for s in stages] == [s.name for s in recipe.steps]
+    verified = recipe.verify(export.to_tflite(model, "int8"))
+    assert check in verified
+    if check == "sparsity":
+        assert verified["sparsity"]["fc"] == pytest.approx(0.5, abs=0.01)
+    if check == "clusters":  # PCQAT: clusters and zeros both survive
+        assert verified["clusters"]["fc"] <= 4 and verified["sparsity"]["fc"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_verify_reports_a_layer_whose_sparsity_was_lost(student):
+    flatbuffer = export.to_tflite(student)  # dense weights
+    with pytest.raises(ValueError, match=r"differs from the target by more than 1%: measured \{'fc': 0.0\}"):
+        compress.verify_sparsity(flatbuffer, {"fc": 0.5})
+    with pytest.raises(ValueError, match="2:4 sparsity pattern broken"):
+        compress.verify_m_by_n(flatbuffer, ["fc"])
+    with pytest.raises(ValueError, match=r"No weight tensor for layer\(s\) \['ghost'\]"):
+        compress.verify_sparsity(flatbuffer, {"ghost": 0.5})
+
+
+def test_recipe_without_teacher_fine_tunes_by_cross_entropy(student, batch):
+    import tensorflow as tf
+
+    x, y = batch
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    model, stages = compress.Recipe([compress.Prune(0.5, min_weights=100)]).run(student, None, ds, epochs=2)
+    assert stages[0]["layer_sparsity"]["fc"] == pytest.approx(0.5, abs=0.01)

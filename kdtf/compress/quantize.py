@@ -6,9 +6,13 @@ model keeps its zeros through QAT; ``preserve="clusters"`` the cluster-preservin
 would fail deep inside.
 """
 
+import copy
 import re
 
 import tensorflow_model_optimization as tfmot
+from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.cluster_preserve import (
+    cluster_preserve_quantize_registry as _cpq,
+)
 from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.cluster_preserve.default_8bit_cluster_preserve_quantize_scheme import (  # noqa: E501  (not in TF-MOT 0.8.1's public API)
     Default8BitClusterPreserveQuantizeScheme,
 )
@@ -29,15 +33,34 @@ _PASSTHROUGH = (keras.layers.InputLayer,)
 _TRANSFORMED = (keras.layers.BatchNormalization,)
 
 
+class _PerLayerClusterPreserveRegistry(_cpq.Default8bitClusterPreserveQuantizeRegistry):
+    """TF-MOT 0.8.1 shares one weights quantizer between all layers, and its ``build``
+    sets ``preserve_sparsity = False`` on meeting a layer without zeros, which switches
+    sparsity preservation off for every layer built after it (PCQAT then loses the
+    pruned zeros of all but the first layers). Each layer gets its own quantizer here."""
+
+    def get_quantize_config(self, layer):
+        config = super().get_quantize_config(layer)
+        shared = getattr(config, "weight_quantizer", None)
+        if any(shared is q for q in self._config_quantizer_map.values()):
+            config.weight_quantizer = copy.copy(shared)  # before any build() mutates it
+        return config
+
+
+class _ClusterPreserveScheme(Default8BitClusterPreserveQuantizeScheme):
+    def get_quantize_registry(self):
+        return _PerLayerClusterPreserveRegistry(self.preserve_sparsity)
+
+
 def _scheme(preserve):
     if preserve in (None, "none"):
         return _qk.default_8bit.Default8BitQuantizeScheme()
     if preserve == "sparsity":
         return _qk.collab_opts.Default8BitPrunePreserveQuantizeScheme()
     if preserve == "clusters":
-        return Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=False)
+        return _ClusterPreserveScheme(preserve_sparsity=False)
     if preserve == "clusters+sparsity":
-        return Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True)
+        return _ClusterPreserveScheme(preserve_sparsity=True)
     raise ValueError(
         "Unknown `preserve` value. Expected one of None, 'sparsity', 'clusters', "
         f"'clusters+sparsity'. Received: preserve={preserve!r}"
