@@ -44,14 +44,16 @@ def main(argv=None):
     parser.add_argument("--only", nargs="*", help="variant recipes to run (default: all)")
     args = parser.parse_args(argv)
 
-    from kdtf import compress, export, keras
+    from kdtf import export, keras
     from kdtf.data import keep_labels, labelled_dataset, load
     from kdtf.io import gzip_size, write_text
     from kdtf.models.io import load_model
+    from kdtf.pipeline import DistillConfig, recipe_for
     from kdtf.report import load_report
 
     report = load_report(args.run_dir)
     config = report["config"]
+    run_config = DistillConfig(**config)
     data = load(config["dataset"], seed=config["seed"])
     if config.get("labels"):
         data.y_train = keep_labels(data.y_train, config["labels"], seed=config["seed"])
@@ -76,11 +78,7 @@ def main(argv=None):
         row = {"name": name, "recipe": text}
         for mode, teacher_or_none, ds in (("distilled", teacher, train_ds), ("cross-entropy", None, labelled_ds)):
             keras.utils.set_random_seed(config["seed"])
-            recipe = compress.Recipe.parse(text)
-            for step in recipe.steps:
-                step.epochs = config["qat_epochs"] if isinstance(step, compress.QAT) else config["prune_epochs"]
-                if hasattr(step, "min_weights"):
-                    step.min_weights = config["prune_min_weights"]
+            recipe = recipe_for(run_config, text)
             model, stages = recipe.run(
                 student, teacher_or_none, ds, val_ds, learning_rate=config["finetune_learning_rate"],
                 temperature=config["temperature"], alpha=config["alpha"], steps_per_epoch=steps,

@@ -58,6 +58,34 @@ def one_run(labels, seed, args):
     return {"teacher": accuracy(teacher), "scratch": accuracy(scratch), "distilled": accuracy(student)}
 
 
+def plot(raw, path, seeds):
+    """Test accuracy against the number of labels (log scale), mean and std over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from kdtf.io import atomic_path
+
+    total = 3999  # mnist5k training split
+    xs = [total if k == "all" else int(k) for k in raw]
+    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    for key, label, style in (("teacher", "teacher (468k params)", "s--"), ("distilled", "distilled student (+ unlabeled rest)", "o-"), ("scratch", "student from scratch", "^-")):
+        mean = [100 * np.mean([r[key] for r in runs]) for runs in raw.values()]
+        std = [100 * np.std([r[key] for r in runs]) for runs in raw.values()]
+        ax.errorbar(xs, mean, yerr=std, fmt=style, capsize=3, label=label)
+    ax.set_xscale("log")
+    ax.set_xticks(xs, [str(k) for k in raw])
+    ax.set_xlabel("training labels (log scale; the rest of the 3,999 training images unlabeled)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"mnist5k: where distillation pays (mean ± std over {seeds} seeds)", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--labels", nargs="+", default=["100", "250", "500", "1000", "all"])
@@ -68,15 +96,21 @@ def main(argv=None):
     parser.add_argument("--temperature", type=float, default=4.0)
     parser.add_argument("--alpha", type=float, default=0.5)
     parser.add_argument("--out", default="benchmarks/results/labels_sweep")
+    parser.add_argument("--from-raw", help="re-render table and plot from a raw.json instead of training")
     args = parser.parse_args(argv)
 
     from kdtf.io import write_text
 
-    raw = {}
-    for labels in args.labels:
-        for seed in args.seeds:
-            raw.setdefault(labels, []).append(dict(one_run(labels, seed, args), seed=seed))
-            print(f"labels={labels} seed={seed}: {raw[labels][-1]}", file=sys.stderr, flush=True)
+    if args.from_raw:
+        with open(args.from_raw) as f:
+            stored = json.load(f)
+        raw, args.seeds = stored["runs"], stored["args"]["seeds"]
+    else:
+        raw = {}
+        for labels in args.labels:
+            for seed in args.seeds:
+                raw.setdefault(labels, []).append(dict(one_run(labels, seed, args), seed=seed))
+                print(f"labels={labels} seed={seed}: {raw[labels][-1]}", file=sys.stderr, flush=True)
     n = len(args.seeds)
     lines = [
         f"| training labels | teacher | scratch | distilled (+ unlabeled rest) | distilled - scratch |",
@@ -89,7 +123,9 @@ def main(argv=None):
     table = "\n".join(lines) + f"\n\nTest accuracy (%), mean ± std over {n} seed(s) ({', '.join(map(str, args.seeds))}); 500 test images.\n"
     os.makedirs(args.out, exist_ok=True)
     write_text(os.path.join(args.out, "table.md"), table)
-    write_text(os.path.join(args.out, "raw.json"), json.dumps({"args": vars(args), "runs": raw}, indent=2) + "\n")
+    if not args.from_raw:
+        write_text(os.path.join(args.out, "raw.json"), json.dumps({"args": vars(args), "runs": raw}, indent=2) + "\n")
+    plot(raw, os.path.join(args.out, "accuracy_vs_labels.png"), n)
     print(table)
     return 0
 

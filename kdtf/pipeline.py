@@ -21,7 +21,7 @@ from kdtf.distiller import Distiller
 from kdtf.io import atomic_path, check_writable_dir, gzip_size
 from kdtf.models import build
 
-__all__ = ["DistillConfig", "run", "default_output"]
+__all__ = ["DistillConfig", "run", "default_output", "compression_steps", "recipe_for"]
 
 
 @dataclasses.dataclass
@@ -85,6 +85,18 @@ def compression_steps(config):
     if config.compress:
         return config.compress
     return f"prune:{config.sparsity}" + (",qat" if config.qat else "")
+
+
+def recipe_for(config, text=None):
+    """The compression Recipe for ``text`` (default: :func:`compression_steps`), with the
+    run's epochs per step (``qat_epochs`` for QAT, ``prune_epochs`` otherwise) and its
+    ``prune_min_weights``."""
+    recipe = compress.Recipe.parse(text or compression_steps(config))
+    for step in recipe.steps:
+        step.epochs = step.epochs or (config.qat_epochs if isinstance(step, compress.QAT) else config.prune_epochs)
+        if hasattr(step, "min_weights"):
+            step.min_weights = config.prune_min_weights
+    return recipe
 
 
 def default_output(config):
@@ -238,13 +250,9 @@ def run(config):
     params = student.count_params()  # the compressed stages keep this architecture
 
     t0 = time.time()
-    recipe = compress.Recipe.parse(compression_steps(config))
-    for step in recipe.steps:
-        step.epochs = step.epochs or (config.qat_epochs if isinstance(step, compress.QAT) else config.prune_epochs)
-        if hasattr(step, "min_weights"):
-            step.min_weights = config.prune_min_weights
+    recipe = recipe_for(config)
     name = recipe.short_name
-    _log(f"stage {name}: {recipe.steps and ', '.join(s.name for s in recipe.steps)}, each fine-tuned by distillation")
+    _log(f"stage {name}: {', '.join(s.name for s in recipe.steps)}, each fine-tuned by distillation")
     compressed, compress_stages = recipe.run(
         student, teacher, train_ds, val_ds, epochs=config.prune_epochs, learning_rate=config.finetune_learning_rate,
         temperature=config.temperature, alpha=config.alpha, steps_per_epoch=steps, verbose=_verbose(config), log=_log,

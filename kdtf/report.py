@@ -26,6 +26,20 @@ def _row(stage):
     )
 
 
+def _gain_line(report):
+    accuracy = {s["stage"]: s["accuracy"] for s in report["stages"]}
+    if "distilled" not in accuracy or "scratch" not in accuracy:
+        return ""
+    gain = 100 * (accuracy["distilled"] - accuracy["scratch"])
+    gap = 100 * (accuracy.get("teacher", accuracy["distilled"]) - accuracy["scratch"])
+    closed = f", {gain / gap:.0%} of the scratch-to-teacher gap" if gap > 0 else ""
+    return (
+        f"**Distillation over scratch: {gain:+.2f} points** on the test split ({accuracy['scratch']:.2%} "
+        f"-> {accuracy['distilled']:.2%}{closed}); one run, seed {report['config']['seed']} "
+        "(`benchmarks/labels_sweep.py` measures the spread over seeds)."
+    )
+
+
 def render_markdown(report):
     """The Markdown report: the stage table, then how each figure was measured."""
     lines = [f"# kdtf run: {report['data']['name']}", "", "![accuracy against size and latency](plot.png)", ""]
@@ -43,6 +57,7 @@ def render_markdown(report):
             "examples without labels."
             if data.get("labelled", data["train"]) < data["train"] else ""
         ),
+        _gain_line(report),
         f"Distillation: T = {config['temperature']}, alpha = {config['alpha']}; "
         f"student epochs {config['epochs']}, pruning to {config['sparsity']:.0%} for "
         f"{config['prune_epochs']} epochs, QAT {'on' if config['qat'] else 'off'} "

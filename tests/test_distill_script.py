@@ -58,6 +58,8 @@ def test_report_lists_every_stage_with_measurements(tiny_run):
             assert stage[key] >= 0, (stage["stage"], key)
         assert stage["size_bytes"] == os.path.getsize(out / stage["file"])
     assert stages["teacher"]["params"] >= 10 * stages["distilled"]["params"]
+    assert report["data"]["labelled"] == 500  # the default keeps 500 labels
+    assert report["verified_in_tflite"]["sparsity"]["fc1"] == pytest.approx(0.75, abs=0.01)
     assert stages["tflite-int8"]["sparsity"] == pytest.approx(stages["pruned+qat"]["sparsity"], abs=0.01)
     assert stages["pruned+qat"]["sparsity"] > 0.5
     markdown = (out / "report.md").read_text()
@@ -100,6 +102,9 @@ def test_saved_student_reloads_and_predicts(tiny_run):
         (["--epochs", "-1"], "Expected epochs to be a positive integer. Received: epochs=-1"),
         (["--dataset", "cifar99"], "Unknown data set spec 'cifar99' (--dataset). Known: digits, mnist5k"),
         (["--teacher", "resnet9000"], "Unknown teacher model 'resnet9000'"),
+        (["--compress", "squeeze:3"], "Unknown compression step 'squeeze:3'"),
+        (["--compress", "qat,prune:0.5"], "'qat' must be the last compression step"),
+        (["--labels", "-5"], "Expected labels >= 0 (0 keeps every label). Received: labels=-5"),
     ],
 )
 def test_bad_flags_exit_2_with_one_clear_line_and_write_nothing(tmp_path, capsys, args, message):
