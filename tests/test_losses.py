@@ -86,3 +86,72 @@ def test_kd_loss_trains_a_student_on_precomputed_teacher_logits(student, teacher
     before = student.evaluate(x, target, verbose=0)
     student.fit(x, target, epochs=20, verbose=0)
     assert student.evaluate(x, target, verbose=0) < 0.5 * before
+
+
+# -- DKD ------------------------------------------------------------------------------
+from kdtf.losses import DKDLoss, dkd_loss  # noqa: E402
+
+
+def numpy_dkd(teacher, student, labels, alpha, beta, temperature):
+    """Independent reference: binary target/rest KL plus KL of the renormalised
+    non-target distributions, times T^2."""
+
+    def softmax(z):
+        e = np.exp((z - z.max(-1, keepdims=True)) / temperature)
+        return e / e.sum(-1, keepdims=True)
+
+    p_t, p_s, out = softmax(teacher), softmax(student), []
+    for i, k in enumerate(labels):
+        b_t, b_s = np.array([p_t[i, k], 1 - p_t[i, k]]), np.array([p_s[i, k], 1 - p_s[i, k]])
+        rest = [j for j in range(teacher.shape[1]) if j != k]
+        q_t, q_s = p_t[i, rest] / p_t[i, rest].sum(), p_s[i, rest] / p_s[i, rest].sum()
+        out.append(temperature**2 * (alpha * np.sum(b_t * np.log(b_t / b_s)) + beta * np.sum(q_t * np.log(q_t / q_s))))
+    return np.array(out)
+
+
+def test_dkd_matches_numpy_reference_on_stored_logits():
+    with open(os.path.join(FIXTURES, "dkd_logits.json")) as f:
+        case = json.load(f)
+    teacher, student, labels = np.array(case["teacher"]), np.array(case["student"]), np.array(case["labels"])
+    for key, expected in case["expected"].items():
+        alpha, beta, temperature = (float(v) for v in key.split(","))
+        np.testing.assert_allclose(numpy_dkd(teacher, student, labels, alpha, beta, temperature), expected, rtol=1e-9)
+        np.testing.assert_allclose(dkd_loss(teacher, student, labels, alpha, beta, temperature).numpy(), expected, rtol=1e-4, atol=1e-6)
+        one_hot = np.eye(teacher.shape[1])[labels]
+        np.testing.assert_allclose(dkd_loss(teacher, student, one_hot, alpha, beta, temperature).numpy(), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_dkd_with_unit_weights_on_the_teacher_class_decomposes_kd():
+    # Zhao et al., eq. 4: KD = TCKD + (1 - p_t^teacher) NCKD, so with beta = 1 - p_t
+    # per example DKD equals KD.
+    rng = np.random.default_rng(3)
+    t, s = rng.normal(size=(8, 6)) * 2, rng.normal(size=(8, 6)) * 2
+    target = t.argmax(-1)
+    p_t = np.exp(t - t.max(-1, keepdims=True))
+    p_t = (p_t / p_t.sum(-1, keepdims=True))[np.arange(8), target]
+    tckd = dkd_loss(t, s, target, 1.0, 0.0, 1.0).numpy()
+    nckd = dkd_loss(t, s, target, 0.0, 1.0, 1.0).numpy()
+    np.testing.assert_allclose(tckd + (1 - p_t) * nckd, kd_loss(t, s, 1.0).numpy(), rtol=1e-4)
+
+
+def test_dkd_zero_when_equal_and_non_negative():
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=(16, 10)) * 4
+    np.testing.assert_allclose(DKDLoss()(z, z).numpy(), 0.0, atol=1e-5)
+    assert np.all(dkd_loss(z, rng.normal(size=(16, 10)) * 4).numpy() >= -1e-5)
+
+
+@pytest.mark.parametrize("kwargs, message", [({"alpha": -1.0}, "Expected alpha >= 0"), ({"beta": "8"}, "Expected beta >= 0"), ({"temperature": 0}, "temperature > 0")])
+def test_dkd_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DKDLoss(**kwargs)
+
+
+@pytest.mark.parametrize("name", kdtf.losses.names())
+def test_every_registered_loss_round_trips_through_serialization(name):
+    loss = kdtf.losses.get(name)
+    clone = kdtf.losses.get(keras.losses.serialize(loss))
+    assert type(clone) is type(loss) and clone.get_config() == loss.get_config()
+    rng = np.random.default_rng(5)
+    t, s = rng.normal(size=(4, 7)), rng.normal(size=(4, 7))
+    np.testing.assert_allclose(clone(t, s).numpy(), loss(t, s).numpy(), rtol=1e-6)

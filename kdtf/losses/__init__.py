@@ -1,10 +1,10 @@
 """Distillation losses, by family, and a registry: ``kdtf.losses.get("kd")``."""
 
-from kdtf.losses.response import KDLoss, kd_loss, softmax_kl
+from kdtf.losses.response import DKDLoss, KDLoss, dkd_loss, kd_loss, softmax_kl
 
-_REGISTRY = {"kd": KDLoss}
+_REGISTRY = {"kd": KDLoss, "dkd": DKDLoss}
 
-__all__ = ["KDLoss", "kd_loss", "softmax_kl", "get", "names"]
+__all__ = ["KDLoss", "kd_loss", "softmax_kl", "DKDLoss", "dkd_loss", "get", "names"]
 
 
 def names():

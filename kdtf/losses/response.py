@@ -2,7 +2,7 @@
 
 from kdtf._keras import keras, tf
 
-__all__ = ["KDLoss", "kd_loss", "softmax_kl"]
+__all__ = ["KDLoss", "kd_loss", "softmax_kl", "DKDLoss", "dkd_loss"]
 
 
 def _check_temperature(temperature):
@@ -79,4 +79,88 @@ class KDLoss(keras.losses.Loss):
     def get_config(self):
         config = super().get_config()
         config["temperature"] = self.temperature
+        return config
+
+
+def dkd_loss(teacher_logits, student_logits, labels=None, alpha=1.0, beta=8.0, temperature=4.0):
+    """Decoupled knowledge distillation, one value per example.
+
+    With ``p = softmax(z / T)`` and target class ``t``:
+
+    * TCKD = KL(b_teacher || b_student), ``b = [p_t, 1 - p_t]`` (target vs the rest);
+    * NCKD = KL(q_teacher || q_student), ``q = softmax`` over the non-target classes only;
+    * ``L = T^2 * (alpha * TCKD + beta * NCKD)``.
+
+    Zhao, Cui, Song, Qiu & Liang, "Decoupled Knowledge Distillation", CVPR 2022
+    (arXiv:2203.08679). Classic KD equals ``TCKD + (1 - p_t^teacher) * NCKD``; DKD frees
+    the weight of the non-target term.
+
+    Args:
+        teacher_logits, student_logits: ``(batch, classes)`` logits.
+        labels: target classes, sparse ``(batch,)`` or one-hot; ``None`` uses the
+            teacher's top-1 class (label-free).
+        alpha, beta: weights of TCKD and NCKD (the paper's defaults 1 and 8).
+        temperature: ``T > 0``.
+
+    Returns:
+        A ``(batch,)`` float32 tensor.
+    """
+    temperature = _check_temperature(temperature)
+    t = tf.cast(teacher_logits, tf.float32) / temperature
+    s = tf.cast(student_logits, tf.float32) / temperature
+    classes = tf.shape(t)[-1]
+    if labels is None:
+        target = tf.argmax(t, axis=-1)
+    else:
+        labels = tf.convert_to_tensor(labels)
+        if labels.shape.rank == t.shape.rank and labels.shape[-1] == t.shape[-1]:
+            target = tf.argmax(labels, axis=-1)
+        else:
+            target = tf.reshape(tf.cast(labels, tf.int64), [-1])
+    mask = tf.one_hot(target, classes, dtype=tf.float32)
+
+    def binary_log_probs(z):
+        # log p_target and log(1 - p_target), both from logsumexp for stability
+        total = tf.reduce_logsumexp(z, axis=-1)
+        log_target = tf.reduce_sum(z * mask, axis=-1) - total
+        log_rest = tf.reduce_logsumexp(z - 1e9 * mask, axis=-1) - total
+        return tf.stack([log_target, log_rest], axis=-1)
+
+    bt, bs = binary_log_probs(t), binary_log_probs(s)
+    tckd = tf.reduce_sum(tf.exp(bt) * (bt - bs), axis=-1)
+    qt = tf.nn.log_softmax(t - 1e9 * mask, axis=-1)
+    qs = tf.nn.log_softmax(s - 1e9 * mask, axis=-1)
+    nckd = tf.reduce_sum(tf.exp(qt) * (qt - qs) * (1.0 - mask), axis=-1)
+    return temperature**2 * (alpha * tckd + beta * nckd)
+
+
+@keras.saving.register_keras_serializable(package="kdtf")
+class DKDLoss(keras.losses.Loss):
+    """Decoupled KD: ``T^2 * (alpha * TCKD + beta * NCKD)`` (see :func:`dkd_loss`).
+
+    ``y_true`` is the teacher's logits and ``y_pred`` the student's; as a plain Keras loss
+    the target class is the teacher's top-1 (ground-truth labels can be given to
+    :func:`dkd_loss`). Reference: Zhao et al., "Decoupled Knowledge Distillation",
+    CVPR 2022 (arXiv:2203.08679).
+
+    Args:
+        alpha: weight of the target-class term (TCKD).
+        beta: weight of the non-target-class term (NCKD).
+        temperature: ``T > 0``.
+    """
+
+    def __init__(self, alpha=1.0, beta=8.0, temperature=4.0, reduction="auto", name="dkd_loss"):
+        super().__init__(reduction=reduction, name=name)
+        for argument, value in (("alpha", alpha), ("beta", beta)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"Expected {argument} >= 0. Received: {argument}={value!r}")
+        self.alpha, self.beta = float(alpha), float(beta)
+        self.temperature = _check_temperature(temperature)
+
+    def call(self, y_true, y_pred):
+        return dkd_loss(y_true, y_pred, None, self.alpha, self.beta, self.temperature)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(alpha=self.alpha, beta=self.beta, temperature=self.temperature)
         return config
