@@ -10,8 +10,7 @@ PCQAT; follow with ``quantize(..., preserve="clusters+sparsity")``).
 import tensorflow_model_optimization as tfmot
 from tensorflow_model_optimization.python.core.clustering.keras import cluster_wrapper
 
-from kdtf._keras import keras
-from kdtf.compress.layers import clone_with_weights, require_graph_model, select_layers
+from kdtf.compress.layers import require_graph_model, select_layers, wrap_layers
 
 __all__ = ["cluster", "strip_clustering", "is_clustered", "INITIALIZATIONS"]
 
@@ -51,12 +50,7 @@ def cluster(model, clusters=16, *, init="kmeans++", preserve_sparsity=False, lay
         "cluster_centroids_init": INITIALIZATIONS[init],
         "preserve_sparsity": bool(preserve_sparsity),
     }
-    copy = clone_with_weights(model)
-
-    def wrap(layer):
-        return _clustering.cluster_weights(layer, **params) if layer.name in chosen else layer
-
-    return keras.models.clone_model(copy, clone_function=wrap)
+    return wrap_layers(model, chosen, lambda layer: _clustering.cluster_weights(layer, **params))
 
 
 def strip_clustering(model):

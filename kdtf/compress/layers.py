@@ -10,6 +10,7 @@ __all__ = [
     "prunable_layers",
     "select_layers",
     "clone_with_weights",
+    "wrap_layers",
     "kernel_sparsity",
     "unique_weights",
     "kernels",
@@ -66,6 +67,16 @@ def clone_with_weights(model):
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
     return copy
+
+
+def wrap_layers(model, chosen, wrapper):
+    """A new model in which each layer named in ``chosen`` is replaced by ``wrapper(layer)``.
+
+    The layers of a private copy are wrapped, so training the result never changes the
+    model passed in (TF-MOT's wrappers share the layer they wrap).
+    """
+    copy = clone_with_weights(model)
+    return keras.models.clone_model(copy, clone_function=lambda layer: wrapper(layer) if layer.name in chosen else layer)
 
 
 def kernels(model):

@@ -8,7 +8,6 @@ with ``fit(callbacks=[pruning_callbacks()])``.
 
 import tensorflow_model_optimization as tfmot
 
-from kdtf._keras import keras
 from kdtf.compress.layers import (
     PRUNABLE_TYPES,
     clone_with_weights,
@@ -16,6 +15,7 @@ from kdtf.compress.layers import (
     prunable_layers,
     require_graph_model,
     select_layers,
+    wrap_layers,
 )
 
 __all__ = [
@@ -102,14 +102,7 @@ def prune(
     if m_by_n is not None:
         kwargs = {"sparsity_m_by_n": tuple(m_by_n)}
 
-    # Wrap the layers of a private copy, so that training the pruned model never
-    # changes the model passed in (TF-MOT's wrappers share the layer they wrap).
-    copy = clone_with_weights(model)
-
-    def wrap(layer):
-        return _sparsity.prune_low_magnitude(layer, **kwargs) if layer.name in chosen else layer
-
-    return keras.models.clone_model(copy, clone_function=wrap)
+    return wrap_layers(model, chosen, lambda layer: _sparsity.prune_low_magnitude(layer, **kwargs))
 
 
 def strip_pruning(model):
