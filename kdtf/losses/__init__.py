@@ -1,10 +1,37 @@
 """Distillation losses, by family, and a registry: ``kdtf.losses.get("kd")``."""
 
+from kdtf.losses.feature import AttentionTransferLoss, HintLoss, attention_map, attention_transfer_loss, hint_loss
+from kdtf.losses.relation import (
+    RKDAngleLoss,
+    RKDDistanceLoss,
+    SimilarityPreservingLoss,
+    rkd_angle_loss,
+    rkd_distance_loss,
+    similarity_preserving_loss,
+)
+from kdtf.losses.representation import EmbeddingLoss, embedding_loss
 from kdtf.losses.response import DKDLoss, KDLoss, dkd_loss, kd_loss, softmax_kl
 
-_REGISTRY = {"kd": KDLoss, "dkd": DKDLoss}
+# name -> class; each family's module holds the math, this dict is the only registry.
+_REGISTRY = {
+    "kd": KDLoss,
+    "dkd": DKDLoss,
+    "fitnets": HintLoss,
+    "at": AttentionTransferLoss,
+    "rkd_distance": RKDDistanceLoss,
+    "rkd_angle": RKDAngleLoss,
+    "sp": SimilarityPreservingLoss,
+    "embedding": EmbeddingLoss,
+}
 
-__all__ = ["KDLoss", "kd_loss", "softmax_kl", "DKDLoss", "dkd_loss", "get", "names"]
+__all__ = [
+    "KDLoss", "kd_loss", "softmax_kl", "DKDLoss", "dkd_loss",
+    "HintLoss", "hint_loss", "AttentionTransferLoss", "attention_transfer_loss", "attention_map",
+    "RKDDistanceLoss", "rkd_distance_loss", "RKDAngleLoss", "rkd_angle_loss",
+    "SimilarityPreservingLoss", "similarity_preserving_loss",
+    "EmbeddingLoss", "embedding_loss",
+    "get", "names",
+]
 
 
 def names():

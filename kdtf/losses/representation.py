@@ -1,0 +1,45 @@
+"""Label-free representation distillation: match the teacher's embedding.
+
+For teachers without a classifier head (a BYOL encoder, say). The student's embedding is
+mapped to the teacher's width by a learnable projection owned by the Distiller.
+"""
+
+from kdtf._keras import keras, tf
+
+__all__ = ["EmbeddingLoss", "embedding_loss"]
+
+
+def embedding_loss(teacher, student, metric="cosine"):
+    """One value per example: ``1 - cos(z_s, z_t)`` (``metric="cosine"``, in [0, 2]) or
+    ``mean((z_s - z_t)^2)`` (``"mse"``). The cosine form is the regression objective of
+    BYOL (Grill et al., NeurIPS 2020) applied between student and teacher, as in
+    representation distillation (e.g. Fang et al., "SEED", ICLR 2021, uses embeddings
+    the same way)."""
+    t = tf.cast(tf.reshape(teacher, [tf.shape(teacher)[0], -1]), tf.float32)
+    s = tf.cast(tf.reshape(student, [tf.shape(student)[0], -1]), tf.float32)
+    if metric == "cosine":
+        return 1.0 - tf.reduce_sum(tf.math.l2_normalize(t, -1) * tf.math.l2_normalize(s, -1), axis=-1)
+    if metric == "mse":
+        return tf.reduce_mean(tf.square(t - s), axis=-1)
+    raise ValueError(f"Unknown metric {metric!r}. Expected 'cosine' or 'mse'.")
+
+
+@keras.saving.register_keras_serializable(package="kdtf")
+class EmbeddingLoss(keras.losses.Loss):
+    """Label-free embedding distillation: ``1 - cos(z_s, z_t)`` or MSE per example.
+
+    Args:
+        metric: ``"cosine"`` or ``"mse"``.
+    """
+
+    def __init__(self, metric="cosine", reduction="auto", name="embedding_loss"):
+        super().__init__(reduction=reduction, name=name)
+        if metric not in ("cosine", "mse"):
+            raise ValueError(f"Unknown metric {metric!r}. Expected 'cosine' or 'mse'.")
+        self.metric = metric
+
+    def call(self, y_true, y_pred):
+        return embedding_loss(y_true, y_pred, self.metric)
+
+    def get_config(self):
+        return dict(super().get_config(), metric=self.metric)
