@@ -10,9 +10,14 @@ Used like any Keras model::
     distiller.student.save("student.keras")
 """
 
+import dataclasses
+
 from kdtf._keras import keras, require_keras_model, tf
 from kdtf.callbacks import StopOnNonFiniteLoss
-from kdtf.losses.response import _check_temperature, kd_loss
+
+from kdtf.losses.response import _check_temperature, dkd_loss, kd_loss
+from kdtf.taps import tap
+from kdtf.terms import parse_terms
 
 __all__ = ["Distiller", "logits_view", "label_mask", "cross_entropy"]
 
@@ -142,36 +147,109 @@ class Distiller(keras.Model):
     Training stops with :class:`kdtf.callbacks.NonFiniteLossError` at the first NaN/Inf
     loss; pruning wrappers get TF-MOT's ``UpdatePruningStep`` attached by ``fit``.
 
+    Several terms: ``distill="kd:1.0,fitnets:0.5@conv2/conv4"`` (or a list of
+    :class:`kdtf.terms.Term`) makes ``loss = alpha * CE + (1 - alpha) * sum_i w_i L_i``,
+    each term logged as ``<name>_loss``. Feature, relational and representation terms
+    read the layers they name through multi-output views of the models (no rewriting);
+    where widths differ a learnable adapter (1x1 conv or Dense) maps the student's
+    feature to the teacher's; adapters train with the student, live in the Distiller's
+    checkpoints and are not part of the exported student. With only label-free terms
+    (``embedding``, relational) the teacher needs no classifier and ``fit(x)`` suffices.
+
+    Several teachers: ``teacher=[t1, t2]`` averages their softened distributions in the
+    ``kd`` term (weighted by ``teacher_weights``); other terms read the teacher named by
+    their ``#index``.
+
     Args:
         student: tf_keras Sequential or Functional model producing logits.
-        teacher: tf_keras model with the same output shape.
-        temperature: softening temperature ``T > 0``.
+        teacher: tf_keras model (or list of models) with the same output shape.
+        temperature: softening temperature ``T > 0`` of the response terms.
         alpha: weight of the student's cross-entropy, in ``[0, 1]``.
+        distill: terms (spec string, list of strings/dicts/Terms); default Hinton KD.
+        teacher_weights: one non-negative weight per teacher (normalised); default equal.
         name: model name.
     """
 
-    def __init__(self, student, teacher, *, temperature=4.0, alpha=0.5, name="distiller", **kwargs):
+    def __init__(self, student, teacher, *, temperature=4.0, alpha=0.5, distill=None, teacher_weights=None, name="distiller", **kwargs):
         super().__init__(name=name, **kwargs)
         self.student = require_keras_model(student, "student")
-        self.teacher = require_keras_model(teacher, "teacher")
-        if student is teacher:
-            raise ValueError("`student` and `teacher` are the same model object; pass two models.")
+        teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
+        if not teachers:
+            raise ValueError("Expected at least one teacher. Received: teacher=[]")
+        for i, t in enumerate(teachers):
+            require_keras_model(t, "teacher" if len(teachers) == 1 else f"teacher[{i}]")
+            if t is student:
+                raise ValueError("`student` and `teacher` are the same model object; pass two models.")
+        self.teachers = teachers
+        self.teacher = teachers[0]
         self.temperature = _check_temperature(temperature)
         self.alpha = _check_alpha(alpha)
-        self.student_logits = logits_view(student, "student", copy_dense=False)
-        self.teacher_logits = logits_view(teacher, "teacher", copy_dense=True)
-        s_shape = tuple(self.student_logits.output_shape[1:])
-        t_shape = tuple(self.teacher_logits.output_shape[1:])
-        if s_shape != t_shape:
-            raise ValueError(
-                "Student and teacher output shapes differ: student "
-                f"'{student.name}' outputs {(None,) + s_shape}, teacher '{teacher.name}' "
-                f"outputs {(None,) + t_shape}. Both must produce logits over the same "
-                "classes."
-            )
+        self.teacher_weights = _check_teacher_weights(teacher_weights, len(teachers))
+        self.terms = [dataclasses.replace(t, options=dict(t.options)) for t in parse_terms(distill)]
+        for term in self.terms:
+            if not 0 <= term.teacher < len(teachers):
+                raise ValueError(
+                    f"Term '{term.loss}' reads teacher {term.teacher}, but {len(teachers)} teacher(s) were given."
+                )
+        # response terms use the Distiller's temperature unless their options set one
+        for term in self.terms:
+            if term.kind == "response":
+                term.options.setdefault("temperature", self.temperature)
+        self._term_losses = [term.make_loss() for term in self.terms]
+        responds = any(term.kind == "response" for term in self.terms)
+        # Logits views (softmax stripped) are needed only by response terms and labels.
+        self.student_logits = logits_view(student, "student", copy_dense=False) if responds else student
+        self.teacher_logits_views = [
+            logits_view(t, "teacher", copy_dense=True) if responds else t for t in teachers
+        ]
+        self.teacher_logits = self.teacher_logits_views[0]
+        if responds:
+            s_shape = tuple(self.student_logits.output_shape[1:])
+            for t, view in zip(teachers, self.teacher_logits_views):
+                t_shape = tuple(view.output_shape[1:])
+                if s_shape != t_shape:
+                    raise ValueError(
+                        "Student and teacher output shapes differ: student "
+                        f"'{student.name}' outputs {(None,) + s_shape}, teacher '{t.name}' "
+                        f"outputs {(None,) + t_shape}. Both must produce logits over the same "
+                        "classes."
+                    )
+        # Multi-output views reading the layers the terms name, sharing all weights.
+        student_layers = sorted({t.student_layer for t in self.terms if t.student_layer})
+        self._student_index = {n: i + 1 for i, n in enumerate(student_layers)}
+        self._student_view = tap(self.student_logits, student_layers, argument="student") if student_layers else None
+        self._teacher_views, self._teacher_index = [], []
+        for k, view in enumerate(self.teacher_logits_views):
+            names = sorted({t.teacher_layer for t in self.terms if t.teacher_layer and t.teacher == k})
+            self._teacher_index.append({n: i + 1 for i, n in enumerate(names)})
+            self._teacher_views.append(tap(view, names, argument=f"teacher[{k}]") if names else None)
+        self.adapters = [self._make_adapter(term) for term in self.terms]
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.student_loss_tracker = keras.metrics.Mean(name="student_loss")
         self.distillation_loss_tracker = keras.metrics.Mean(name="distillation_loss")
+        labels = [term.loss for term in self.terms]
+        self._term_names = [f"{n}_loss" if labels.count(n) == 1 else f"{n}{labels[:i].count(n) + 1}_loss" for i, n in enumerate(labels)]
+        self.term_trackers = [keras.metrics.Mean(name=n) for n in self._term_names] if len(self.terms) > 1 else []
+
+    def _feature_shape(self, model, layer):
+        return tuple((model.get_layer(layer).output if layer else model.outputs[0]).shape[1:])
+
+    def _make_adapter(self, term):
+        """A learnable map from the student's feature to the teacher's width: a 1x1 conv
+        for maps, Dense for vectors. FitNets gets one only where channels differ; the
+        embedding term always gets a projection. Not part of the exported student."""
+        if term.kind not in ("feature", "representation") or term.loss == "at":
+            return None
+        s_shape = self._feature_shape(self.student_logits, term.student_layer)
+        t_shape = self._feature_shape(self.teacher_logits_views[term.teacher], term.teacher_layer)
+        if term.kind == "feature" and s_shape[-1] == t_shape[-1]:
+            return None
+        if len(s_shape) == 3:
+            adapter = keras.layers.Conv2D(t_shape[-1], 1, name=f"adapter_{term.loss}_{term.student_layer}")
+        else:
+            adapter = keras.layers.Dense(int(t_shape[-1]), name=f"adapter_{term.loss}_{term.student_layer or 'output'}")
+        adapter.build((None,) + s_shape)
+        return adapter
 
     # -- Keras API ---------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", metrics=None, **kwargs):
@@ -187,7 +265,7 @@ class Distiller(keras.Model):
 
     @property
     def metrics(self):
-        metrics = [self.loss_tracker, self.student_loss_tracker, self.distillation_loss_tracker]
+        metrics = [self.loss_tracker, self.student_loss_tracker, self.distillation_loss_tracker] + self.term_trackers
         compiled = getattr(self, "compiled_metrics", None)
         if compiled is not None:
             metrics += compiled.metrics
@@ -196,10 +274,46 @@ class Distiller(keras.Model):
     def call(self, inputs, training=None):
         return self.student(inputs, training=training)
 
+    def _teacher_outputs(self, x):
+        outputs = []
+        for view, taps in zip(self.teacher_logits_views, self._teacher_views):
+            out = (taps or view)(x, training=False)
+            outputs.append([tf.stop_gradient(o) for o in (out if isinstance(out, (list, tuple)) else [out])])
+        return outputs
+
+    def _mixed_teacher_kd(self, teacher_logits, student_logits, temperature):
+        # KL(sum_k w_k softmax(z_k / T) || softmax(z_s / T)) * T^2; one teacher: Hinton KD
+        if len(teacher_logits) == 1:
+            return kd_loss(teacher_logits[0], student_logits, temperature)
+        probs = tf.add_n([w * tf.nn.softmax(tf.cast(z, tf.float32) / temperature) for w, z in zip(self.teacher_weights, teacher_logits)])
+        log_s = tf.nn.log_softmax(tf.cast(student_logits, tf.float32) / temperature)
+        return temperature**2 * tf.reduce_sum(probs * (tf.math.log(probs + 1e-12) - log_s), axis=-1)
+
     def _compute_losses(self, x, y, sample_weight, training):
-        teacher_logits = tf.stop_gradient(self.teacher_logits(x, training=False))
-        student_logits = self.student_logits(x, training=training)
-        distill = _weighted_mean(kd_loss(teacher_logits, student_logits, self.temperature), sample_weight)
+        out = (self._student_view or self.student_logits)(x, training=training)
+        student_out = out if isinstance(out, (list, tuple)) else [out]
+        student_logits = student_out[0]
+        teacher_out = self._teacher_outputs(x)
+        term_values = []
+        for term, loss, adapter in zip(self.terms, self._term_losses, self.adapters):
+            if term.loss == "kd":
+                value = self._mixed_teacher_kd([t[0] for t in teacher_out], student_logits, loss.temperature)
+            elif term.loss == "dkd":
+                teacher_logits = teacher_out[term.teacher][0]
+                target = tf.argmax(teacher_logits, axis=-1)
+                if y is not None and not _is_one_hot(y, student_logits):
+                    labels = tf.cast(tf.reshape(y, [-1]), tf.int64)
+                    target = tf.where(labels >= 0, labels, target)
+                value = dkd_loss(teacher_logits, student_logits, target, loss.alpha, loss.beta, loss.temperature)
+            else:
+                s_feat = student_out[self._student_index[term.student_layer]] if term.student_layer else student_logits
+                t_out = teacher_out[term.teacher]
+                t_feat = t_out[self._teacher_index[term.teacher][term.teacher_layer]] if term.teacher_layer else t_out[0]
+                if adapter is not None:
+                    s_feat = adapter(s_feat)
+                value = loss.call(t_feat, s_feat)
+            term_values.append(_weighted_mean(value, sample_weight))
+        distill = tf.add_n([term.weight * v for term, v in zip(self.terms, term_values)])
         if y is None:
             student = tf.zeros((), tf.float32)
             total = distill
@@ -207,9 +321,11 @@ class Distiller(keras.Model):
             mask = label_mask(y, student_logits)
             student = _masked_mean(cross_entropy(y, student_logits), mask, sample_weight)
             total = self.alpha * student + (1.0 - self.alpha) * distill
-        return student_logits, total, student, distill
+        return student_logits, total, student, distill, term_values
 
-    def _update_metrics(self, y, student_logits, sample_weight, total, student, distill):
+    def _update_metrics(self, y, student_logits, sample_weight, total, student, distill, term_values):
+        for tracker, value in zip(self.term_trackers, term_values):
+            tracker.update_state(value)
         self.loss_tracker.update_state(total)
         self.student_loss_tracker.update_state(student)
         self.distillation_loss_tracker.update_state(distill)
@@ -224,23 +340,29 @@ class Distiller(keras.Model):
             )
         return {m.name: m.result() for m in self.metrics}
 
+    @property
+    def trainable_student_variables(self):
+        """What training updates: the student's trainable weights and the adapters'."""
+        adapters = [v for a in self.adapters if a is not None for v in a.trainable_variables]
+        return self.student.trainable_variables + adapters
+
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
-            student_logits, total, student, distill = self._compute_losses(x, y, sample_weight, True)
+            student_logits, total, student, distill, terms = self._compute_losses(x, y, sample_weight, True)
             objective = total
             if self.student.losses:
                 objective += tf.cast(tf.add_n(self.student.losses), tf.float32)
             # Gradients are summed over replicas, so each replica's mean loss is divided
             # by their number, as Keras's own compiled loss does.
             objective /= tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, tf.float32)
-        self.optimizer.minimize(objective, self.student.trainable_variables, tape=tape)
-        return self._update_metrics(y, student_logits, sample_weight, total, student, distill)
+        self.optimizer.minimize(objective, self.trainable_student_variables, tape=tape)
+        return self._update_metrics(y, student_logits, sample_weight, total, student, distill, terms)
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        student_logits, total, student, distill = self._compute_losses(x, y, sample_weight, False)
-        return self._update_metrics(y, student_logits, sample_weight, total, student, distill)
+        student_logits, total, student, distill, terms = self._compute_losses(x, y, sample_weight, False)
+        return self._update_metrics(y, student_logits, sample_weight, total, student, distill, terms)
 
     def fit(self, *args, callbacks=None, **kwargs):
         """``keras.Model.fit`` plus the callbacks distillation needs.
@@ -262,11 +384,14 @@ class Distiller(keras.Model):
 
     # -- serialization -------------------------------------------------------------
     def get_config(self):
+        teachers = [keras.saving.serialize_keras_object(t) for t in self.teachers]
         return {
             "student": keras.saving.serialize_keras_object(self.student),
-            "teacher": keras.saving.serialize_keras_object(self.teacher),
+            "teacher": teachers[0] if len(teachers) == 1 else teachers,
             "temperature": self.temperature,
             "alpha": self.alpha,
+            "distill": [dataclasses.asdict(term) for term in self.terms],
+            "teacher_weights": list(self.teacher_weights),
             "name": self.name,
         }
 
@@ -274,5 +399,21 @@ class Distiller(keras.Model):
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
         student = keras.saving.deserialize_keras_object(config.pop("student"), custom_objects)
-        teacher = keras.saving.deserialize_keras_object(config.pop("teacher"), custom_objects)
+        teacher = config.pop("teacher")
+        if isinstance(teacher, list):
+            teacher = [keras.saving.deserialize_keras_object(t, custom_objects) for t in teacher]
+        else:
+            teacher = keras.saving.deserialize_keras_object(teacher, custom_objects)
         return cls(student, teacher, **config)
+
+
+def _check_teacher_weights(weights, count):
+    if weights is None:
+        return [1.0 / count] * count
+    weights = list(weights)
+    if len(weights) != count or any(isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError(
+            f"Expected {count} non-negative teacher weights with a positive sum. Received: teacher_weights={weights!r}"
+        )
+    total = float(sum(weights))
+    return [w / total for w in weights]

@@ -43,6 +43,7 @@ class DistillConfig:
     alpha: float = 0.5
     sparsity: float = 0.75
     labels: int = 500
+    distill: str = "kd"
     compress: str = ""
     prune_min_weights: int = 1000
     qat: bool = True
@@ -70,6 +71,9 @@ class DistillConfig:
         from kdtf import compress, data, models
 
         compress.Recipe.parse(compression_steps(self))  # raises on an unknown step
+        from kdtf.terms import parse_terms
+
+        parse_terms(self.distill)  # raises on an unknown or malformed term
 
         if self.dataset not in data.specs():
             raise ValueError(f"Unknown data set spec {self.dataset!r} (--dataset). Known: {', '.join(data.specs())}")
@@ -162,7 +166,7 @@ def _train_teacher(config, data, labelled_ds, steps, val_ds):
 
 
 def _fit_distiller(student, teacher, config, train_ds, val_ds, epochs, lr, name):
-    distiller = Distiller(student, teacher, temperature=config.temperature, alpha=config.alpha, name=name)
+    distiller = Distiller(student, teacher, temperature=config.temperature, alpha=config.alpha, distill=config.distill, name=name)
     distiller.compile(keras.optimizers.Adam(lr), metrics=["accuracy"])
     distiller.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=_verbose(config))
     return distiller.student
@@ -241,7 +245,7 @@ def run(config):
     stages.append(_stage("scratch", scratch, data, config, _save_keras(scratch, os.path.join(out, "scratch.keras"))))
 
     t0 = time.time()
-    _log(f"stage distilled: Distiller(T={config.temperature}, alpha={config.alpha}) for {config.epochs} epochs")
+    _log(f"stage distilled: Distiller(T={config.temperature}, alpha={config.alpha}, distill={config.distill!r}) for {config.epochs} epochs")
     keras.utils.set_random_seed(config.seed + 1)  # same initial weights as scratch
     student = build(config.student, data.input_shape, data.num_classes, name="student")
     student = _fit_distiller(student, teacher, config, train_ds, val_ds, config.epochs, config.learning_rate, "distill")

@@ -37,6 +37,7 @@ FLAGS = {  # flag -> (config field, type, help)
     "--temperature": ("temperature", float, "distillation temperature T > 0"),
     "--alpha": ("alpha", float, "weight of the label cross-entropy, in [0, 1]"),
     "--sparsity": ("sparsity", float, "target sparsity of pruned layers, in [0, 1)"),
+    "--distill": ("distill", str, "distillation terms, e.g. 'kd:1.0,fitnets:0.5@conv2/conv4' (student/teacher layers; kd, dkd, fitnets, at, rkd_distance, rkd_angle, sp, embedding)"),
     "--compress": ("compress", str, "compression steps, e.g. 'prune:0.75,qat', '2:4,qat', 'cluster:16,qat', 'lowrank:0.9,qat' (default: from --sparsity and --no-qat)"),
     "--labels": ("labels", int, "keep N training labels (stratified); the rest is an unlabeled transfer set for distillation (0: keep all)"),
     "--prune-min-weights": ("prune_min_weights", int, "layers with fewer kernel weights stay dense"),

@@ -215,3 +215,18 @@ def test_recipe_without_teacher_fine_tunes_by_cross_entropy(student, batch):
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
     model, stages = compress.Recipe([compress.Prune(0.5, min_weights=100)]).run(student, None, ds, epochs=2)
     assert stages[0]["layer_sparsity"]["fc"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_pruning_schedule_reaches_its_target_even_in_one_epoch(student, teacher, batch):
+    import tensorflow as tf
+
+    from kdtf.compress.recipe import _pruning_schedule_steps
+
+    assert _pruning_schedule_steps(252, 63) == (180, 15)  # 4 epochs: target one epoch early
+    assert _pruning_schedule_steps(63, 63) == (30, 15)  # 1 epoch: half-way, on an update
+    assert _pruning_schedule_steps(4, 4) == (2, 1)
+    x, y = batch
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    recipe = compress.Recipe([compress.Prune(0.75, min_weights=100)])
+    model, _ = recipe.run(student, teacher, ds, epochs=1)
+    assert recipe.verify(export.to_tflite(model))["sparsity"]["fc"] == pytest.approx(0.75, abs=0.01)

@@ -184,9 +184,10 @@ class Recipe:
                 touched = sorted(ranks)
                 extra = {"ranks": ranks}
             elif isinstance(step, Prune):
+                end_step, frequency = _pruning_schedule_steps(total_steps, steps_per_epoch)
                 model = prune(
                     model, step.sparsity, m_by_n=step.m_by_n, min_weights=step.min_weights,
-                    end_step=max(1, total_steps - steps_per_epoch), frequency=max(1, steps_per_epoch // 4),
+                    end_step=end_step, frequency=frequency,
                 )
                 touched = [layer.layer.name for layer in model.layers if hasattr(layer, "pruning_obj")]
                 extra = {"target_sparsity": 0.5 if step.m_by_n else step.sparsity}
@@ -244,6 +245,15 @@ class Recipe:
             clusters = max(self.clustered_layers.values())
             result["clusters"] = verify_clusters(flatbuffer_or_path, sorted(self.clustered_layers), clusters)
         return result
+
+
+def _pruning_schedule_steps(total_steps, steps_per_epoch):
+    """End step and update frequency of the polynomial schedule: reach the target one
+    epoch before the end (half-way for a single epoch), updating 4 times an epoch, with
+    the end step on an update so the target is really reached."""
+    end = total_steps - steps_per_epoch if total_steps > steps_per_epoch else total_steps // 2
+    frequency = max(1, min(steps_per_epoch // 4, end))
+    return max(frequency, end - end % frequency), frequency
 
 
 def _float_params(model):
