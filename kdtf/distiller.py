@@ -149,7 +149,8 @@ class Distiller(keras.Model):
 
     Several terms: ``distill="kd:1.0,fitnets:0.5@conv2/conv4"`` (or a list of
     :class:`kdtf.terms.Term`) makes ``loss = alpha * CE + (1 - alpha) * sum_i w_i L_i``,
-    each term logged as ``<name>_loss``. Feature, relational and representation terms
+    each term logged as ``<name>_loss`` (with two or more terms; one term is the
+    ``distillation_loss``). Feature, relational and representation terms
     read the layers they name through multi-output views of the models (no rewriting);
     where widths differ a learnable adapter (1x1 conv or Dense) maps the student's
     feature to the teacher's; adapters train with the student, live in the Distiller's
@@ -157,8 +158,8 @@ class Distiller(keras.Model):
     (``embedding``, relational) the teacher needs no classifier and ``fit(x)`` suffices.
 
     Several teachers: ``teacher=[t1, t2]`` averages their softened distributions in the
-    ``kd`` term (weighted by ``teacher_weights``); other terms read the teacher named by
-    their ``#index``.
+    ``kd`` term (weighted by ``teacher_weights``); the other terms read the teacher named
+    by their ``#index`` (default 0).
 
     Args:
         student: tf_keras Sequential or Functional model producing logits.
@@ -196,14 +197,11 @@ class Distiller(keras.Model):
             if term.kind == "response":
                 term.options.setdefault("temperature", self.temperature)
         self._term_losses = [term.make_loss() for term in self.terms]
-        responds = any(term.kind == "response" for term in self.terms)
-        # Logits views (softmax stripped) are needed only by response terms and labels.
-        self.student_logits = logits_view(student, "student", copy_dense=False) if responds else student
-        self.teacher_logits_views = [
-            logits_view(t, "teacher", copy_dense=True) if responds else t for t in teachers
-        ]
+        # Logits views strip a final softmax (a model without one is returned as is).
+        self.student_logits = logits_view(student, "student", copy_dense=False)
+        self.teacher_logits_views = [logits_view(t, "teacher", copy_dense=True) for t in teachers]
         self.teacher_logits = self.teacher_logits_views[0]
-        if responds:
+        if any(term.kind == "response" for term in self.terms):  # they compare class logits
             s_shape = tuple(self.student_logits.output_shape[1:])
             for t, view in zip(teachers, self.teacher_logits_views):
                 t_shape = tuple(view.output_shape[1:])
