@@ -27,35 +27,18 @@ import numpy as np  # noqa: E402
 
 
 def one_run(labels, seed, args):
+    from label_scarce import LabelScarce
+
     from kdtf import Distiller, keras
-    from kdtf.data import keep_labels, labelled_dataset, load
-    from kdtf.models import build
 
-    data = load("mnist5k", seed=seed)
-    if labels != "all":
-        data.y_train = keep_labels(data.y_train, int(labels), seed=seed)
-    steps = int(np.ceil(len(data.x_train) / args.batch_size))
-    labelled_ds, _ = labelled_dataset(data.x_train, data.y_train, args.batch_size, steps, seed=seed)
-    train_ds = data.dataset("train", args.batch_size, shuffle=True, seed=seed)
-    ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-    def accuracy(model):
-        return float(np.mean(model.predict(data.x_test, batch_size=256, verbose=0).argmax(-1) == data.y_test))
-
-    keras.utils.set_random_seed(seed)
-    teacher = build("teacher_cnn", data.input_shape, data.num_classes)
-    teacher.compile(keras.optimizers.Adam(1e-3), ce)
-    teacher.fit(labelled_ds, steps_per_epoch=steps, epochs=args.teacher_epochs, verbose=0)
-    keras.utils.set_random_seed(seed + 1)
-    scratch = build("student_cnn", data.input_shape, data.num_classes)
-    scratch.compile(keras.optimizers.Adam(1e-3), ce)
-    scratch.fit(labelled_ds, steps_per_epoch=steps, epochs=args.epochs, verbose=0)
-    keras.utils.set_random_seed(seed + 1)
-    student = build("student_cnn", data.input_shape, data.num_classes)
+    setup = LabelScarce(seed, None if labels == "all" else int(labels), args.batch_size)
+    teacher = setup.supervised("teacher_cnn", args.teacher_epochs, seed_offset=0)
+    scratch = setup.supervised("student_cnn", args.epochs, seed_offset=1)
+    student = setup.build("student_cnn", seed_offset=1)  # same initial weights as scratch
     distiller = Distiller(student, teacher, temperature=args.temperature, alpha=args.alpha)
     distiller.compile(keras.optimizers.Adam(1e-3))
-    distiller.fit(train_ds, epochs=args.epochs, verbose=0)
-    return {"teacher": accuracy(teacher), "scratch": accuracy(scratch), "distilled": accuracy(student)}
+    distiller.fit(setup.train_ds, epochs=args.epochs, verbose=0)
+    return {"teacher": setup.accuracy(teacher), "scratch": setup.accuracy(scratch), "distilled": setup.accuracy(student)}
 
 
 def plot(raw, path, seeds):

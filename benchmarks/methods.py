@@ -45,45 +45,24 @@ METHODS = {
 
 
 def one_seed(seed, methods, args):
+    from label_scarce import LabelScarce
+
     from kdtf import Distiller, keras
-    from kdtf.data import keep_labels, labelled_dataset, load
-    from kdtf.models import build
 
-    data = load("mnist5k", seed=seed)
-    data.y_train = keep_labels(data.y_train, args.labels, seed=seed)
-    steps = int(np.ceil(len(data.x_train) / 64))
-    labelled_ds, _ = labelled_dataset(data.x_train, data.y_train, 64, steps, seed=seed)
-    train_ds = data.dataset("train", 64, shuffle=True, seed=seed)
-    ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-    def accuracy(model):
-        return float(np.mean(model.predict(data.x_test, batch_size=256, verbose=0).argmax(-1) == data.y_test))
-
-    def teacher(offset):
-        keras.utils.set_random_seed(seed + offset)
-        model = build("teacher_cnn", data.input_shape, data.num_classes, name=f"teacher{offset}")
-        model.compile(keras.optimizers.Adam(1e-3), ce)
-        model.fit(labelled_ds, steps_per_epoch=steps, epochs=args.teacher_epochs, verbose=0)
-        return model
-
-    teachers = [teacher(0)]
-    result = {"teacher": accuracy(teachers[0])}
-    keras.utils.set_random_seed(seed + 1)
-    scratch = build("student_cnn", data.input_shape, data.num_classes)
-    scratch.compile(keras.optimizers.Adam(1e-3), ce)
-    scratch.fit(labelled_ds, steps_per_epoch=steps, epochs=args.epochs, verbose=0)
-    result["scratch"] = accuracy(scratch)
+    setup = LabelScarce(seed, args.labels)
+    teachers = [setup.supervised("teacher_cnn", args.teacher_epochs, seed_offset=0)]
+    result = {"teacher": setup.accuracy(teachers[0])}
+    result["scratch"] = setup.accuracy(setup.supervised("student_cnn", args.epochs, seed_offset=1))
     for name in methods:
         spec, multi = METHODS[name]
         if multi and len(teachers) == 1:
-            teachers.append(teacher(100))
-            result["second teacher"] = accuracy(teachers[1])
-        keras.utils.set_random_seed(seed + 1)  # same initial student as scratch
-        student = build("student_cnn", data.input_shape, data.num_classes)
+            teachers.append(setup.supervised("teacher_cnn", args.teacher_epochs, seed_offset=100))
+            result["second teacher"] = setup.accuracy(teachers[1])
+        student = setup.build("student_cnn", seed_offset=1)  # same initial student as scratch
         distiller = Distiller(student, teachers if multi else teachers[0], temperature=4.0, alpha=0.5, distill=spec)
         distiller.compile(keras.optimizers.Adam(1e-3))
-        distiller.fit(train_ds, epochs=args.epochs, verbose=0)
-        result[name] = accuracy(student)
+        distiller.fit(setup.train_ds, epochs=args.epochs, verbose=0)
+        result[name] = setup.accuracy(student)
         print(f"seed {seed} {name}: {result[name]:.4f}", file=sys.stderr, flush=True)
     return result
 

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -128,8 +129,6 @@ def _save_keras(model, path):
     if compress.is_quantized(model):
         path = os.path.splitext(path)[0] + ".h5"
         with atomic_path(path) as tmp:
-            import warnings
-
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # "HDF5 is legacy"
                 model.save(tmp, include_optimizer=False)
@@ -251,7 +250,6 @@ def run(config):
     student = _fit_distiller(student, teacher, config, train_ds, val_ds, config.epochs, config.learning_rate, "distill")
     timings["distill_s"] = time.time() - t0
     stages.append(_stage("distilled", student, data, config, _save_keras(student, os.path.join(out, "student.keras"))))
-    params = student.count_params()  # the compressed stages keep this architecture
 
     t0 = time.time()
     recipe = recipe_for(config)
@@ -263,7 +261,8 @@ def run(config):
     )
     timings["compress_s"] = time.time() - t0
     compressed_path = _save_keras(compressed, os.path.join(out, f"student_{name.replace('+', '_').replace(':', '')}.keras"))
-    stages.append(_stage(name, compressed, data, config, compressed_path, params=compress_stages[-1]["params"]))
+    params = compress_stages[-1]["params"]  # low-rank changes it; the .tflite has the same
+    stages.append(_stage(name, compressed, data, config, compressed_path, params=params))
 
     t0 = time.time()
     _log("stage tflite-int8: full-integer int8 export (int8 input and output), evaluated on LiteRT")

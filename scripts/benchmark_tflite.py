@@ -36,12 +36,8 @@ def benchmark(path, data=None, keras_path=None, runs=200, warmup=20, seed=0):
     from kdtf import export
     from kdtf.io import gzip_size
 
-    result = {
-        "file": path,
-        "size_bytes": os.path.getsize(path) if os.path.isfile(path) else None,
-        "ops": export.check_builtin_ops(path),
-    }
-    result["gzip_bytes"] = gzip_size(path)
+    ops = export.check_builtin_ops(path)  # refuses a missing or corrupt file first
+    result = {"file": path, "size_bytes": os.path.getsize(path), "ops": ops, "gzip_bytes": gzip_size(path)}
     result["weight_sparsity"] = export.weight_sparsity(path)[1]
     threads = os.cpu_count() or 1
     result["latency_1_thread"] = export.latency(path, num_threads=1, runs=runs, warmup=warmup)

@@ -207,3 +207,16 @@ def test_benchmark_script_refuses_a_corrupt_tflite(tmp_path):
     result = run_script(str(bad), script=os.path.join(ROOT, "scripts", "benchmark_tflite.py"), timeout=120)
     assert result.returncode == 2
     assert "is not a TFLite flatbuffer" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_low_rank_recipe_reports_the_factorized_parameter_count_for_the_tflite(tmp_path):
+    out = tmp_path / "out"
+    result = run_script(
+        "--compress", "lowrank:4,qat", "--teacher-epochs", "1", "--epochs", "1", "--prune-epochs", "1",
+        "--qat-epochs", "1", "--latency-runs", "3", "--output", str(out), "--cache-dir", str(tmp_path / "cache"),
+        "--verbose", "0",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    stages = {s["stage"]: s for s in json.loads((out / "report.json").read_text())["stages"]}
+    assert stages["lowrank+qat"]["params"] < stages["distilled"]["params"]
+    assert stages["tflite-int8"]["params"] == stages["lowrank+qat"]["params"]

@@ -23,6 +23,12 @@ INITIALIZATIONS = {
 }
 
 
+def _check_clusters(clusters):
+    if isinstance(clusters, bool) or not isinstance(clusters, int) or clusters < 2:
+        raise ValueError(f"Expected clusters to be an integer >= 2. Received: clusters={clusters!r}")
+    return clusters
+
+
 def cluster(model, clusters=16, *, init="kmeans++", preserve_sparsity=False, layers=None, skip=None, min_weights=0):
     """Wraps the chosen layers of ``model`` for weight clustering.
 
@@ -38,8 +44,7 @@ def cluster(model, clusters=16, *, init="kmeans++", preserve_sparsity=False, lay
         A new model with ``ClusterWeights`` wrappers; fine-tune it, then strip.
     """
     require_graph_model(model)
-    if isinstance(clusters, bool) or not isinstance(clusters, int) or clusters < 2:
-        raise ValueError(f"Expected clusters to be an integer >= 2. Received: clusters={clusters!r}")
+    _check_clusters(clusters)
     if init not in INITIALIZATIONS:
         raise ValueError(f"Unknown centroid initialisation {init!r}. Expected one of {', '.join(INITIALIZATIONS)}.")
     chosen = select_layers(model, layers, skip, min_weights)

@@ -21,7 +21,7 @@ import dataclasses
 import numpy as np
 
 from kdtf._keras import keras
-from kdtf.compress.cluster import cluster, cluster_wrapper, strip_clustering
+from kdtf.compress.cluster import _check_clusters, cluster, cluster_wrapper, strip_clustering
 from kdtf.compress.layers import kernel_sparsity, unique_weights
 from kdtf.compress.lowrank import factorize
 from kdtf.compress.prune import _check_sparsity, is_pruned, prune, pruning_callbacks, strip_pruning
@@ -120,8 +120,8 @@ class Recipe:
                 raise ValueError("'lowrank' must be the first compression step (it rebuilds the model).")
             if isinstance(step, Prune) and not step.m_by_n:
                 _check_sparsity(step.sparsity)
-            if isinstance(step, Cluster) and step.clusters < 2:
-                raise ValueError(f"Expected clusters to be an integer >= 2. Received: clusters={step.clusters}")
+            if isinstance(step, Cluster):
+                _check_clusters(step.clusters)
             if isinstance(step, LowRank) and step.rank is None and not 0 < step.energy < 1:
                 raise ValueError(f"Expected lowrank energy in (0, 1) or an integer rank >= 1. Received: {step.energy}")
         self.steps = steps

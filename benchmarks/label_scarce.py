@@ -1,0 +1,51 @@
+"""The label-scarce setting shared by labels_sweep.py and methods.py.
+
+mnist5k with ``labels`` training labels kept (stratified) and the rest unlabeled; the
+labelled images are repeated so supervised models get the same optimizer steps per
+epoch as a Distiller that sees every training image.
+"""
+
+import numpy as np
+
+
+class LabelScarce:
+    """Data, datasets and the supervised baselines for one seed.
+
+    Args:
+        seed: split, label choice, shuffling and (through ``supervised``) initial weights.
+        labels: training labels to keep; ``None`` keeps them all.
+        batch_size: batch size of both datasets.
+    """
+
+    def __init__(self, seed, labels=None, batch_size=64):
+        from kdtf.data import keep_labels, labelled_dataset, load
+
+        self.seed = seed
+        self.data = load("mnist5k", seed=seed)
+        if labels is not None:
+            self.data.y_train = keep_labels(self.data.y_train, labels, seed=seed)
+        self.steps = int(np.ceil(len(self.data.x_train) / batch_size))
+        self.labelled_ds, _ = labelled_dataset(self.data.x_train, self.data.y_train, batch_size, self.steps, seed=seed)
+        self.train_ds = self.data.dataset("train", batch_size, shuffle=True, seed=seed)
+
+    def accuracy(self, model):
+        """Top-1 accuracy on the test split."""
+        logits = model.predict(self.data.x_test, batch_size=256, verbose=0)
+        return float(np.mean(logits.argmax(-1) == self.data.y_test))
+
+    def build(self, model, seed_offset):
+        """A zoo model initialised from ``seed + seed_offset``."""
+        from kdtf import keras
+        from kdtf.models import build
+
+        keras.utils.set_random_seed(self.seed + seed_offset)
+        return build(model, self.data.input_shape, self.data.num_classes)
+
+    def supervised(self, model, epochs, seed_offset):
+        """``model`` trained by cross-entropy on the labelled images (Adam 1e-3)."""
+        from kdtf import keras
+
+        net = self.build(model, seed_offset)
+        net.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        net.fit(self.labelled_ds, steps_per_epoch=self.steps, epochs=epochs, verbose=0)
+        return net
