@@ -1,5 +1,14 @@
-"""Data sets for distillation: offline defaults, split deterministically."""
+"""Data sets for distillation: offline defaults, TFDS, image folders; keras-cv
+augmentation inside tf.data (:mod:`kdtf.data.augment`)."""
 
-from kdtf.data.datasets import Splits, keep_labels, labelled_dataset, load, specs
+from kdtf.data.datasets import (
+    Splits,
+    keep_labels,
+    labelled_dataset,
+    load,
+    load_unlabeled,
+    parse_spec,
+    specs,
+)
 
-__all__ = ["Splits", "load", "specs", "keep_labels", "labelled_dataset"]
+__all__ = ["Splits", "load", "load_unlabeled", "parse_spec", "specs", "keep_labels", "labelled_dataset"]

@@ -2,7 +2,7 @@
 
 from kdtf._keras import keras
 
-__all__ = ["teacher_cnn", "student_cnn", "build", "names"]
+__all__ = ["teacher_cnn", "student_cnn", "build", "names", "is_backbone"]
 
 
 def teacher_cnn(input_shape=(28, 28, 1), num_classes=10, name="teacher"):
@@ -50,11 +50,32 @@ _ZOO = {"teacher_cnn": teacher_cnn, "student_cnn": student_cnn}
 
 
 def names():
-    return sorted(_ZOO)
+    """Zoo models and Keras application backbones (see :mod:`kdtf.models.transfer`)."""
+    from kdtf.models.transfer import BACKBONES
+
+    return sorted(_ZOO) + sorted(BACKBONES)
 
 
-def build(model, input_shape, num_classes, **kwargs):
-    """Builds a zoo model by name."""
+def is_backbone(model):
+    """True for a backbone name (fine-tuned in two phases), False for a zoo model."""
+    from kdtf.models.transfer import BACKBONES
+
+    return model in BACKBONES
+
+
+def build(model, input_shape, num_classes, name=None, weights=None):
+    """Builds a zoo model or a backbone classifier by name.
+
+    Args:
+        weights: a local weights file for backbones (``None``: random); zoo models
+            accept only ``None``.
+    """
+    from kdtf.models.transfer import backbone_classifier
+
+    if is_backbone(model):
+        return backbone_classifier(model, input_shape, num_classes, weights=weights, model_name=name)
     if model not in _ZOO:
         raise ValueError(f"Unknown model {model!r}. Known: {', '.join(names())}")
-    return _ZOO[model](input_shape, num_classes, **kwargs)
+    if weights:
+        raise ValueError(f"Weights files are for backbones ({', '.join(names()[2:])}); {model!r} trains from scratch. Received: weights={weights!r}")
+    return _ZOO[model](input_shape, num_classes, **({"name": name} if name else {}))

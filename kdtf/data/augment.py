@@ -1,0 +1,120 @@
+"""Augmentation with keras-cv, inside ``tf.data`` only (never inside an exported model).
+
+This is the only kdtf module that imports keras-cv (frozen upstream; replace it here
+alone if it stops working). Images are expected in ``[0, 1]``.
+
+Names for ``--augment`` (comma-separated, applied in this order):
+
+* ``flip``: random horizontal flip.
+* ``crop``: ``RandomCropAndResize``, 50-100 % of the area, aspect 3/4-4/3, back to the
+  input size.
+* ``randaugment``: ``RandAugment``, 2 operations per image, magnitude 0.3.
+* ``jitter``: ``RandomColorJitter`` (brightness, contrast, saturation, hue).
+* ``mixup`` / ``cutmix``: mix pairs of images and their one-hot labels (Zhang et al.,
+  2018; Yun et al., 2019). Labels become one-hot rows; an unlabeled example (label -1)
+  is an all-zero row, so a labelled image mixed with an unlabeled one keeps only its own
+  share of the label and the Distiller's cross-entropy counts that share.
+
+Colour operations need three channels: on grayscale input they run on the image
+repeated to RGB and the result is turned back to one channel.
+
+The teacher sees exactly the augmented batch the student sees, because the Distiller
+computes the teacher's outputs inside ``train_step`` on the batch ``tf.data`` yields.
+"""
+
+from kdtf._keras import tf
+
+__all__ = ["AUGMENTATIONS", "parse_augment", "mixes_labels", "Augmenter", "augment_dataset"]
+
+AUGMENTATIONS = ("flip", "crop", "randaugment", "jitter", "mixup", "cutmix")
+_MIXING = ("mixup", "cutmix")
+
+
+def parse_augment(text):
+    """``"flip,randaugment"`` -> ``["flip", "randaugment"]``; ``""``/``"none"`` -> ``[]``."""
+    if text is None:
+        return []
+    names = [n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
+    if names == ["none"]:
+        return []
+    unknown = [n for n in names if n not in AUGMENTATIONS]
+    if unknown:
+        raise ValueError(f"Unknown augmentation {unknown[0]!r} (--augment). Known: {', '.join(AUGMENTATIONS)}, none")
+    return [n for n in AUGMENTATIONS if n in names]
+
+
+def mixes_labels(names):
+    """True when the augmentations turn labels into mixed one-hot rows."""
+    return any(n in _MIXING for n in parse_augment(names))
+
+
+class _OnRGB:
+    """Runs a colour layer on grayscale images by repeating them to three channels."""
+
+    def __init__(self, layer):
+        self.layer = layer
+
+    def __call__(self, images, training=True):
+        rgb = tf.image.grayscale_to_rgb(images)
+        return tf.image.rgb_to_grayscale(self.layer(rgb, training=training))
+
+
+class Augmenter:
+    """Maps a batch ``(x, y)`` to an augmented batch.
+
+    Args:
+        names: augmentation names or a comma-separated string (see the module doc).
+        input_shape: ``(height, width, channels)`` of the images.
+        num_classes: classes, for the one-hot labels of MixUp/CutMix.
+        seed: seed of the random layers.
+    """
+
+    def __init__(self, names, input_shape, num_classes, seed=0):
+        import keras_cv
+
+        self.names = parse_augment(names)
+        height, width, channels = (int(d) for d in input_shape)
+        self.num_classes = int(num_classes)
+        layers = keras_cv.layers
+        image_layers = []
+        for name in self.names:
+            if name == "flip":
+                image_layers.append(layers.RandomFlip("horizontal", seed=seed))
+            elif name == "crop":
+                image_layers.append(layers.RandomCropAndResize(
+                    (height, width), crop_area_factor=(0.5, 1.0), aspect_ratio_factor=(3 / 4, 4 / 3), seed=seed))
+            elif name == "randaugment":
+                layer = layers.RandAugment(value_range=(0, 1), augmentations_per_image=2, magnitude=0.3, seed=seed)
+                image_layers.append(_OnRGB(layer) if channels == 1 else layer)
+            elif name == "jitter":
+                layer = layers.RandomColorJitter(
+                    value_range=(0, 1), brightness_factor=0.3, contrast_factor=0.3,
+                    saturation_factor=(0.3, 0.7), hue_factor=0.1, seed=seed)
+                image_layers.append(_OnRGB(layer) if channels == 1 else layer)
+        self.image_layers = image_layers
+        self.mix_layers = [
+            layers.MixUp(seed=seed) if n == "mixup" else layers.CutMix(seed=seed) for n in self.names if n in _MIXING
+        ]
+
+    def __call__(self, x, y=None):
+        for layer in self.image_layers:
+            x = layer(x, training=True)
+        x = tf.clip_by_value(tf.cast(x, tf.float32), 0.0, 1.0)
+        if self.mix_layers:
+            if y is None:
+                raise ValueError("MixUp/CutMix mix labels; the batch has none. Drop mixup/cutmix from --augment.")
+            if y.shape.rank == 1:  # sparse labels; -1 (unlabeled) becomes an all-zero row
+                y = tf.one_hot(tf.cast(y, tf.int32), self.num_classes)
+            for layer in self.mix_layers:
+                out = layer({"images": x, "labels": tf.cast(y, tf.float32)}, training=True)
+                x, y = out["images"], out["labels"]
+        return x if y is None else (x, y)
+
+
+def augment_dataset(ds, names, input_shape, num_classes, seed=0):
+    """Applies :class:`Augmenter` to a batched ``(x, y)`` dataset (after ``batch``)."""
+    names = parse_augment(names)
+    if not names:
+        return ds
+    augmenter = Augmenter(names, input_shape, num_classes, seed)
+    return ds.map(augmenter, num_parallel_calls=tf.data.AUTOTUNE)
