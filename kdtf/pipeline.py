@@ -9,6 +9,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 import warnings
@@ -17,8 +18,10 @@ import numpy as np
 
 from kdtf import compress, export
 from kdtf._keras import keras, tf
-from kdtf.data import keep_labels, labelled_dataset, load
+from kdtf.data import keep_labels, labelled_dataset, load, load_unlabeled
+from kdtf.data.augment import mixes_labels
 from kdtf.distiller import Distiller
+from kdtf.finetune import fine_tune
 from kdtf.io import atomic_path, check_writable_dir, gzip_size
 from kdtf.models import build
 
@@ -30,9 +33,17 @@ class DistillConfig:
     """Settings of a run. Every field is a flag of ``scripts/distill.py``."""
 
     dataset: str = "mnist5k"
+    data_dir: str = ""
+    image_size: int = 0
+    augment: str = ""
+    transfer_set: str = ""
     seed: int = 0
     teacher: str = "teacher_cnn"
     student: str = "student_cnn"
+    teacher_weights: str = ""
+    student_weights: str = ""
+    unfreeze_layers: int = 30
+    finetune_epochs: int = 3
     teacher_epochs: int = 12
     epochs: int = 20
     prune_epochs: int = 4
@@ -65,6 +76,10 @@ class DistillConfig:
                 raise ValueError(f"Expected {name} > 0. Received: {name}={value!r}")
         if not isinstance(self.alpha, (int, float)) or not 0 <= self.alpha <= 1:
             raise ValueError(f"Expected alpha in [0, 1]. Received: alpha={self.alpha!r}")
+        for name in ("image_size", "unfreeze_layers", "finetune_epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"Expected {name} to be an integer >= 0. Received: {name}={value!r}")
         if isinstance(self.labels, bool) or not isinstance(self.labels, int) or self.labels < 0:
             raise ValueError(f"Expected labels >= 0 (0 keeps every label). Received: labels={self.labels!r}")
         if not isinstance(self.sparsity, (int, float)) or not 0 <= self.sparsity < 1:
@@ -76,11 +91,34 @@ class DistillConfig:
 
         parse_terms(self.distill)  # raises on an unknown or malformed term
 
-        if self.dataset not in data.specs():
-            raise ValueError(f"Unknown data set spec {self.dataset!r} (--dataset). Known: {', '.join(data.specs())}")
+        from kdtf.data.augment import parse_augment
+
+        try:
+            kind, rest = data.parse_spec(self.dataset)
+        except ValueError:
+            raise ValueError(f"Unknown data set spec {self.dataset!r} (--dataset). Known: {', '.join(data.specs())}") from None
+        if kind == "folder" and not os.path.isdir(rest):
+            raise ValueError(f"Image folder not found: {rest!r} (--dataset {self.dataset}).")
+        if self.transfer_set:
+            try:
+                kind, rest = data.parse_spec(self.transfer_set)
+            except ValueError:
+                raise ValueError(f"Unknown data set spec {self.transfer_set!r} (--transfer-set). Known: {', '.join(data.specs())}") from None
+            if kind == "folder" and not os.path.isdir(rest):
+                raise ValueError(f"Transfer-set folder not found: {rest!r} (--transfer-set {self.transfer_set}).")
+        parse_augment(self.augment)
         for name in ("teacher", "student"):
-            if getattr(self, name) not in models.names():
-                raise ValueError(f"Unknown {name} model {getattr(self, name)!r} (--{name}). Known: {', '.join(models.names())}")
+            model = getattr(self, name)
+            if model not in models.names():
+                raise ValueError(f"Unknown {name} model {model!r} (--{name}). Known: {', '.join(models.names())}")
+            weights = getattr(self, f"{name}_weights")
+            if weights and not models.is_backbone(model):
+                raise ValueError(
+                    f"--{name}-weights is for backbones ({', '.join(n for n in models.names() if models.is_backbone(n))}); "
+                    f"{model!r} trains from scratch. Received: {name}_weights={weights!r}"
+                )
+            if weights and not os.path.isfile(weights):
+                raise ValueError(f"Weights file not found: {weights!r} (--{name}-weights).")
         return self
 
 
@@ -119,7 +157,9 @@ def _verbose(config):
     return 1 if sys.stdout.isatty() else 2
 
 
-def _ce():
+def _ce(one_hot=False):
+    if one_hot:  # mixup/cutmix turn labels into mixed one-hot rows
+        return keras.losses.CategoricalCrossentropy(from_logits=True)
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
@@ -141,14 +181,59 @@ def _save_keras(model, path):
     return path
 
 
+def _file_digest(path):
+    if not path:
+        return ""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _teacher_cache_path(config, data):
+    fingerprint = hashlib.sha256(data.x_train.tobytes() + data.y_train.tobytes()).hexdigest()
     key = json.dumps(
         [config.teacher, data.name, data.input_shape, config.seed, config.teacher_epochs,
-         config.batch_size, config.learning_rate, config.labels, keras.__version__],
+         config.batch_size, config.learning_rate, config.labels, keras.__version__, fingerprint,
+         config.augment, _file_digest(config.teacher_weights), config.finetune_epochs,
+         config.unfreeze_layers, config.finetune_learning_rate],
         sort_keys=True,
     )
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]
-    return os.path.join(config.cache_dir, f"teacher-{data.name}-{digest}.keras")
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", data.name).strip("_")[-40:]
+    return os.path.join(config.cache_dir, f"teacher-{slug}-{digest}.keras")
+
+
+def _train(model, config, weights, train_ds, val_ds, steps, epochs, teacher=None):
+    """Trains a zoo model, or fine-tunes a backbone in two phases when it has pretrained
+    ``weights`` (a backbone without weights trains every layer, BatchNormalization in
+    training mode: frozen random statistics would make it output ~0). With ``teacher``,
+    through the Distiller (teacher-assisted fine-tuning)."""
+    from kdtf.models.transfer import is_backbone_classifier
+
+    one_hot = mixes_labels(config.augment)
+    fit_args = dict(steps_per_epoch=steps, verbose=_verbose(config))
+    distiller_args = dict(temperature=config.temperature, alpha=config.alpha, distill=config.distill)
+    if is_backbone_classifier(model) and weights:
+        _log(
+            f"  two-phase fine-tuning of {model.name}: head only for {epochs} epochs, then the top "
+            f"{config.unfreeze_layers} layers for {config.finetune_epochs} epochs (BatchNormalization frozen)"
+        )
+        fine_tune(
+            model, train_ds, val_ds, head_epochs=epochs, epochs=config.finetune_epochs,
+            unfreeze_layers=config.unfreeze_layers, learning_rate=config.learning_rate,
+            finetune_learning_rate=config.finetune_learning_rate, teacher=teacher,
+            distiller_args=distiller_args, loss=_ce(one_hot), **fit_args,
+        )
+        for layer in model.layers:  # compression fine-tunes every layer; BN stays frozen
+            layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
+        return model
+    if teacher is not None:
+        return _fit_distiller(model, teacher, config, train_ds, val_ds, epochs, config.learning_rate, "distill", steps)
+    model.compile(keras.optimizers.Adam(config.learning_rate), _ce(one_hot), ["accuracy"])
+    model.fit(train_ds, validation_data=val_ds, epochs=epochs, **fit_args)
+    return model
 
 
 def _train_teacher(config, data, labelled_ds, steps, val_ds):
@@ -156,18 +241,18 @@ def _train_teacher(config, data, labelled_ds, steps, val_ds):
     if os.path.exists(path):
         _log(f"stage teacher: reusing cached {path}")
         return keras.models.load_model(path, compile=False), path, True
-    _log(f"stage teacher: training {config.teacher} for {config.teacher_epochs} epochs")
-    teacher = build(config.teacher, data.input_shape, data.num_classes, name="teacher")
-    teacher.compile(keras.optimizers.Adam(config.learning_rate), _ce(), ["accuracy"])
-    teacher.fit(labelled_ds, steps_per_epoch=steps, validation_data=val_ds, epochs=config.teacher_epochs, verbose=_verbose(config))
+    source = f" from {config.teacher_weights}" if config.teacher_weights else ""
+    _log(f"stage teacher: training {config.teacher}{source} for {config.teacher_epochs} epochs")
+    teacher = build(config.teacher, data.input_shape, data.num_classes, name="teacher", weights=config.teacher_weights or None)
+    _train(teacher, config, config.teacher_weights, labelled_ds, val_ds, steps, config.teacher_epochs)
     _save_keras(teacher, path)
     return teacher, path, False
 
 
-def _fit_distiller(student, teacher, config, train_ds, val_ds, epochs, lr, name):
+def _fit_distiller(student, teacher, config, train_ds, val_ds, epochs, lr, name, steps=None):
     distiller = Distiller(student, teacher, temperature=config.temperature, alpha=config.alpha, distill=config.distill, name=name)
     distiller.compile(keras.optimizers.Adam(lr), metrics=["accuracy"])
-    distiller.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=_verbose(config))
+    distiller.fit(train_ds, validation_data=val_ds, epochs=epochs, steps_per_epoch=steps, verbose=_verbose(config))
     return distiller.student
 
 
@@ -207,12 +292,12 @@ def run(config):
     check_writable_dir(config.cache_dir, "--cache-dir")
     keras.utils.set_random_seed(config.seed)
 
-    data = load(config.dataset, seed=config.seed)
+    data = load(config.dataset, seed=config.seed, image_size=config.image_size or None, data_dir=config.data_dir or None)
     _log(
         f"data {data.name}: {len(data.x_train)} train / {len(data.x_val)} val / "
         f"{len(data.x_test)} test, input {data.input_shape}, {data.num_classes} classes"
+        + (f", {data.meta['skipped']} unreadable image(s) skipped" if data.meta.get("skipped") else "")
     )
-    steps = int(np.ceil(len(data.x_train) / config.batch_size))
     labelled = config.labels or len(data.x_train)
     if config.labels:
         data.y_train = keep_labels(data.y_train, config.labels, seed=config.seed)
@@ -220,10 +305,27 @@ def run(config):
             f"labels: keeping {labelled} labelled training examples (stratified); the other "
             f"{len(data.x_train) - labelled} are an unlabeled transfer set for distillation"
         )
+    transfer = 0
+    if config.transfer_set:
+        extra = load_unlabeled(
+            config.transfer_set, image_size=data.input_shape[0], channels=data.input_shape[-1],
+            data_dir=config.data_dir or None,
+        )
+        transfer = len(extra)
+        data.x_train = np.concatenate([data.x_train, extra.astype(np.float32)])
+        data.y_train = np.concatenate([data.y_train, np.full(transfer, -1, np.int32)])
+        _log(f"transfer set {config.transfer_set}: {transfer} unlabeled images added for distillation")
+    if config.augment:
+        _log(f"augmentation (keras-cv, in tf.data; the teacher sees the same augmented batch): {config.augment}")
+    steps = int(np.ceil(len(data.x_train) / config.batch_size))
     # Teacher and scratch see labelled examples only, with as many optimizer steps per
     # epoch as the Distiller, which sees every training example (unlabeled ones as -1).
-    labelled_ds, _ = labelled_dataset(data.x_train, data.y_train, config.batch_size, steps, seed=config.seed)
-    train_ds = data.dataset("train", config.batch_size, shuffle=True, seed=config.seed)
+    labelled_ds, _ = labelled_dataset(
+        data.x_train, data.y_train, config.batch_size, steps, seed=config.seed,
+        augment=config.augment, num_classes=data.num_classes,
+    )
+    train_ds = data.dataset("train", config.batch_size, shuffle=True, seed=config.seed, augment=config.augment)
+    train_ds = train_ds.repeat()  # with steps_per_epoch: every epoch has `steps` batches
     val_ds = data.dataset("val", config.batch_size)
     timings = {}
     stages = []
@@ -237,17 +339,16 @@ def run(config):
     t0 = time.time()
     _log(f"stage scratch: training {config.student} on the {labelled} labelled examples for {config.epochs} epochs")
     keras.utils.set_random_seed(config.seed + 1)
-    scratch = build(config.student, data.input_shape, data.num_classes, name="scratch")
-    scratch.compile(keras.optimizers.Adam(config.learning_rate), _ce(), ["accuracy"])
-    scratch.fit(labelled_ds, steps_per_epoch=steps, validation_data=val_ds, epochs=config.epochs, verbose=_verbose(config))
+    scratch = build(config.student, data.input_shape, data.num_classes, name="scratch", weights=config.student_weights or None)
+    _train(scratch, config, config.student_weights, labelled_ds, val_ds, steps, config.epochs)
     timings["scratch_s"] = time.time() - t0
     stages.append(_stage("scratch", scratch, data, config, _save_keras(scratch, os.path.join(out, "scratch.keras"))))
 
     t0 = time.time()
     _log(f"stage distilled: Distiller(T={config.temperature}, alpha={config.alpha}, distill={config.distill!r}) for {config.epochs} epochs")
     keras.utils.set_random_seed(config.seed + 1)  # same initial weights as scratch
-    student = build(config.student, data.input_shape, data.num_classes, name="student")
-    student = _fit_distiller(student, teacher, config, train_ds, val_ds, config.epochs, config.learning_rate, "distill")
+    student = build(config.student, data.input_shape, data.num_classes, name="student", weights=config.student_weights or None)
+    student = _train(student, config, config.student_weights, train_ds, val_ds, steps, config.epochs, teacher=teacher)
     timings["distill_s"] = time.time() - t0
     stages.append(_stage("distilled", student, data, config, _save_keras(student, os.path.join(out, "student.keras"))))
 
@@ -301,6 +402,7 @@ def run(config):
         "config": dataclasses.asdict(config),
         "data": {
             "name": data.name, "train": len(data.x_train), "labelled": labelled,
+            "transfer_set": transfer, "augment": config.augment, "skipped_images": data.meta.get("skipped", 0),
             "val": len(data.x_val), "test": len(data.x_test),
             "input_shape": list(data.input_shape), "normalization": data.normalization,
             "class_names": data.class_names,

@@ -4,6 +4,8 @@
     python scripts/distill.py                       # offline default: MNIST (5,000 digits)
     python scripts/distill.py --epochs 5 --sparsity 0.5 --output saved_models/try
     python scripts/distill.py --config configs/default.yaml --seed 1
+    python scripts/distill.py --dataset folder:PATH --teacher mobilenet_v2 \
+        --teacher-weights mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5 --image-size 96
 
 A YAML file given by --config sets defaults; flags override it. The final arguments are
 saved as args.yaml in the run folder.
@@ -23,10 +25,18 @@ from kdtf.cli import exit_on_error, load_yaml_defaults, save_args  # noqa: E402
 from kdtf.pipeline import DistillConfig  # noqa: E402
 
 FLAGS = {  # flag -> (config field, type, help)
-    "--dataset": ("dataset", str, "data set spec (mnist5k, digits)"),
+    "--dataset": ("dataset", str, "data set spec: mnist5k, digits, tfds:NAME[:CONFIG], folder:PATH (one subfolder per class)"),
+    "--data-dir": ("data_dir", str, "folder of prepared TFDS data (tfds: specs never download)"),
+    "--image-size": ("image_size", int, "resize images to N x N (0: the data set's size; folders default to 96)"),
+    "--augment": ("augment", str, "keras-cv augmentation in tf.data: flip, crop, randaugment, jitter, mixup, cutmix (comma-separated)"),
+    "--transfer-set": ("transfer_set", str, "extra unlabeled images for distillation, e.g. folder:PATH"),
     "--seed": ("seed", int, "seed of the split, the initial weights and the shuffling"),
     "--teacher": ("teacher", str, "teacher model from kdtf.models"),
     "--student": ("student", str, "student model from kdtf.models"),
+    "--teacher-weights": ("teacher_weights", str, "local no-top weights file of a backbone teacher (mobilenet_v2, resnet50, efficientnet_b0)"),
+    "--student-weights": ("student_weights", str, "local no-top weights of a backbone student (teacher-assisted fine-tuning)"),
+    "--unfreeze-layers": ("unfreeze_layers", int, "backbone layers unfrozen in the second fine-tuning phase"),
+    "--finetune-epochs": ("finetune_epochs", int, "epochs of the second (unfrozen) fine-tuning phase of pretrained backbones"),
     "--teacher-epochs": ("teacher_epochs", int, "epochs to train the teacher (cached by settings)"),
     "--epochs": ("epochs", int, "epochs for the scratch and the distilled student"),
     "--prune-epochs": ("prune_epochs", int, "epochs of pruning while distilling"),

@@ -107,6 +107,13 @@ def test_saved_student_reloads_and_predicts(tiny_run):
         (["--distill", "kd,fitness:0.5"], "Unknown distillation loss 'fitness'"),
         (["--distill", "kd,fitnets:0.5"], "name them"),
         (["--labels", "-5"], "Expected labels >= 0 (0 keeps every label). Received: labels=-5"),
+        (["--dataset", "folder:/no/such/dir"], "Image folder not found: '/no/such/dir'"),
+        (["--dataset", "tfds:"], "Unknown data set spec 'tfds:' (--dataset)"),
+        (["--transfer-set", "folder:/no/unlabeled"], "Transfer-set folder not found: '/no/unlabeled'"),
+        (["--augment", "flip,rotate"], "Unknown augmentation 'rotate' (--augment)"),
+        (["--teacher-weights", "w.h5"], "--teacher-weights is for backbones"),
+        (["--teacher", "mobilenet_v2", "--teacher-weights", "/no/w.h5"], "Weights file not found: '/no/w.h5' (--teacher-weights)"),
+        (["--image-size", "-3"], "Expected image_size to be an integer >= 0. Received: image_size=-3"),
     ],
 )
 def test_bad_flags_exit_2_with_one_clear_line_and_write_nothing(tmp_path, capsys, args, message):
@@ -220,3 +227,38 @@ def test_low_rank_recipe_reports_the_factorized_parameter_count_for_the_tflite(t
     stages = {s["stage"]: s for s in json.loads((out / "report.json").read_text())["stages"]}
     assert stages["lowrank+qat"]["params"] < stages["distilled"]["params"]
     assert stages["tflite-int8"]["params"] == stages["lowrank+qat"]["params"]
+
+
+def test_folder_data_with_a_backbone_teacher_weights_file_transfer_set_and_augmentation(tmp_path):
+    """--dataset folder:PATH --teacher <backbone> --teacher-weights FILE --image-size runs
+    the whole chain (fine-tune, distil, compress, export) on the user's folder."""
+    from test_data_sources import write_png
+
+    from kdtf import keras
+
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(["ant", "bee", "cow"]):
+        for i in range(12):
+            write_png(str(tmp_path / "pets" / name / f"{i}.png"), int(rng.integers(60 * c, 60 * c + 60)), size=(40, 36))
+    for i in range(10):
+        write_png(str(tmp_path / "unlabeled" / f"{i}.png"), int(rng.integers(0, 180)), size=(20, 20))
+    reference = keras.applications.MobileNetV2(alpha=0.35, include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg")
+    reference.save_weights(str(tmp_path / "notop.h5"))
+    out = tmp_path / "out"
+    result = run_script(
+        "--dataset", f"folder:{tmp_path / 'pets'}", "--teacher", "mobilenet_v2_035", "--teacher-weights",
+        str(tmp_path / "notop.h5"), "--image-size", "32", "--labels", "0", "--transfer-set",
+        f"folder:{tmp_path / 'unlabeled'}", "--augment", "flip,crop", "--teacher-epochs", "1",
+        "--finetune-epochs", "1", "--unfreeze-layers", "10", "--epochs", "1", "--prune-epochs", "1",
+        "--qat-epochs", "1", "--batch-size", "16", "--latency-runs", "2", "--output", str(out),
+        "--cache-dir", str(tmp_path / "cache"), "--verbose", "0",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "two-phase fine-tuning of teacher" in result.stdout
+    assert ARTIFACTS <= set(os.listdir(out))
+    assert (out / "labels.txt").read_text().split() == ["ant", "bee", "cow"]
+    report = json.loads((out / "report.json").read_text())
+    assert report["data"]["input_shape"] == [32, 32, 3] and report["data"]["transfer_set"] == 10
+    assert report["data"]["augment"] == "flip,crop"
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["normalization"] == "x / 255"

@@ -115,3 +115,15 @@ def test_teacher_assisted_fine_tuning_distils_into_a_pretrained_student(data):
 def test_fine_tune_refuses_a_model_without_backbone(student):
     with pytest.raises(ValueError, match="not built by kdtf.models.backbone_classifier"):
         fine_tune(student, None, head_epochs=1, epochs=1)
+
+
+@pytest.mark.parametrize("preserve", [None, "sparsity"])
+def test_backbone_student_can_be_pruned_and_quantized_with_float_preprocessing(preserve):
+    from kdtf.compress import prune, quantize, strip_pruning
+
+    model = backbone_classifier("mobilenet_v2_035", (32, 32, 3), 2)
+    pruned = prune(model, 0.5, min_weights=1000)
+    wrapped = {layer.layer.name for layer in pruned.layers if hasattr(layer, "layer")}
+    assert "Conv_1" in wrapped and not any("depthwise" in n for n in wrapped)  # depthwise only when named
+    qat = quantize(strip_pruning(pruned), preserve=preserve, skip=["preprocess_scale"])
+    assert qat.predict(np.zeros((1, 32, 32, 3), np.float32), verbose=0).shape == (1, 2)

@@ -34,8 +34,13 @@ def prunable_layers(model, min_weights=0):
     return [
         layer.name
         for layer in model.layers
-        if isinstance(layer, PRUNABLE_TYPES) and int(np.prod(layer.kernel.shape)) >= min_weights
+        if isinstance(layer, PRUNABLE_TYPES) and layer.trainable and _kernel_size(layer) >= min_weights
     ]
+
+
+def _kernel_size(layer):
+    kernel = getattr(layer, "depthwise_kernel", None) if isinstance(layer, keras.layers.DepthwiseConv2D) else layer.kernel
+    return int(np.prod(kernel.shape))
 
 
 def select_layers(model, layers, skip, min_weights):
@@ -58,7 +63,12 @@ def select_layers(model, layers, skip, min_weights):
             )
         chosen = set(layers)
     else:
-        chosen = set(prunable_layers(model, min_weights))
+        # DepthwiseConv2D only when named: few weights each, and TF-MOT's PQAT does not
+        # preserve their zeros ("weights sparsity preserve is disabled" in 0.8.1).
+        chosen = {
+            n for n in prunable_layers(model, min_weights)
+            if not isinstance(model.get_layer(n), keras.layers.DepthwiseConv2D)
+        }
     return chosen - set(skip or ())
 
 

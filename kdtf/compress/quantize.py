@@ -13,6 +13,9 @@ import tensorflow_model_optimization as tfmot
 from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.cluster_preserve import (
     cluster_preserve_quantize_registry as _cpq,
 )
+from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (
+    prune_preserve_quantize_registry as _ppq,
+)
 from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.cluster_preserve.default_8bit_cluster_preserve_quantize_scheme import (  # noqa: E501  (not in TF-MOT 0.8.1's public API)
     Default8BitClusterPreserveQuantizeScheme,
 )
@@ -33,7 +36,28 @@ _PASSTHROUGH = (keras.layers.InputLayer,)
 _TRANSFORMED = (keras.layers.BatchNormalization,)
 
 
-class _PerLayerClusterPreserveRegistry(_cpq.Default8bitClusterPreserveQuantizeRegistry):
+class _StrictSupports:
+    """TF-MOT 0.8.1's prune/cluster-preserving registries call every layer without
+    trainable weights "supported" (Rescaling included), then fail in
+    ``get_quantize_config`` on one that feeds a quantized layer. Support = what the
+    default 8-bit registry supports."""
+
+    _default = default_8bit_quantize_registry.Default8BitQuantizeRegistry()
+
+    def supports(self, layer):
+        return super().supports(layer) and self._default.supports(layer)
+
+
+class _PrunePreserveRegistry(_StrictSupports, _ppq.Default8bitPrunePreserveQuantizeRegistry):
+    pass
+
+
+class _PrunePreserveScheme(_qk.default_8bit.Default8BitQuantizeScheme):
+    def get_quantize_registry(self):
+        return _PrunePreserveRegistry()
+
+
+class _PerLayerClusterPreserveRegistry(_StrictSupports, _cpq.Default8bitClusterPreserveQuantizeRegistry):
     """TF-MOT 0.8.1 shares one weights quantizer between all layers, and its ``build``
     sets ``preserve_sparsity = False`` on meeting a layer without zeros, which switches
     sparsity preservation off for every layer built after it (PCQAT then loses the
@@ -56,7 +80,7 @@ def _scheme(preserve):
     if preserve in (None, "none"):
         return _qk.default_8bit.Default8BitQuantizeScheme()
     if preserve == "sparsity":
-        return _qk.collab_opts.Default8BitPrunePreserveQuantizeScheme()
+        return _PrunePreserveScheme()
     if preserve == "clusters":
         return _ClusterPreserveScheme(preserve_sparsity=False)
     if preserve == "clusters+sparsity":

@@ -201,8 +201,10 @@ class Recipe:
                 preserve = {(True, True): "clusters+sparsity", (False, True): "clusters", (True, False): "sparsity"}.get(
                     (bool(pruned), bool(clustered))
                 )
-                model = quantize(model, preserve=preserve)
-                extra = {"preserve": preserve}
+                # the in-model input preprocessing of backbone classifiers stays float
+                float_layers = [layer.name for layer in model.layers if layer.name.startswith("preprocess_")]
+                model = quantize(model, preserve=preserve, skip=float_layers)
+                extra = {"preserve": preserve, "float_layers": float_layers}
             if log:
                 log(f"compress step {step.name}: {'distilling' if teacher is not None else 'cross-entropy'} for {step_epochs} epochs" + (f" on {touched}" if touched else ""))
             if teacher is not None:

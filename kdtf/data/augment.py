@@ -117,4 +117,10 @@ def augment_dataset(ds, names, input_shape, num_classes, seed=0):
     if not names:
         return ds
     augmenter = Augmenter(names, input_shape, num_classes, seed)
-    return ds.map(augmenter, num_parallel_calls=tf.data.AUTOTUNE)
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")  # keras-cv's "Using a while_loop for converting ..." per op
+    try:
+        return ds.map(augmenter, num_parallel_calls=tf.data.AUTOTUNE)
+    finally:
+        logger.setLevel(level)
