@@ -12,6 +12,8 @@ Used like any Keras model::
 
 import dataclasses
 
+import numpy as np
+
 from kdtf._keras import keras, require_keras_model, tf
 from kdtf.callbacks import StopOnNonFiniteLoss
 
@@ -19,7 +21,9 @@ from kdtf.losses.response import _check_temperature, dkd_loss, kd_loss
 from kdtf.taps import tap
 from kdtf.terms import parse_terms
 
-__all__ = ["Distiller", "logits_view", "label_mask", "cross_entropy"]
+__all__ = ["Distiller", "logits_view", "label_mask", "cross_entropy", "CACHED_KEY"]
+
+CACHED_KEY = "teacher_outputs"  # batches from Distiller.cached_dataset(): {"x": ..., CACHED_KEY: (...)}
 
 
 def _output_layer(model, argument):
@@ -270,7 +274,90 @@ class Distiller(keras.Model):
         return metrics
 
     def call(self, inputs, training=None):
+        if isinstance(inputs, dict) and CACHED_KEY in inputs:
+            inputs = inputs["x"]
         return self.student(inputs, training=training)
+
+    @property
+    def _teacher_output_counts(self):
+        """How many tensors each teacher yields: its logits plus the tapped layers."""
+        return [1 + len(index) for index in self._teacher_index]
+
+    def teacher_outputs(self, x, batch_size=256):
+        """The teachers' outputs on ``x`` as a flat list of numpy arrays (per teacher:
+        logits, then the tapped layers in the Distiller's order) — what
+        :meth:`cached_dataset` stores."""
+        flat = [[] for _ in range(sum(self._teacher_output_counts))]
+        for start in range(0, len(x), batch_size):
+            outputs = [o for per_teacher in self._teacher_outputs(x[start:start + batch_size]) for o in per_teacher]
+            for store, value in zip(flat, outputs):
+                store.append(value.numpy())
+        return [np.concatenate(values) for values in flat]
+
+    def cached_dataset(self, x, y=None, *, batch_size=64, shuffle=True, seed=0, augment=None, max_bytes=2 * 2**30):
+        """A ``tf.data`` pipeline that carries the teachers' outputs with the data, so
+        that training runs no teacher forward pass.
+
+        The teachers run once over ``x`` (logits and the tapped features the terms
+        read); each batch is then ``({"x": x, "teacher_outputs": (...)}, y)``, which
+        ``train_step`` recognises. Valid only while the input pipeline is deterministic:
+        with augmentation every batch is new and the teacher must see that very batch,
+        so ``augment`` refuses caching.
+
+        Args:
+            x: numpy array of inputs (the whole training set).
+            y: labels (``-1`` = unlabeled) or ``None`` for label-free distillation.
+            batch_size, shuffle, seed: of the returned pipeline (repeat it yourself).
+            augment: the augmentation the run uses; anything but ``None``/``""``/``[]``
+                raises ValueError.
+            max_bytes: refuse when the cached outputs would exceed this size.
+        """
+        from kdtf.data.augment import parse_augment
+
+        if parse_augment(augment):
+            raise ValueError(
+                f"Teacher-output caching needs a deterministic input pipeline, but augmentation "
+                f"is on (augment={augment!r}): each augmented batch is new and the teacher must "
+                "run on the very batch the student sees. Drop the cache (the Distiller then runs "
+                "the teacher every step) or drop the augmentation."
+            )
+        if not isinstance(x, np.ndarray):
+            raise ValueError(
+                "cached_dataset() takes the inputs as a numpy array (it runs the teacher once "
+                f"over all of them). Received: x of type {type(x).__name__}"
+            )
+        per_example = 0
+        for k, view in enumerate(self.teacher_logits_views):
+            model = self._teacher_views[k] or view
+            shapes = model.output_shape if isinstance(model.output_shape, list) else [model.output_shape]
+            per_example += sum(int(np.prod(shape[1:])) * 4 for shape in shapes)
+        if per_example * len(x) > max_bytes:
+            raise ValueError(
+                f"Caching the teachers' outputs (logits and tapped features) would take "
+                f"{per_example * len(x) / 2**30:.2f} GiB for {len(x)} examples, above "
+                f"max_bytes={max_bytes}. Tap smaller layers, or train without the cache."
+            )
+        outputs = tuple(self.teacher_outputs(x))
+        inputs = {"x": x, CACHED_KEY: outputs}
+        ds = tf.data.Dataset.from_tensor_slices((inputs,) if y is None else (inputs, y))
+        if shuffle:
+            ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    def _cached_teacher_outputs(self, cached):
+        counts = self._teacher_output_counts
+        cached = list(cached)
+        if len(cached) != sum(counts):
+            raise ValueError(
+                f"The batch carries {len(cached)} cached teacher output(s), but this Distiller's "
+                f"terms read {sum(counts)} (logits and tapped layers per teacher). Build the "
+                "cache with this Distiller's cached_dataset()."
+            )
+        outputs, start = [], 0
+        for count in counts:
+            outputs.append([tf.stop_gradient(o) for o in cached[start:start + count]])
+            start += count
+        return outputs
 
     def _teacher_outputs(self, x):
         outputs = []
@@ -288,10 +375,13 @@ class Distiller(keras.Model):
         return temperature**2 * tf.reduce_sum(probs * (tf.math.log(probs + 1e-12) - log_s), axis=-1)
 
     def _compute_losses(self, x, y, sample_weight, training):
+        cached = None
+        if isinstance(x, dict) and CACHED_KEY in x:
+            x, cached = x["x"], x[CACHED_KEY]
         out = (self._student_view or self.student_logits)(x, training=training)
         student_out = out if isinstance(out, (list, tuple)) else [out]
         student_logits = student_out[0]
-        teacher_out = self._teacher_outputs(x)
+        teacher_out = self._teacher_outputs(x) if cached is None else self._cached_teacher_outputs(cached)
         term_values = []
         for term, loss, adapter in zip(self.terms, self._term_losses, self.adapters):
             if term.loss == "kd":

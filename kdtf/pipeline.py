@@ -59,6 +59,8 @@ class DistillConfig:
     compress: str = ""
     prune_min_weights: int = 1000
     qat: bool = True
+    cache_teacher: str = "auto"
+    strategy: str = "default"
     output: str = ""
     cache_dir: str = "saved_models/cache"
     latency_runs: int = 200
@@ -107,6 +109,17 @@ class DistillConfig:
             if kind == "folder" and not os.path.isdir(rest):
                 raise ValueError(f"Transfer-set folder not found: {rest!r} (--transfer-set {self.transfer_set}).")
         parse_augment(self.augment)
+        from kdtf.distribute import STRATEGIES
+
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"Unknown strategy {self.strategy!r} (--strategy). Known: {', '.join(STRATEGIES)}")
+        if self.cache_teacher not in ("auto", "on", "off"):
+            raise ValueError(f"Expected cache_teacher 'auto', 'on' or 'off'. Received: cache_teacher={self.cache_teacher!r}")
+        if self.cache_teacher == "on" and parse_augment(self.augment):
+            raise ValueError(
+                f"--cache-teacher on needs a deterministic input pipeline, but --augment {self.augment} is on: "
+                "the teacher must run on each augmented batch. Use --cache-teacher auto/off or drop --augment."
+            )
         for name in ("teacher", "student"):
             model = getattr(self, name)
             if model not in models.names():
@@ -155,6 +168,10 @@ def _verbose(config):
     if config.verbose >= 0:
         return config.verbose
     return 1 if sys.stdout.isatty() else 2
+
+
+def _use_teacher_cache(config):
+    return config.cache_teacher == "on" or (config.cache_teacher == "auto" and not config.augment)
 
 
 def _ce(one_hot=False):
@@ -238,7 +255,8 @@ def _train(model, config, weights, train_ds, val_ds, steps, epochs, teacher=None
 
 def _train_teacher(config, data, labelled_ds, steps, val_ds):
     path = _teacher_cache_path(config, data)
-    if os.path.exists(path):
+    several_workers = getattr(tf.distribute.get_strategy().extended, "_num_workers", 1) > 1
+    if os.path.exists(path) and not several_workers:  # workers must train in step
         _log(f"stage teacher: reusing cached {path}")
         return keras.models.load_model(path, compile=False), path, True
     source = f" from {config.teacher_weights}" if config.teacher_weights else ""
@@ -283,14 +301,50 @@ def _stage(name, model, data, config, path, params=None):
     return record
 
 
-def run(config):
-    """Runs the whole chain and writes ``config.output``. Returns the report dict."""
+def is_chief(strategy):
+    """False on the non-chief workers of a multi-worker strategy (they write no run folder)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "chief" or (not has_chief and resolver.task_type == "worker" and resolver.task_id == 0)
+
+
+def run(config, strategy=None):
+    """Runs the whole chain and writes ``config.output``. Returns the report dict.
+
+    Under ``--strategy`` every model is built and compiled in the strategy's scope and
+    ``batch_size`` is the global batch. With several workers each runs the same chain
+    (collective ops keep them in step); only the chief writes ``config.output``, the
+    others write to a temporary folder that is removed.
+    """
+    from kdtf.distribute import describe, make_strategy
+
     config.validate()
+    strategy = strategy or make_strategy(config.strategy)
+    if not is_chief(strategy):
+        import shutil
+        import tempfile
+
+        scratch = tempfile.mkdtemp(prefix="kdtf-worker-")
+        config.output, config.cache_dir = os.path.join(scratch, "run"), os.path.join(scratch, "cache")
+        try:
+            with strategy.scope():
+                return _run(config, strategy, describe(strategy))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    with strategy.scope():
+        return _run(config, strategy, describe(strategy))
+
+
+def _run(config, strategy, strategy_text):
     started = time.time()
     config.output = config.output or default_output(config)
     out = check_writable_dir(config.output, "--output")
     check_writable_dir(config.cache_dir, "--cache-dir")
     keras.utils.set_random_seed(config.seed)
+    if config.strategy not in ("", "default"):
+        _log(f"strategy: {strategy_text}; global batch {config.batch_size}")
 
     data = load(config.dataset, seed=config.seed, image_size=config.image_size or None, data_dir=config.data_dir or None)
     _log(
@@ -348,7 +402,18 @@ def run(config):
     _log(f"stage distilled: Distiller(T={config.temperature}, alpha={config.alpha}, distill={config.distill!r}) for {config.epochs} epochs")
     keras.utils.set_random_seed(config.seed + 1)  # same initial weights as scratch
     student = build(config.student, data.input_shape, data.num_classes, name="student", weights=config.student_weights or None)
-    student = _train(student, config, config.student_weights, train_ds, val_ds, steps, config.epochs, teacher=teacher)
+    distill_ds = recipe_ds = train_ds
+    if _use_teacher_cache(config):
+        t1 = time.time()
+        probe = Distiller(student, teacher, temperature=config.temperature, alpha=config.alpha, distill=config.distill)
+        distill_ds = probe.cached_dataset(data.x_train, data.y_train, batch_size=config.batch_size, seed=config.seed).repeat()
+        plain = Distiller(student, teacher)  # the compression steps distil logits only
+        recipe_ds = distill_ds if plain._teacher_output_counts == probe._teacher_output_counts and len(probe.teachers) == 1 else (
+            plain.cached_dataset(data.x_train, data.y_train, batch_size=config.batch_size, seed=config.seed).repeat()
+        )
+        timings["teacher_cache_s"] = time.time() - t1
+        _log(f"  teacher outputs cached once for {len(data.x_train)} training images ({timings['teacher_cache_s']:.1f} s); training reads them instead of running the teacher")
+    student = _train(student, config, config.student_weights, distill_ds, val_ds, steps, config.epochs, teacher=teacher)
     timings["distill_s"] = time.time() - t0
     stages.append(_stage("distilled", student, data, config, _save_keras(student, os.path.join(out, "student.keras"))))
 
@@ -357,7 +422,7 @@ def run(config):
     name = recipe.short_name
     _log(f"stage {name}: {', '.join(s.name for s in recipe.steps)}, each fine-tuned by distillation")
     compressed, compress_stages = recipe.run(
-        student, teacher, train_ds, val_ds, epochs=config.prune_epochs, learning_rate=config.finetune_learning_rate,
+        student, teacher, recipe_ds, val_ds, epochs=config.prune_epochs, learning_rate=config.finetune_learning_rate,
         temperature=config.temperature, alpha=config.alpha, steps_per_epoch=steps, verbose=_verbose(config), log=_log,
     )
     timings["compress_s"] = time.time() - t0
@@ -412,7 +477,7 @@ def run(config):
         "compression_steps": compress_stages,
         "verified_in_tflite": verified,
         "timings": timings,
-        "machine": {"cpus": os.cpu_count(), "tensorflow": tf.__version__},
+        "machine": {"cpus": os.cpu_count(), "tensorflow": tf.__version__, "strategy": strategy_text},
     }
     write_report(report, out)
     _log(f"done in {timings['total_s']:.0f} s: {out}")

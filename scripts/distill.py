@@ -51,6 +51,8 @@ FLAGS = {  # flag -> (config field, type, help)
     "--compress": ("compress", str, "compression steps, e.g. 'prune:0.75,qat', '2:4,qat', 'cluster:16,qat', 'lowrank:0.9,qat' (default: from --sparsity and --no-qat)"),
     "--labels": ("labels", int, "keep N training labels (stratified); the rest is an unlabeled transfer set for distillation (0: keep all)"),
     "--prune-min-weights": ("prune_min_weights", int, "layers with fewer kernel weights stay dense"),
+    "--cache-teacher": ("cache_teacher", str, "compute the teacher's outputs once and train from them: auto (when no --augment), on, off"),
+    "--strategy": ("strategy", str, "tf.distribute strategy: default, mirrored (all GPUs of this machine), multiworker (TF_CONFIG), tpu"),
     "--output": ("output", str, "run folder (default saved_models/<dataset>-<time>)"),
     "--cache-dir": ("cache_dir", str, "folder of cached teachers"),
     "--latency-runs": ("latency_runs", int, "timed invocations per latency measurement"),
@@ -82,12 +84,15 @@ def parse_args(argv):
 def main(argv=None):
     config = parse_args(argv).validate()
     from kdtf import pipeline
+    from kdtf.distribute import make_strategy
     from kdtf.io import check_writable_dir
 
+    strategy = make_strategy(config.strategy)  # first: multi-worker setup must precede other TF work
     config.output = config.output or pipeline.default_output(config)
-    check_writable_dir(config.output, "--output")
-    save_args(dataclasses.asdict(config), config.output)
-    pipeline.run(config)
+    if pipeline.is_chief(strategy):
+        check_writable_dir(config.output, "--output")
+        save_args(dataclasses.asdict(config), config.output)
+    pipeline.run(config, strategy)
     return 0
 
 

@@ -113,6 +113,9 @@ def test_saved_student_reloads_and_predicts(tiny_run):
         (["--augment", "flip,rotate"], "Unknown augmentation 'rotate' (--augment)"),
         (["--teacher-weights", "w.h5"], "--teacher-weights is for backbones"),
         (["--teacher", "mobilenet_v2", "--teacher-weights", "/no/w.h5"], "Weights file not found: '/no/w.h5' (--teacher-weights)"),
+        (["--cache-teacher", "on", "--augment", "flip"], "--cache-teacher on needs a deterministic input pipeline"),
+        (["--strategy", "horovod"], "Unknown strategy 'horovod' (--strategy). Known: default, mirrored"),
+        (["--cache-teacher", "yes"], "Expected cache_teacher 'auto', 'on' or 'off'"),
         (["--image-size", "-3"], "Expected image_size to be an integer >= 0. Received: image_size=-3"),
     ],
 )
@@ -262,3 +265,11 @@ def test_folder_data_with_a_backbone_teacher_weights_file_transfer_set_and_augme
     assert report["data"]["augment"] == "flip,crop"
     card = json.loads((out / "model_card.json").read_text())
     assert card["normalization"] == "x / 255"
+
+
+def test_tpu_strategy_without_a_tpu_is_one_clear_line(tmp_path):
+    # in a subprocess: connecting to a TPU cluster changes process-wide TF state
+    result = run_script("--strategy", "tpu", "--output", str(tmp_path / "out"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "error: No TPU found for --strategy tpu" in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -36,3 +36,73 @@ def test_mixed_precision_steps_give_finite_float32_losses(policy, optimizer, dty
     for values in result["history"].values():
         assert all(math.isfinite(v) for v in values)
     assert result["history"]["loss"][1] < result["history"]["loss"][0]
+
+
+def _free_ports(n):
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_multiworker_strategy_with_two_local_workers_gives_the_same_weights_as_one_device(tmp_path):
+    import numpy as np
+
+    script = os.path.join(SCRIPTS, "multiworker_equivalence.py")
+    workers = [f"localhost:{p}" for p in _free_ports(2)]
+    procs = []
+    for index in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
+        procs.append(subprocess.Popen(
+            [sys.executable, script, "worker", str(tmp_path / f"worker{index}.npz")],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        ))
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outputs):
+        assert p.returncode == 0, err[-2000:]
+        assert "replicas: 2" in out
+    run("multiworker_equivalence.py", "single", str(tmp_path / "single.npz"))
+    single = np.load(tmp_path / "single.npz")
+    for index in range(2):
+        worker = np.load(tmp_path / f"worker{index}.npz")
+        diff = max(float(np.max(np.abs(single[k] - worker[k]))) for k in single.files)
+        assert diff < 1e-5, (index, diff)  # same tolerance as MirroredStrategy
+
+
+TINY = ["--teacher-epochs", "1", "--epochs", "1", "--prune-epochs", "1", "--qat-epochs", "1", "--latency-runs", "2", "--verbose", "0"]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_distill_script_runs_the_whole_chain_under_mirrored_strategy_on_two_cpus(tmp_path):
+    out = tmp_path / "run"
+    run("distill_two_cpus.py", "--strategy", "mirrored", *TINY, "--output", str(out), "--cache-dir", str(tmp_path / "cache"))
+    report = json.loads((out / "report.json").read_text())
+    assert report["machine"]["strategy"] == "MirroredStrategy, 2 replica(s)"
+    assert [s["stage"] for s in report["stages"]][-1] == "tflite-int8"
+    assert report["verified_in_tflite"]["sparsity"]["fc1"] == pytest.approx(0.75, abs=0.01)
+
+
+def test_distill_script_with_two_multiworker_processes_writes_one_run_folder(tmp_path):
+    workers = [f"localhost:{p}" for p in _free_ports(2)]
+    out = tmp_path / "run"
+    procs = []
+    for index in range(2):
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
+        procs.append(subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, "scripts", "distill.py"), "--strategy", "multiworker", *TINY,
+             "--output", str(out), "--cache-dir", str(tmp_path / "cache")],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        ))
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for p, (stdout, stderr) in zip(procs, outputs):
+        assert p.returncode == 0, stderr[-2000:]
+        assert "MultiWorkerMirroredStrategy, 2 replica(s), worker" in stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["machine"]["strategy"].startswith("MultiWorkerMirroredStrategy, 2 replica(s), worker 0 of 2")
+    finals = [[line for line in stdout.splitlines() if "LiteRT test accuracy" in line] for stdout, _ in outputs]
+    assert finals[0] == finals[1] and finals[0]  # the workers trained the same model in step

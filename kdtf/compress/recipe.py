@@ -276,6 +276,8 @@ def _fit_cross_entropy(model, train_ds, val_ds, epochs, learning_rate, steps_per
     # -1 labels (unlabeled transfer examples) get weight 0, so plain fine-tuning uses
     # exactly the labelled examples the Distiller's cross-entropy would.
     def weigh(x, y):
+        if isinstance(x, dict):  # a Distiller.cached_dataset(): plain training needs no teacher
+            x = x["x"]
         return x, keras.backend.maximum(y, 0), keras.backend.cast(y >= 0, "float32")
 
     model.compile(
