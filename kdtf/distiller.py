@@ -238,13 +238,15 @@ class Distiller(keras.Model):
 
     def _make_adapter(self, term):
         """A learnable map from the student's feature to the teacher's width: a 1x1 conv
-        for maps, Dense for vectors. FitNets gets one only where channels differ; the
-        embedding term always gets a projection. Not part of the exported student."""
+        for maps, Dense for vectors, only where the widths differ (with equal widths the
+        student learns the teacher's own features, e.g. a BYOL encoder's embedding, and
+        can be compressed and exported as the embedding model). Not part of the
+        exported student."""
         if term.kind not in ("feature", "representation") or term.loss == "at":
             return None
         s_shape = self._feature_shape(self.student_logits, term.student_layer)
         t_shape = self._feature_shape(self.teacher_logits_views[term.teacher], term.teacher_layer)
-        if term.kind == "feature" and s_shape[-1] == t_shape[-1]:
+        if s_shape[-1] == t_shape[-1]:
             return None
         if len(s_shape) == 3:
             adapter = keras.layers.Conv2D(t_shape[-1], 1, name=f"adapter_{term.loss}_{term.student_layer}")

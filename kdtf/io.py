@@ -4,12 +4,15 @@ A run killed at any moment leaves either the previous file or the new complete o
 """
 
 import contextlib
+import errno
 import gzip
 import os
 import shutil
 import tempfile
 
-__all__ = ["atomic_path", "write_bytes", "write_text", "check_writable_dir", "gzip_size"]
+__all__ = ["atomic_path", "write_bytes", "write_text", "check_writable_dir", "check_free_space", "gzip_size"]
+
+MIN_FREE_BYTES = 200 * 2**20  # models, epoch checkpoints and reports of a default run need far less
 
 
 @contextlib.contextmanager
@@ -30,6 +33,15 @@ def atomic_path(path):
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
+            raise OSError(
+                errno.ENOSPC,
+                f"No space left on the device while writing {path!r}; nothing was written there "
+                "(a previous version, if any, is unchanged). Free some space, then continue the "
+                "run with --resume RUN_DIR",
+            ) from None
+        raise
     finally:
         if os.path.isdir(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
@@ -69,6 +81,21 @@ def check_writable_dir(path, argument="output"):
             "Choose a writable folder."
         ) from None
     return path
+
+
+def check_free_space(path, argument="output", min_bytes=None):
+    """Raises ValueError before any training when the folder's disk has less than
+    ``min_bytes`` free (default 200 MiB, ``KDTF_MIN_FREE_MB`` overrides)."""
+    if min_bytes is None:
+        min_bytes = int(float(os.environ.get("KDTF_MIN_FREE_MB", MIN_FREE_BYTES / 2**20)) * 2**20)
+    free = shutil.disk_usage(path).free
+    if free < min_bytes:
+        raise ValueError(
+            f"Only {free / 2**20:.0f} MiB free on the disk of the {argument} folder {path!r}; "
+            f"a run needs at least {min_bytes / 2**20:.0f} MiB for its models, checkpoints and "
+            "reports. Free some space or choose a folder on another disk."
+        )
+    return free
 
 
 def gzip_size(path_or_bytes):

@@ -22,8 +22,10 @@ from kdtf.data import keep_labels, labelled_dataset, load, load_unlabeled
 from kdtf.data.augment import mixes_labels
 from kdtf.distiller import Distiller
 from kdtf.finetune import fine_tune
-from kdtf.io import atomic_path, check_writable_dir, gzip_size
+from kdtf.io import atomic_path, check_free_space, check_writable_dir, gzip_size
 from kdtf.models import build
+from kdtf.models.io import load_model
+from kdtf.runstate import RunState
 
 __all__ = ["DistillConfig", "run", "default_output", "compression_steps", "recipe_for"]
 
@@ -61,6 +63,7 @@ class DistillConfig:
     qat: bool = True
     cache_teacher: str = "auto"
     strategy: str = "default"
+    unsafe_load: bool = False
     output: str = ""
     cache_dir: str = "saved_models/cache"
     latency_runs: int = 200
@@ -120,8 +123,15 @@ class DistillConfig:
                 f"--cache-teacher on needs a deterministic input pipeline, but --augment {self.augment} is on: "
                 "the teacher must run on each augmented batch. Use --cache-teacher auto/off or drop --augment."
             )
+        if _is_model_file(self.teacher):
+            if not os.path.isfile(self.teacher):
+                raise ValueError(f"Teacher model file not found: {self.teacher!r} (--teacher).")
+            if self.teacher_weights:
+                raise ValueError("--teacher-weights is for backbone names; a --teacher model file already holds its weights.")
         for name in ("teacher", "student"):
             model = getattr(self, name)
+            if name == "teacher" and _is_model_file(model):
+                continue
             if model not in models.names():
                 raise ValueError(f"Unknown {name} model {model!r} (--{name}). Known: {', '.join(models.names())}")
             weights = getattr(self, f"{name}_weights")
@@ -222,7 +232,7 @@ def _teacher_cache_path(config, data):
     return os.path.join(config.cache_dir, f"teacher-{slug}-{digest}.keras")
 
 
-def _train(model, config, weights, train_ds, val_ds, steps, epochs, teacher=None):
+def _train(model, config, weights, train_ds, val_ds, steps, epochs, teacher=None, callbacks=None):
     """Trains a zoo model, or fine-tunes a backbone in two phases when it has pretrained
     ``weights`` (a backbone without weights trains every layer, BatchNormalization in
     training mode: frozen random statistics would make it output ~0). With ``teacher``,
@@ -247,13 +257,37 @@ def _train(model, config, weights, train_ds, val_ds, steps, epochs, teacher=None
             layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
         return model
     if teacher is not None:
-        return _fit_distiller(model, teacher, config, train_ds, val_ds, epochs, config.learning_rate, "distill", steps)
+        return _fit_distiller(model, teacher, config, train_ds, val_ds, epochs, config.learning_rate, "distill", steps, callbacks)
     model.compile(keras.optimizers.Adam(config.learning_rate), _ce(one_hot), ["accuracy"])
-    model.fit(train_ds, validation_data=val_ds, epochs=epochs, **fit_args)
+    model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, **fit_args)
     return model
 
 
-def _train_teacher(config, data, labelled_ds, steps, val_ds):
+def _user_teacher(config, data):
+    """A teacher the user trained: ``--teacher PATH.keras`` (safe mode unless --unsafe-load)."""
+    teacher = load_model(config.teacher, safe_mode=not config.unsafe_load)
+    if tuple(teacher.input_shape[1:]) != tuple(data.input_shape):
+        raise ValueError(
+            f"Teacher {config.teacher!r} takes inputs of shape {tuple(teacher.input_shape[1:])}, but the data "
+            f"set gives {tuple(data.input_shape)}; pass --image-size or a teacher for this data."
+        )
+    classes = int(teacher.output_shape[-1])
+    if classes != data.num_classes:
+        raise ValueError(
+            f"Teacher {config.teacher!r} outputs {classes} classes, but {data.name} has {data.num_classes} "
+            "(teacher/student class-count mismatch); use a teacher trained on this data set's classes."
+        )
+    _log(f"stage teacher: using the user's model {config.teacher}")
+    return teacher
+
+
+def _is_model_file(name):
+    return isinstance(name, str) and name.endswith((".keras", ".h5"))
+
+
+def _train_teacher(config, data, labelled_ds, steps, val_ds, callbacks=None):
+    if _is_model_file(config.teacher):
+        return _user_teacher(config, data), config.teacher, True
     path = _teacher_cache_path(config, data)
     several_workers = getattr(tf.distribute.get_strategy().extended, "_num_workers", 1) > 1
     if os.path.exists(path) and not several_workers:  # workers must train in step
@@ -262,15 +296,15 @@ def _train_teacher(config, data, labelled_ds, steps, val_ds):
     source = f" from {config.teacher_weights}" if config.teacher_weights else ""
     _log(f"stage teacher: training {config.teacher}{source} for {config.teacher_epochs} epochs")
     teacher = build(config.teacher, data.input_shape, data.num_classes, name="teacher", weights=config.teacher_weights or None)
-    _train(teacher, config, config.teacher_weights, labelled_ds, val_ds, steps, config.teacher_epochs)
+    _train(teacher, config, config.teacher_weights, labelled_ds, val_ds, steps, config.teacher_epochs, callbacks=callbacks)
     _save_keras(teacher, path)
     return teacher, path, False
 
 
-def _fit_distiller(student, teacher, config, train_ds, val_ds, epochs, lr, name, steps=None):
+def _fit_distiller(student, teacher, config, train_ds, val_ds, epochs, lr, name, steps=None, callbacks=None):
     distiller = Distiller(student, teacher, temperature=config.temperature, alpha=config.alpha, distill=config.distill, name=name)
     distiller.compile(keras.optimizers.Adam(lr), metrics=["accuracy"])
-    distiller.fit(train_ds, validation_data=val_ds, epochs=epochs, steps_per_epoch=steps, verbose=_verbose(config))
+    distiller.fit(train_ds, validation_data=val_ds, epochs=epochs, steps_per_epoch=steps, verbose=_verbose(config), callbacks=callbacks)
     return distiller.student
 
 
@@ -310,7 +344,7 @@ def is_chief(strategy):
     return resolver.task_type == "chief" or (not has_chief and resolver.task_type == "worker" and resolver.task_id == 0)
 
 
-def run(config, strategy=None):
+def run(config, strategy=None, resume=False):
     """Runs the whole chain and writes ``config.output``. Returns the report dict.
 
     Under ``--strategy`` every model is built and compiled in the strategy's scope and
@@ -330,18 +364,22 @@ def run(config, strategy=None):
         config.output, config.cache_dir = os.path.join(scratch, "run"), os.path.join(scratch, "cache")
         try:
             with strategy.scope():
-                return _run(config, strategy, describe(strategy))
+                return _run(config, strategy, describe(strategy), resume)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     with strategy.scope():
-        return _run(config, strategy, describe(strategy))
+        return _run(config, strategy, describe(strategy), resume)
 
 
-def _run(config, strategy, strategy_text):
+def _run(config, strategy, strategy_text, resume=False):
     started = time.time()
     config.output = config.output or default_output(config)
     out = check_writable_dir(config.output, "--output")
     check_writable_dir(config.cache_dir, "--cache-dir")
+    check_free_space(out, "--output")
+    state = RunState(out, dataclasses.asdict(config), resume=resume)
+    if resume:
+        _log(f"resuming {out}: completed stages {', '.join(state.data['stages']) or 'none'}")
     keras.utils.set_random_seed(config.seed)
     if config.strategy not in ("", "default"):
         _log(f"strategy: {strategy_text}; global batch {config.batch_size}")
@@ -384,26 +422,38 @@ def _run(config, strategy, strategy_text):
     timings = {}
     stages = []
 
-    t0 = time.time()
-    teacher, teacher_cache, cached = _train_teacher(config, data, labelled_ds, steps, val_ds)
-    timings["teacher_s"] = time.time() - t0
-    teacher_path = _save_keras(teacher, os.path.join(out, "teacher.keras"))
-    stages.append(_stage("teacher", teacher, data, config, teacher_path))
+    if state.done("teacher"):
+        record = dict(state.record("teacher"))
+        teacher = load_model(os.path.join(out, record["file"]))  # written by this run
+        teacher_cache, cached = record.pop("cache", None), True
+        _log("stage teacher: completed before, loaded from the run folder")
+    else:
+        t0 = time.time()
+        teacher, teacher_cache, cached = _train_teacher(config, data, labelled_ds, steps, val_ds, callbacks=state.callbacks("teacher"))
+        timings["teacher_s"] = time.time() - t0
+        teacher_path = _save_keras(teacher, os.path.join(out, "teacher.keras"))
+        record = _stage("teacher", teacher, data, config, teacher_path)
+        state.complete("teacher", dict(record, cache=teacher_cache), [teacher_path])
+    stages.append(record)
 
-    t0 = time.time()
-    _log(f"stage scratch: training {config.student} on the {labelled} labelled examples for {config.epochs} epochs")
-    keras.utils.set_random_seed(config.seed + 1)
-    scratch = build(config.student, data.input_shape, data.num_classes, name="scratch", weights=config.student_weights or None)
-    _train(scratch, config, config.student_weights, labelled_ds, val_ds, steps, config.epochs)
-    timings["scratch_s"] = time.time() - t0
-    stages.append(_stage("scratch", scratch, data, config, _save_keras(scratch, os.path.join(out, "scratch.keras"))))
+    if state.done("scratch"):
+        stages.append(state.record("scratch"))
+        _log("stage scratch: completed before, skipped")
+    else:
+        t0 = time.time()
+        _log(f"stage scratch: training {config.student} on the {labelled} labelled examples for {config.epochs} epochs")
+        keras.utils.set_random_seed(config.seed + 1)
+        scratch = build(config.student, data.input_shape, data.num_classes, name="scratch", weights=config.student_weights or None)
+        _train(scratch, config, config.student_weights, labelled_ds, val_ds, steps, config.epochs, callbacks=state.callbacks("scratch"))
+        timings["scratch_s"] = time.time() - t0
+        path = _save_keras(scratch, os.path.join(out, "scratch.keras"))
+        stages.append(_stage("scratch", scratch, data, config, path))
+        state.complete("scratch", stages[-1], [path])
 
-    t0 = time.time()
-    _log(f"stage distilled: Distiller(T={config.temperature}, alpha={config.alpha}, distill={config.distill!r}) for {config.epochs} epochs")
     keras.utils.set_random_seed(config.seed + 1)  # same initial weights as scratch
     student = build(config.student, data.input_shape, data.num_classes, name="student", weights=config.student_weights or None)
     distill_ds = recipe_ds = train_ds
-    if _use_teacher_cache(config):
+    if _use_teacher_cache(config) and not state.done("compress"):
         t1 = time.time()
         probe = Distiller(student, teacher, temperature=config.temperature, alpha=config.alpha, distill=config.distill)
         distill_ds = probe.cached_dataset(data.x_train, data.y_train, batch_size=config.batch_size, seed=config.seed).repeat()
@@ -412,23 +462,47 @@ def _run(config, strategy, strategy_text):
             plain.cached_dataset(data.x_train, data.y_train, batch_size=config.batch_size, seed=config.seed).repeat()
         )
         timings["teacher_cache_s"] = time.time() - t1
-        _log(f"  teacher outputs cached once for {len(data.x_train)} training images ({timings['teacher_cache_s']:.1f} s); training reads them instead of running the teacher")
-    student = _train(student, config, config.student_weights, distill_ds, val_ds, steps, config.epochs, teacher=teacher)
-    timings["distill_s"] = time.time() - t0
-    stages.append(_stage("distilled", student, data, config, _save_keras(student, os.path.join(out, "student.keras"))))
+        _log(f"teacher outputs cached once for {len(data.x_train)} training images ({timings['teacher_cache_s']:.1f} s); training reads them instead of running the teacher")
+    if state.done("distilled"):
+        stages.append(state.record("distilled"))
+        student = load_model(os.path.join(out, "student.keras"))
+        _log("stage distilled: completed before, loaded from the run folder")
+    else:
+        t0 = time.time()
+        _log(f"stage distilled: Distiller(T={config.temperature}, alpha={config.alpha}, distill={config.distill!r}) for {config.epochs} epochs")
+        student = _train(student, config, config.student_weights, distill_ds, val_ds, steps, config.epochs, teacher=teacher,
+                         callbacks=state.callbacks("distilled"))
+        timings["distill_s"] = time.time() - t0
+        path = _save_keras(student, os.path.join(out, "student.keras"))
+        stages.append(_stage("distilled", student, data, config, path))
+        state.complete("distilled", stages[-1], [path])
 
-    t0 = time.time()
     recipe = recipe_for(config)
     name = recipe.short_name
-    _log(f"stage {name}: {', '.join(s.name for s in recipe.steps)}, each fine-tuned by distillation")
-    compressed, compress_stages = recipe.run(
-        student, teacher, recipe_ds, val_ds, epochs=config.prune_epochs, learning_rate=config.finetune_learning_rate,
-        temperature=config.temperature, alpha=config.alpha, steps_per_epoch=steps, verbose=_verbose(config), log=_log,
-    )
-    timings["compress_s"] = time.time() - t0
-    compressed_path = _save_keras(compressed, os.path.join(out, f"student_{name.replace('+', '_').replace(':', '')}.keras"))
-    params = compress_stages[-1]["params"]  # low-rank changes it; the .tflite has the same
-    stages.append(_stage(name, compressed, data, config, compressed_path, params=params))
+    if state.done("compress"):
+        record = state.record("compress")
+        compressed = load_model(os.path.join(out, record["stage"]["file"]))
+        compress_stages = record["compression_steps"]
+        recipe.pruned_layers, recipe.clustered_layers = record["pruned"], record["clustered"]
+        stages.append(record["stage"])
+        _log(f"stage {name}: completed before, loaded from the run folder")
+    else:
+        t0 = time.time()
+        _log(f"stage {name}: {', '.join(s.name for s in recipe.steps)}, each fine-tuned by distillation")
+        compressed, compress_stages = recipe.run(
+            student, teacher, recipe_ds, val_ds, epochs=config.prune_epochs, learning_rate=config.finetune_learning_rate,
+            temperature=config.temperature, alpha=config.alpha, steps_per_epoch=steps, verbose=_verbose(config), log=_log,
+            callbacks=lambda index: state.callbacks(f"compress:{index}"), checkpoint=_StepCheckpoint(state, out),
+        )
+        timings["compress_s"] = time.time() - t0
+        compressed_path = _save_keras(compressed, os.path.join(out, f"student_{name.replace('+', '_').replace(':', '')}.keras"))
+        params = compress_stages[-1]["params"]  # low-rank changes it; the .tflite has the same
+        stages.append(_stage(name, compressed, data, config, compressed_path, params=params))
+        state.complete("compress", {
+            "stage": stages[-1], "compression_steps": compress_stages,
+            "pruned": recipe.pruned_layers, "clustered": recipe.clustered_layers,
+        }, [compressed_path])
+    params = compress_stages[-1]["params"]
 
     t0 = time.time()
     _log("stage tflite-int8: full-integer int8 export (int8 input and output), evaluated on LiteRT")
@@ -480,5 +554,27 @@ def _run(config, strategy, strategy_text):
         "machine": {"cpus": os.cpu_count(), "tensorflow": tf.__version__, "strategy": strategy_text},
     }
     write_report(report, out)
+    state.complete("export", stages[-1], [tflite_path, "report.json", "report.md", "plot.png"])
+    state.finish()
     _log(f"done in {timings['total_s']:.0f} s: {out}")
     return report
+
+
+class _StepCheckpoint:
+    """Saves the model after each compression step but the last (``.stages/``) and
+    gives it back on ``--resume``, so a finished step is not redone."""
+
+    def __init__(self, state, out):
+        self.state, self.out = state, out
+
+    def load_step(self, index):
+        if not self.state.done(f"compress:{index}"):
+            return None
+        record = self.state.record(f"compress:{index}")
+        return load_model(os.path.join(self.out, record["file"])), record["step"], record["pruned"], record["clustered"]
+
+    def save_step(self, index, model, record, pruned, clustered):
+        path = _save_keras(model, os.path.join(self.out, ".stages", f"compress-{index}.keras"))
+        self.state.complete(f"compress:{index}", {
+            "file": os.path.relpath(path, self.out), "step": record, "pruned": pruned, "clustered": clustered,
+        }, [path])

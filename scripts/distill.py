@@ -31,7 +31,7 @@ FLAGS = {  # flag -> (config field, type, help)
     "--augment": ("augment", str, "keras-cv augmentation in tf.data: flip, crop, randaugment, jitter, mixup, cutmix (comma-separated)"),
     "--transfer-set": ("transfer_set", str, "extra unlabeled images for distillation, e.g. folder:PATH"),
     "--seed": ("seed", int, "seed of the split, the initial weights and the shuffling"),
-    "--teacher": ("teacher", str, "teacher model from kdtf.models"),
+    "--teacher": ("teacher", str, "teacher: a kdtf.models name (trained here) or your own trained model file PATH.keras"),
     "--student": ("student", str, "student model from kdtf.models"),
     "--teacher-weights": ("teacher_weights", str, "local no-top weights file of a backbone teacher (mobilenet_v2, resnet50, efficientnet_b0)"),
     "--student-weights": ("student_weights", str, "local no-top weights of a backbone student (teacher-assisted fine-tuning)"),
@@ -61,6 +61,7 @@ FLAGS = {  # flag -> (config field, type, help)
 
 
 def parse_args(argv):
+    argv = list(sys.argv[1:] if argv is None else argv)
     fields = {f.name for f in dataclasses.fields(DistillConfig)}
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")
@@ -75,24 +76,46 @@ def parse_args(argv):
         parser.add_argument(flag, dest=dest, type=kind, default=defaults[dest], help=f"{help_text} (default: %(default)s)")
     parser.add_argument("--no-qat", dest="qat", action="store_false", default=defaults["qat"],
                         help="skip quantization-aware training; int8 uses post-training calibration")
+    parser.add_argument("--unsafe-load", dest="unsafe_load", action="store_true", default=defaults["unsafe_load"],
+                        help="load a --teacher .keras file outside Keras safe mode: runs the Python code of its "
+                             "Lambda layers. Only for files you trust")
+    parser.add_argument("--resume", metavar="RUN_DIR",
+                        help="continue a killed run from its last completed stage and epoch, with the arguments saved in RUN_DIR/args.yaml")
     args = vars(parser.parse_args(argv))
     args.pop("config")
-    return DistillConfig(**args)
+    resume = args.pop("resume")
+    if resume:
+        given = [a for a in argv if a.startswith("--") and a.split("=")[0] not in ("--resume", "--verbose")]
+        if given:
+            raise ValueError(f"--resume continues a run with its saved arguments; drop the other flags ({', '.join(given)}).")
+        saved = os.path.join(resume, "args.yaml")
+        if not os.path.isfile(saved):
+            raise ValueError(f"Cannot resume {resume!r}: no args.yaml there (not a kdtf run folder).")
+        args = dict(dataclasses.asdict(DistillConfig()), **load_yaml_defaults(saved, fields))
+        args["output"] = resume
+        if "--verbose" in " ".join(argv):
+            args["verbose"] = vars(parser.parse_args(argv))["verbose"]
+    return DistillConfig(**args), bool(resume)
 
 
 @exit_on_error
 def main(argv=None):
-    config = parse_args(argv).validate()
+    config, resume = parse_args(argv)
+    config.validate()
     from kdtf import pipeline
     from kdtf.distribute import make_strategy
     from kdtf.io import check_writable_dir
 
     strategy = make_strategy(config.strategy)  # first: multi-worker setup must precede other TF work
     config.output = config.output or pipeline.default_output(config)
-    if pipeline.is_chief(strategy):
+    if pipeline.is_chief(strategy) and not resume:
         check_writable_dir(config.output, "--output")
+        from kdtf.runstate import MANIFEST
+
+        if os.path.exists(os.path.join(config.output, MANIFEST)):
+            raise ValueError(f"--output {config.output!r} already holds a run; continue it with --resume {config.output}, or choose another --output.")
         save_args(dataclasses.asdict(config), config.output)
-    pipeline.run(config, strategy)
+    pipeline.run(config, strategy, resume=resume)
     return 0
 
 

@@ -83,6 +83,8 @@ def test_label_free_fit_with_an_encoder_teacher(batch):
     assert history.history["student_loss"] == [0.0] * 5
     assert history.history["loss"][-1] < 0.7 * history.history["loss"][0]
     assert distiller.adapters[0].kernel.shape == (6, 32)
+    same_width = keras.Sequential([keras.Input(INPUT_SHAPE), keras.layers.Flatten(), keras.layers.Dense(32, name="emb")], name="same")
+    assert Distiller(same_width, encoder, distill="embedding").adapters == [None]  # learns the teacher's space itself
 
 
 def test_two_teachers_average_their_softened_distributions(student, batch):

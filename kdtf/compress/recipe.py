@@ -152,17 +152,28 @@ class Recipe:
         learning_rate=3e-4,
         temperature=4.0,
         alpha=0.5,
+        distill=None,
         steps_per_epoch=None,
         verbose=0,
         log=None,
+        callbacks=None,
+        checkpoint=None,
     ):
         """Applies every step to (a copy of) ``student`` and fine-tunes after each.
 
-        With a ``teacher`` each step is fine-tuned by :class:`kdtf.Distiller`; without
+        With a ``teacher`` each step is fine-tuned by :class:`kdtf.Distiller` (terms
+        ``distill``, default Hinton KD; ``"embedding"`` with ``alpha=0`` for an encoder
+        and an unlabeled ``train_ds``); without
         one, by cross-entropy, so the benefit of distillation can be measured. For that
         comparison pass a ``train_ds`` of labelled examples only (e.g.
         :func:`kdtf.data.labelled_dataset`) with the same ``steps_per_epoch``; any ``-1``
         label left in it gets weight 0.
+
+        ``callbacks(index)`` gives extra callbacks for the fit of step ``index`` (e.g.
+        ``BackupAndRestore``). ``checkpoint`` (for resuming) has ``load_step(index)``,
+        returning ``(model, record, pruned, clustered)`` of a completed step or ``None``,
+        and ``save_step(index, model, record, pruned, clustered)``, called after every
+        step but the last.
 
         Returns:
             ``(model, stages)``: the compressed model (wrappers stripped; QAT wrappers
@@ -175,7 +186,14 @@ class Recipe:
             steps_per_epoch = _count_batches(train_ds)
         model, stages = student, []
         pruned, clustered = {}, {}
-        for step in self.steps:
+        for index, step in enumerate(self.steps):
+            restored = checkpoint.load_step(index) if checkpoint is not None else None
+            if restored is not None:
+                model, record, pruned, clustered = restored
+                stages.append(record)
+                if log:
+                    log(f"compress step {step.name}: completed before, resumed from its saved model")
+                continue
             step_epochs = step.epochs or epochs
             total_steps = steps_per_epoch * step_epochs
             touched = []
@@ -208,11 +226,13 @@ class Recipe:
             if log:
                 log(f"compress step {step.name}: {'distilling' if teacher is not None else 'cross-entropy'} for {step_epochs} epochs" + (f" on {touched}" if touched else ""))
             if teacher is not None:
-                trainer = Distiller(model, teacher, temperature=temperature, alpha=alpha, name="compress")
+                trainer = Distiller(model, teacher, temperature=temperature, alpha=alpha, distill=distill, name="compress")
                 trainer.compile(keras.optimizers.Adam(learning_rate), metrics=["accuracy"])
-                trainer.fit(train_ds, validation_data=val_ds, epochs=step_epochs, steps_per_epoch=steps_per_epoch, verbose=verbose)
+                trainer.fit(train_ds, validation_data=val_ds, epochs=step_epochs, steps_per_epoch=steps_per_epoch, verbose=verbose,
+                            callbacks=callbacks(index) if callbacks else None)
             else:
-                _fit_cross_entropy(model, train_ds, val_ds, step_epochs, learning_rate, steps_per_epoch, verbose)
+                _fit_cross_entropy(model, train_ds, val_ds, step_epochs, learning_rate, steps_per_epoch, verbose,
+                                   callbacks(index) if callbacks else None)
             if isinstance(step, Prune):
                 model = strip_pruning(model)
                 for name in touched:
@@ -226,6 +246,8 @@ class Recipe:
                 step=step.name, layers=touched, params=_float_params(model), sparsity=overall,
                 layer_sparsity=per_layer, unique_weights=unique_weights(model), **extra,
             ))
+            if checkpoint is not None and index < len(self.steps) - 1:
+                checkpoint.save_step(index, model, stages[-1], dict(pruned), dict(clustered))
         self.pruned_layers, self.clustered_layers = pruned, clustered
         return model, stages
 
@@ -272,7 +294,7 @@ def _count_batches(dataset):
     raise ValueError("Pass steps_per_epoch: the training dataset's length is unknown.")
 
 
-def _fit_cross_entropy(model, train_ds, val_ds, epochs, learning_rate, steps_per_epoch, verbose):
+def _fit_cross_entropy(model, train_ds, val_ds, epochs, learning_rate, steps_per_epoch, verbose, callbacks=None):
     # -1 labels (unlabeled transfer examples) get weight 0, so plain fine-tuning uses
     # exactly the labelled examples the Distiller's cross-entropy would.
     def weigh(x, y):
@@ -285,6 +307,6 @@ def _fit_cross_entropy(model, train_ds, val_ds, epochs, learning_rate, steps_per
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         weighted_metrics=["accuracy"],
     )
-    callbacks = pruning_callbacks() if is_pruned(model) else []
+    callbacks = list(callbacks or []) + (pruning_callbacks() if is_pruned(model) else [])
     model.fit(train_ds.map(weigh), validation_data=val_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
               callbacks=callbacks, verbose=verbose)

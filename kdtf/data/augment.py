@@ -24,7 +24,7 @@ computes the teacher's outputs inside ``train_step`` on the batch ``tf.data`` yi
 
 from kdtf._keras import tf
 
-__all__ = ["AUGMENTATIONS", "parse_augment", "mixes_labels", "Augmenter", "augment_dataset"]
+__all__ = ["AUGMENTATIONS", "parse_augment", "mixes_labels", "Augmenter", "augment_dataset", "ByolViews", "byol_views"]
 
 AUGMENTATIONS = ("flip", "crop", "randaugment", "jitter", "mixup", "cutmix")
 _MIXING = ("mixup", "cutmix")
@@ -124,3 +124,83 @@ def augment_dataset(ds, names, input_shape, num_classes, seed=0):
         return ds.map(augmenter, num_parallel_calls=tf.data.AUTOTUNE)
     finally:
         logger.setLevel(level)
+
+
+class ByolViews:
+    """The two asymmetric augmentation pipelines of BYOL (Grill et al., 2020, table 6).
+
+    Both views: random crop-and-resize (``crop_area`` of the image, aspect 3/4-4/3),
+    horizontal flip (``flip``), colour jitter with probability 0.8 (brightness 0.4,
+    contrast 0.4, saturation 0.2, hue 0.1) and grayscale with probability 0.2.
+    View 1: Gaussian blur always, no solarisation. View 2: blur with probability 0.1,
+    solarisation with probability 0.2. Adapted to grayscale input: jitter runs on the
+    image repeated to RGB (brightness and contrast are what survive), grayscale is
+    skipped (already grey); the blur kernel is about a tenth of the image side.
+    """
+
+    def __init__(self, input_shape, seed=0, crop_area=(0.3, 1.0), flip=True, jitter=True, blur=True, solarize=True, blur_sigma=(0.1, 2.0)):
+        import keras_cv
+
+        layers = keras_cv.layers
+        height, width, channels = (int(d) for d in input_shape)
+        self.grey = channels == 1
+        common = [layers.RandomCropAndResize((height, width), crop_area_factor=crop_area, aspect_ratio_factor=(3 / 4, 4 / 3), seed=seed)]
+        if flip:
+            common.append(layers.RandomFlip("horizontal", seed=seed))
+        colour = jitter
+        jitter = layers.RandomColorJitter(
+            value_range=(0, 1), brightness_factor=0.4, contrast_factor=0.4,
+            saturation_factor=(0.4, 0.6), hue_factor=0.1, seed=seed)
+        if colour:
+            common.append(_Maybe(_OnRGB(jitter) if self.grey else jitter, 0.8, seed))
+        if not self.grey:
+            common.append(_Maybe(layers.Grayscale(output_channels=3), 0.2, seed))
+        kernel = max(3, (min(height, width) // 10) | 1)
+        blurring = layers.RandomGaussianBlur(kernel_size=kernel, factor=blur_sigma, seed=seed)
+        solarization = layers.Solarization(value_range=(0, 1), threshold_factor=(0.5, 0.5))
+        self.pipelines = (
+            common + ([_Maybe(blurring, 1.0, seed)] if blur else []),
+            common + ([_Maybe(blurring, 0.1, seed)] if blur else []) + ([_Maybe(solarization, 0.2, seed)] if solarize else []),
+        )
+
+    def view(self, images, which):
+        """Augmented copy of a batch of ``[0, 1]`` images for view 0 or 1."""
+        for layer in self.pipelines[which]:
+            images = layer(images, training=True)
+        return tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 1.0)
+
+    def __call__(self, images):
+        return self.view(images, 0), self.view(images, 1)
+
+
+class _Maybe:
+    """Applies ``layer`` to each image of a batch with probability ``rate``."""
+
+    def __init__(self, layer, rate, seed):
+        self.layer, self.rate, self.seed = layer, float(rate), seed
+
+    def __call__(self, images, training=True):
+        if self.rate >= 1.0:
+            return self.layer(images, training=training)
+        changed = tf.cast(self.layer(images, training=training), images.dtype)
+        keep = tf.random.uniform((tf.shape(images)[0], 1, 1, 1)) < self.rate
+        return tf.where(keep, changed, images)
+
+
+def byol_views(x, batch_size, seed=0, shuffle=True, **options):
+    """A ``tf.data`` pipeline of BYOL view pairs ``(view_1, view_2)`` from images ``x``
+    (numpy, ``[0, 1]``), full batches only (BatchNorm needs them), prefetched.
+    ``options`` go to :class:`ByolViews`."""
+    views = ByolViews(x.shape[1:], seed=seed, **options)
+    ds = tf.data.Dataset.from_tensor_slices(x)
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=True)
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")
+    try:
+        ds = ds.map(views, num_parallel_calls=tf.data.AUTOTUNE)
+    finally:
+        logger.setLevel(level)
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,6 +1,9 @@
 """Model zoo: small teachers and students, and classifiers on Keras application backbones."""
 
 from kdtf.models.transfer import backbone_classifier
-from kdtf.models.zoo import build, is_backbone, names, student_cnn, teacher_cnn
+from kdtf.models.zoo import ENCODERS, build, is_backbone, names, student_cnn, student_encoder, teacher_cnn, teacher_encoder
 
-__all__ = ["build", "names", "is_backbone", "student_cnn", "teacher_cnn", "backbone_classifier"]
+__all__ = [
+    "build", "names", "is_backbone", "student_cnn", "teacher_cnn", "backbone_classifier",
+    "ENCODERS", "teacher_encoder", "student_encoder",
+]

@@ -28,13 +28,21 @@ def load_model(path, *, safe_mode=True, compile=False):
         raise ValueError(f"{path!r} is not a .keras archive (corrupt or truncated?). Re-save it with model.save(...).")
     else:
         kwargs = {"safe_mode": safe_mode}
+    from tf_keras.src.saving import serialization_lib
+
     from kdtf.compress import quantize_scope
 
     try:
-        with quantize_scope():  # QAT models (saved as .h5) need TF-MOT's classes
+        # the scope also covers .h5 files, whose Lambda layers hold marshalled code
+        with quantize_scope(), serialization_lib.SafeModeScope(safe_mode):  # QAT .h5 need TF-MOT's classes
             return keras.models.load_model(path, compile=compile, **kwargs)
     except ValueError as error:
         message = str(error).strip().splitlines()[0]
+        if "safe_mode" in str(error) or "Lambda" in str(error):
+            message = (
+                "it holds a Lambda layer with Python code, which safe mode refuses to run. "
+                "Load it only if you trust the file: pass --unsafe-load (kdtf.models.io.load_model(..., safe_mode=False))"
+            )
         raise ValueError(f"Cannot load {path!r}: {message}") from None
     except (OSError, KeyError, TypeError) as error:
         raise ValueError(f"Cannot load {path!r}: {error}") from None

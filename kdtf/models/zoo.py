@@ -2,7 +2,7 @@
 
 from kdtf._keras import keras
 
-__all__ = ["teacher_cnn", "student_cnn", "build", "names", "is_backbone"]
+__all__ = ["teacher_cnn", "student_cnn", "teacher_encoder", "student_encoder", "ENCODERS", "build", "names", "is_backbone"]
 
 
 def teacher_cnn(input_shape=(28, 28, 1), num_classes=10, name="teacher"):
@@ -46,7 +46,42 @@ def student_cnn(input_shape=(28, 28, 1), num_classes=10, name="student"):
     )
 
 
+def _conv_bn(filters, name):
+    layers = keras.layers
+    return [
+        layers.Conv2D(filters, 3, padding="same", use_bias=False, name=name),
+        layers.BatchNormalization(name=f"{name}_bn"),
+        layers.ReLU(name=f"{name}_relu"),
+    ]
+
+
+def teacher_encoder(input_shape=(28, 28, 1), dim=128, name="teacher_encoder"):
+    """Encoder for BYOL: 2x conv32, pool, 2x conv64, pool, conv ``dim``, global average
+    pooling -> a ``dim``-vector (about 140k parameters at dim 128)."""
+    layers = keras.layers
+    return keras.Sequential(
+        [keras.Input(input_shape)] + _conv_bn(32, "conv1") + _conv_bn(32, "conv2") + [layers.MaxPooling2D(name="pool1")]
+        + _conv_bn(64, "conv3") + _conv_bn(64, "conv4") + [layers.MaxPooling2D(name="pool2")]
+        + _conv_bn(dim, "conv5") + [layers.GlobalAveragePooling2D(name="embedding")],
+        name=name,
+    )
+
+
+def student_encoder(input_shape=(28, 28, 1), dim=128, name="student_encoder"):
+    """Small encoder: conv16, pool, conv32, pool, conv64, global average pooling, Dense
+    ``dim`` (about 32k parameters at dim 128): the teacher's embedding width, so it can
+    learn the teacher's embedding directly."""
+    layers = keras.layers
+    return keras.Sequential(
+        [keras.Input(input_shape)] + _conv_bn(16, "conv1") + [layers.MaxPooling2D(name="pool1")]
+        + _conv_bn(32, "conv2") + [layers.MaxPooling2D(name="pool2")] + _conv_bn(64, "conv3")
+        + [layers.GlobalAveragePooling2D(name="pool3"), layers.Dense(dim, name="embedding")],
+        name=name,
+    )
+
+
 _ZOO = {"teacher_cnn": teacher_cnn, "student_cnn": student_cnn}
+ENCODERS = {"teacher_encoder": teacher_encoder, "student_encoder": student_encoder}
 
 
 def names():
