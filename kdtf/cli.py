@@ -4,7 +4,17 @@ import functools
 import os
 import sys
 
-__all__ = ["load_yaml_defaults", "exit_on_error", "save_args"]
+__all__ = ["load_yaml_defaults", "exit_on_error", "save_args", "ArgumentParser"]
+
+
+import argparse  # noqa: E402
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with a one-line error (not the full usage block) and exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see --help)\n")
 
 
 def load_yaml_defaults(path, valid_keys):

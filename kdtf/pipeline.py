@@ -85,6 +85,8 @@ class DistillConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"Expected {name} to be an integer >= 0. Received: {name}={value!r}")
+        if 0 < self.image_size < 8:
+            raise ValueError(f"Expected an image size of at least 8 pixels (or 0: the data set's own). Received: image_size={self.image_size}")
         if isinstance(self.labels, bool) or not isinstance(self.labels, int) or self.labels < 0:
             raise ValueError(f"Expected labels >= 0 (0 keeps every label). Received: labels={self.labels!r}")
         if not isinstance(self.sparsity, (int, float)) or not 0 <= self.sparsity < 1:
@@ -281,6 +283,15 @@ def _user_teacher(config, data):
     return teacher
 
 
+def _check_models(config, data):
+    """Builds the student and the teacher (or loads the user's teacher) and a Distiller
+    with the run's terms, before anything is trained or written: a wrong layer name, a
+    class-count mismatch or a corrupt teacher file stops the run here."""
+    teacher = _user_teacher(config, data) if _is_model_file(config.teacher) else build(config.teacher, data.input_shape, data.num_classes, name="teacher")
+    student = build(config.student, data.input_shape, data.num_classes, name="student")
+    Distiller(student, teacher, temperature=config.temperature, alpha=config.alpha, distill=config.distill)
+
+
 def _is_model_file(name):
     return isinstance(name, str) and name.endswith((".keras", ".h5"))
 
@@ -372,14 +383,10 @@ def run(config, strategy=None, resume=False):
 
 
 def _run(config, strategy, strategy_text, resume=False):
+    """Data first, then every check that needs it, and only then the first write: bad
+    input leaves no files behind."""
     started = time.time()
     config.output = config.output or default_output(config)
-    out = check_writable_dir(config.output, "--output")
-    check_writable_dir(config.cache_dir, "--cache-dir")
-    check_free_space(out, "--output")
-    state = RunState(out, dataclasses.asdict(config), resume=resume)
-    if resume:
-        _log(f"resuming {out}: completed stages {', '.join(state.data['stages']) or 'none'}")
     keras.utils.set_random_seed(config.seed)
     if config.strategy not in ("", "default"):
         _log(f"strategy: {strategy_text}; global batch {config.batch_size}")
@@ -409,6 +416,18 @@ def _run(config, strategy, strategy_text, resume=False):
         _log(f"transfer set {config.transfer_set}: {transfer} unlabeled images added for distillation")
     if config.augment:
         _log(f"augmentation (keras-cv, in tf.data; the teacher sees the same augmented batch): {config.augment}")
+    _check_models(config, data)
+    keras.utils.set_random_seed(config.seed)  # the check drew initial weights
+    out = check_writable_dir(config.output, "--output")
+    check_writable_dir(config.cache_dir, "--cache-dir")
+    check_free_space(out, "--output")
+    state = RunState(out, dataclasses.asdict(config), resume=resume)
+    if resume:
+        _log(f"resuming {out}: completed stages {', '.join(state.data['stages']) or 'none'}")
+    else:
+        from kdtf.cli import save_args
+
+        save_args(dataclasses.asdict(config), out)
     steps = int(np.ceil(len(data.x_train) / config.batch_size))
     # Teacher and scratch see labelled examples only, with as many optimizer steps per
     # epoch as the Distiller, which sees every training example (unlabeled ones as -1).

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse  # noqa: E402
 import json  # noqa: E402
 
-from kdtf.cli import exit_on_error  # noqa: E402
+from kdtf.cli import ArgumentParser, exit_on_error  # noqa: E402
 
 
 def positive_int(text):
@@ -32,7 +32,7 @@ def positive_int(text):
     return value
 
 
-def benchmark(path, data=None, keras_path=None, runs=200, warmup=20, seed=0):
+def benchmark(path, data=None, keras_path=None, runs=200, warmup=20, seed=0, unsafe_load=False):
     from kdtf import export
     from kdtf.io import gzip_size
 
@@ -46,7 +46,7 @@ def benchmark(path, data=None, keras_path=None, runs=200, warmup=20, seed=0):
     if keras_path:
         from kdtf.models.io import load_model
 
-        keras_model = load_model(keras_path)
+        keras_model = load_model(keras_path, safe_mode=not unsafe_load)
         interpreter = export.load_interpreter(path)
         shape = tuple(interpreter.get_input_details()[0]["shape"][1:])
         result["keras_latency"] = export.keras_latency(keras_model, shape, runs=runs, warmup=warmup)
@@ -61,7 +61,7 @@ def benchmark(path, data=None, keras_path=None, runs=200, warmup=20, seed=0):
 
 @exit_on_error
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help=".tflite file")
     parser.add_argument("--data", help="data set spec whose test split to evaluate (e.g. mnist5k)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split (as used in training)")
@@ -69,8 +69,10 @@ def main(argv=None):
     parser.add_argument("--runs", type=positive_int, default=200)
     parser.add_argument("--warmup", type=positive_int, default=20)
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument("--unsafe-load", action="store_true",
+                        help="load --keras outside Keras safe mode (runs the code of Lambda layers; only for files you trust)")
     args = parser.parse_args(argv)
-    result = benchmark(args.model, args.data, args.keras, args.runs, args.warmup, args.seed)
+    result = benchmark(args.model, args.data, args.keras, args.runs, args.warmup, args.seed, args.unsafe_load)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

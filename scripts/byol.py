@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 
-from kdtf.cli import exit_on_error, load_yaml_defaults, save_args  # noqa: E402
+from kdtf.cli import ArgumentParser, exit_on_error, load_yaml_defaults, save_args  # noqa: E402
 from kdtf.ssl.pipeline import ByolConfig  # noqa: E402
 
 HELP = {
@@ -50,13 +50,13 @@ HELP = {
 
 def parse_args(argv):
     fields = {f.name: f for f in dataclasses.fields(ByolConfig)}
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = ArgumentParser(add_help=False)
     pre.add_argument("--config")
     known, _ = pre.parse_known_args(argv)
     defaults = dataclasses.asdict(ByolConfig())
     if known.config:
         defaults.update(load_yaml_defaults(known.config, set(fields)))
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="YAML file of defaults (keys are the config fields)")
     for name, field in fields.items():
         if field.type in (bool, "bool"):

@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 
-from kdtf.cli import exit_on_error, load_yaml_defaults, save_args  # noqa: E402
+from kdtf.cli import ArgumentParser, exit_on_error, load_yaml_defaults  # noqa: E402
 from kdtf.pipeline import DistillConfig  # noqa: E402
 
 FLAGS = {  # flag -> (config field, type, help)
@@ -63,14 +63,14 @@ FLAGS = {  # flag -> (config field, type, help)
 def parse_args(argv):
     argv = list(sys.argv[1:] if argv is None else argv)
     fields = {f.name for f in dataclasses.fields(DistillConfig)}
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = ArgumentParser(add_help=False)
     pre.add_argument("--config")
     known, _ = pre.parse_known_args(argv)
     defaults = dataclasses.asdict(DistillConfig())
     if known.config:
         defaults.update(load_yaml_defaults(known.config, fields))
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="YAML file of defaults (keys are the config fields)")
     for flag, (dest, kind, help_text) in FLAGS.items():
         parser.add_argument(flag, dest=dest, type=kind, default=defaults[dest], help=f"{help_text} (default: %(default)s)")
@@ -104,17 +104,13 @@ def main(argv=None):
     config.validate()
     from kdtf import pipeline
     from kdtf.distribute import make_strategy
-    from kdtf.io import check_writable_dir
 
     strategy = make_strategy(config.strategy)  # first: multi-worker setup must precede other TF work
     config.output = config.output or pipeline.default_output(config)
-    if pipeline.is_chief(strategy) and not resume:
-        check_writable_dir(config.output, "--output")
-        from kdtf.runstate import MANIFEST
+    from kdtf.runstate import MANIFEST
 
-        if os.path.exists(os.path.join(config.output, MANIFEST)):
-            raise ValueError(f"--output {config.output!r} already holds a run; continue it with --resume {config.output}, or choose another --output.")
-        save_args(dataclasses.asdict(config), config.output)
+    if not resume and os.path.exists(os.path.join(config.output, MANIFEST)):
+        raise ValueError(f"--output {config.output!r} already holds a run; continue it with --resume {config.output}, or choose another --output.")
     pipeline.run(config, strategy, resume=resume)
     return 0
 

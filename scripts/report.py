@@ -11,12 +11,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse  # noqa: E402
 
-from kdtf.cli import exit_on_error  # noqa: E402
+from kdtf.cli import ArgumentParser, exit_on_error  # noqa: E402
 
 
 @exit_on_error
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", help="run folder holding report.json")
     args = parser.parse_args(argv)
     from kdtf.report import load_report, write_report
