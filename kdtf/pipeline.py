@@ -25,7 +25,7 @@ from kdtf.finetune import fine_tune
 from kdtf.io import atomic_path, check_free_space, check_writable_dir, gzip_size
 from kdtf.models import build
 from kdtf.models.io import load_model
-from kdtf.runstate import RunState
+from kdtf.runstate import RunState, StepCheckpoint
 
 __all__ = ["DistillConfig", "run", "default_output", "compression_steps", "recipe_for"]
 
@@ -511,7 +511,7 @@ def _run(config, strategy, strategy_text, resume=False):
         compressed, compress_stages = recipe.run(
             student, teacher, recipe_ds, val_ds, epochs=config.prune_epochs, learning_rate=config.finetune_learning_rate,
             temperature=config.temperature, alpha=config.alpha, steps_per_epoch=steps, verbose=_verbose(config), log=_log,
-            callbacks=lambda index: state.callbacks(f"compress:{index}"), checkpoint=_StepCheckpoint(state, out),
+            callbacks=lambda index: state.callbacks(f"compress:{index}"), checkpoint=StepCheckpoint(state, out, _save_keras),
         )
         timings["compress_s"] = time.time() - t0
         compressed_path = _save_keras(compressed, os.path.join(out, f"student_{name.replace('+', '_').replace(':', '')}.keras"))
@@ -577,23 +577,3 @@ def _run(config, strategy, strategy_text, resume=False):
     state.finish()
     _log(f"done in {timings['total_s']:.0f} s: {out}")
     return report
-
-
-class _StepCheckpoint:
-    """Saves the model after each compression step but the last (``.stages/``) and
-    gives it back on ``--resume``, so a finished step is not redone."""
-
-    def __init__(self, state, out):
-        self.state, self.out = state, out
-
-    def load_step(self, index):
-        if not self.state.done(f"compress:{index}"):
-            return None
-        record = self.state.record(f"compress:{index}")
-        return load_model(os.path.join(self.out, record["file"])), record["step"], record["pruned"], record["clustered"]
-
-    def save_step(self, index, model, record, pruned, clustered):
-        path = _save_keras(model, os.path.join(self.out, ".stages", f"compress-{index}.keras"))
-        self.state.complete(f"compress:{index}", {
-            "file": os.path.relpath(path, self.out), "step": record, "pruned": pruned, "clustered": clustered,
-        }, [path])

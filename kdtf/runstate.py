@@ -13,7 +13,7 @@ import shutil
 
 from kdtf.io import write_text
 
-__all__ = ["RunState", "MANIFEST"]
+__all__ = ["RunState", "StepCheckpoint", "MANIFEST"]
 
 MANIFEST = "manifest.json"
 
@@ -84,3 +84,27 @@ class RunState:
         from kdtf._keras import keras
 
         return [keras.callbacks.BackupAndRestore(self.backup_dir(stage))]
+
+
+class StepCheckpoint:
+    """For :meth:`kdtf.compress.Recipe.run`: saves the model after each compression
+    step but the last (``RUN_DIR/.stages/``) and gives it back on ``--resume``, so a
+    finished step is not redone. ``save_model(model, path)`` writes a model atomically
+    and returns the path written."""
+
+    def __init__(self, state, out, save_model):
+        self.state, self.out, self.save_model = state, out, save_model
+
+    def load_step(self, index):
+        if not self.state.done(f"compress:{index}"):
+            return None
+        from kdtf.models.io import load_model
+
+        record = self.state.record(f"compress:{index}")
+        return load_model(os.path.join(self.out, record["file"])), record["step"], record["pruned"], record["clustered"]
+
+    def save_step(self, index, model, record, pruned, clustered):
+        path = self.save_model(model, os.path.join(self.out, ".stages", f"compress-{index}.keras"))
+        self.state.complete(f"compress:{index}", {
+            "file": os.path.relpath(path, self.out), "step": record, "pruned": pruned, "clustered": clustered,
+        }, [path])

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 
-from kdtf.cli import ArgumentParser, exit_on_error, load_yaml_defaults, save_args  # noqa: E402
+from kdtf.cli import ArgumentParser, exit_on_error, load_yaml_defaults  # noqa: E402
 from kdtf.ssl.pipeline import ByolConfig  # noqa: E402
 
 HELP = {
@@ -49,6 +49,7 @@ HELP = {
 
 
 def parse_args(argv):
+    argv = list(sys.argv[1:] if argv is None else argv)
     fields = {f.name: f for f in dataclasses.fields(ByolConfig)}
     pre = ArgumentParser(add_help=False)
     pre.add_argument("--config")
@@ -66,21 +67,31 @@ def parse_args(argv):
                             help=f"{HELP.get(name, name)} (default: %(default)s)")
     parser.add_argument("--flip", dest="flip", action="store_true", default=defaults["flip"], help="random horizontal flips in the BYOL views")
     parser.add_argument("--no-qat", dest="qat", action="store_false", default=defaults["qat"], help="skip QAT; int8 uses post-training calibration")
+    parser.add_argument("--resume", metavar="RUN_DIR",
+                        help="continue a killed run from its last completed stage and epoch, with the arguments saved in RUN_DIR/args.yaml")
     args = vars(parser.parse_args(argv))
     args.pop("config")
-    return ByolConfig(**args)
+    resume = args.pop("resume")
+    if resume:
+        given = [a for a in argv if a.startswith("--") and a.split("=")[0] not in ("--resume", "--verbose")]
+        if given:
+            raise ValueError(f"--resume continues a run with its saved arguments; drop the other flags ({', '.join(given)}).")
+        saved = os.path.join(resume, "args.yaml")
+        if not os.path.isfile(saved):
+            raise ValueError(f"Cannot resume {resume!r}: no args.yaml there (not a kdtf run folder).")
+        verbose = args["verbose"]
+        args = dict(dataclasses.asdict(ByolConfig()), **load_yaml_defaults(saved, set(fields)))
+        args.update(output=resume, verbose=verbose)
+    return ByolConfig(**args), bool(resume)
 
 
 @exit_on_error
 def main(argv=None):
-    config = parse_args(argv).validate()
-    from kdtf.io import check_writable_dir
+    config, resume = parse_args(argv)
+    config.validate()
     from kdtf.ssl import pipeline
 
-    config.output = config.output or os.path.join("saved_models", f"byol-{config.dataset}-{__import__('time').strftime('%Y%m%d-%H%M%S')}")
-    check_writable_dir(config.output, "--output")
-    save_args(dataclasses.asdict(config), config.output)
-    pipeline.run(config)
+    pipeline.run(config, resume=resume)
     return 0
 
 

@@ -78,6 +78,7 @@ CASES = [
     (B, ["--base-tau", "2"], "Expected base_tau in [0, 1]"),
     (B, ["--dataset", "nope"], "Unknown data set spec 'nope'"),
     (B, ["--student", "vit"], "Unknown student encoder 'vit'"),
+    (B, ["--resume", "{root}/empty"], "no args.yaml there"),
     (R, ["{root}/not_report"], "report.json"),
     (R, ["{root}/bad_report"], "report.json"),
     (T, ["{root}/corrupt.tflite"], "corrupt.tflite"),

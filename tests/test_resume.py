@@ -146,3 +146,24 @@ def test_lambda_models_need_unsafe_load(tmp_path):
     with pytest.raises(ValueError, match="--unsafe-load"):
         load_model(h5)
     np.testing.assert_allclose(load_model(h5, safe_mode=False).predict(np.ones((1, 4)), verbose=0), model.predict(np.ones((1, 4)), verbose=0))
+
+
+def test_byol_run_killed_in_its_second_stage_resumes_from_the_manifest(tmp_path):
+    script = os.path.join(ROOT, "scripts", "byol.py")
+    out = tmp_path / "byol"
+    args = ["--pretrain-epochs", "1", "--student-pretrain-epochs", "3", "--distill-epochs", "1", "--prune-epochs", "1",
+            "--qat-epochs", "1", "--latency-runs", "2", "--verbose", "0", "--output", str(out)]
+    proc = subprocess.Popen([sys.executable, script, *args], env=_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    backup = out / ".backup" / "byol-student"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (backup.is_dir() and any(backup.iterdir())):
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert list(json.loads((out / "manifest.json").read_text())["stages"]) == ["byol-teacher"]
+    resumed = subprocess.run([sys.executable, script, "--resume", str(out), "--verbose", "0"],
+                             env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "stage byol-teacher: completed before" in resumed.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert len(report["encoders"]) == 5 and json.loads((out / "manifest.json").read_text())["complete"]

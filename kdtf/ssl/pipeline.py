@@ -28,6 +28,8 @@ from kdtf.data.augment import byol_views
 from kdtf.distiller import Distiller
 from kdtf.io import atomic_path, check_writable_dir, gzip_size, write_text
 from kdtf.models import ENCODERS
+from kdtf.models.io import load_model
+from kdtf.runstate import RunState, StepCheckpoint
 from kdtf.ssl.byol import BYOL
 from kdtf.ssl.probe import embed, few_labels, probe
 
@@ -120,21 +122,30 @@ def _encoder(config, name, input_shape, seed_offset):
     return ENCODERS[getattr(config, name)](input_shape, dim=config.dim, name=name)
 
 
-def _pretrain(encoder, config, x, epochs):
+def _pretrain(encoder, config, x, epochs, callbacks=None):
     byol = BYOL(encoder, base_tau=config.base_tau)
     byol.compile(keras.optimizers.Adam(config.learning_rate))
     views = byol_views(x, config.batch_size, seed=config.seed, crop_area=(config.crop_area, 1.0), flip=config.flip)
-    history = byol.fit(views, epochs=epochs, verbose=_verbose(config))
+    history = byol.fit(views, epochs=epochs, verbose=_verbose(config), callbacks=callbacks)
     return history.history["loss"]
 
 
-def run(config):
-    """Runs the chain and writes ``config.output``; returns the report dict."""
+def run(config, resume=False):
+    """Runs the chain and writes ``config.output``; returns the report dict. With
+    ``resume``, stages recorded in the folder's manifest are loaded, not redone, and a
+    stage in progress continues from its last completed epoch."""
     config.validate()
     started = time.time()
     config.output = config.output or os.path.join("saved_models", f"byol-{config.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
-    out = check_writable_dir(config.output, "--output")
     data = load(config.dataset, seed=config.seed)
+    out = check_writable_dir(config.output, "--output")
+    state = RunState(out, dataclasses.asdict(config), resume=resume)
+    if resume:
+        _log(f"resuming {out}: completed stages {', '.join(state.data['stages']) or 'none'}")
+    else:
+        from kdtf.cli import save_args
+
+        save_args(dataclasses.asdict(config), out)
     x = data.x_train  # labels are not used until the evaluation
     _log(f"data {data.name}: {len(x)} unlabeled training images, {len(data.x_test)} test images, input {data.input_shape}")
     labelled = few_labels(data.y_train, config.labels_per_class, seed=config.seed)
@@ -151,30 +162,44 @@ def run(config):
     random_encoder = _encoder(config, "teacher", data.input_shape, 0)
     evaluate("random (teacher arch.)", lambda v: embed(random_encoder, v), random_encoder.count_params(), None)
 
-    t0 = time.time()
+    def stage(name, label, build, train, filename, seconds_key):
+        """Loads a completed stage or trains it (resumable), evaluates and records it."""
+        if state.done(name):
+            record = state.record(name)
+            model = load_model(os.path.join(out, filename))
+            encoders[label], losses[name] = record["eval"], record["losses"]
+            _log(f"stage {name}: completed before, loaded from the run folder")
+            return model
+        t0 = time.time()
+        model = build()
+        losses[name] = train(model, state.callbacks(name))
+        timings[seconds_key] = time.time() - t0
+        path = _save(model, os.path.join(out, filename))
+        evaluate(label, lambda v: embed(model, v), model.count_params(), path)
+        state.complete(name, {"eval": encoders[label], "losses": losses[name]}, [path])
+        return model
+
     _log(f"stage byol-teacher: BYOL pretraining of {config.teacher} for {config.pretrain_epochs} epochs")
-    teacher = _encoder(config, "teacher", data.input_shape, 0)  # same initial weights as the random row
-    losses["teacher"] = _pretrain(teacher, config, x, config.pretrain_epochs)
-    timings["byol_teacher_s"] = time.time() - t0
-    evaluate("byol teacher", lambda v: embed(teacher, v), teacher.count_params(), _save(teacher, os.path.join(out, "teacher_encoder.keras")))
-
-    t0 = time.time()
+    teacher = stage(  # same initial weights as the random row
+        "byol-teacher", "byol teacher", lambda: _encoder(config, "teacher", data.input_shape, 0),
+        lambda m, cb: _pretrain(m, config, x, config.pretrain_epochs, cb), "teacher_encoder.keras", "byol_teacher_s")
     _log(f"stage byol-student: BYOL pretraining of {config.student} from scratch for {config.student_pretrain_epochs} epochs")
-    scratch = _encoder(config, "student", data.input_shape, 1)
-    losses["student"] = _pretrain(scratch, config, x, config.student_pretrain_epochs)
-    timings["byol_student_s"] = time.time() - t0
-    evaluate("byol student (scratch)", lambda v: embed(scratch, v), scratch.count_params(), _save(scratch, os.path.join(out, "student_byol.keras")))
+    stage("byol-student", "byol student (scratch)", lambda: _encoder(config, "student", data.input_shape, 1),
+          lambda m, cb: _pretrain(m, config, x, config.student_pretrain_epochs, cb), "student_byol.keras", "byol_student_s")
 
-    t0 = time.time()
+    distiller_args = dict(alpha=0.0, distill="embedding")
+    student_holder = {}
+
+    def distil(model, callbacks):
+        distiller = Distiller(model, teacher, name="distill", **distiller_args)
+        distiller.compile(keras.optimizers.Adam(config.distill_learning_rate))
+        student_holder["cached"] = distiller.cached_dataset(x, batch_size=config.batch_size, seed=config.seed)
+        return distiller.fit(student_holder["cached"], epochs=config.distill_epochs, verbose=_verbose(config), callbacks=callbacks).history["loss"]
+
     _log(f"stage distilled: label-free embedding distillation for {config.distill_epochs} epochs (teacher outputs cached)")
-    student = _encoder(config, "student", data.input_shape, 1)  # same initial weights as BYOL-from-scratch
-    distiller = Distiller(student, teacher, alpha=0.0, distill="embedding", name="distill")
-    distiller.compile(keras.optimizers.Adam(config.distill_learning_rate))
-    cached = distiller.cached_dataset(x, batch_size=config.batch_size, seed=config.seed)
-    history = distiller.fit(cached, epochs=config.distill_epochs, verbose=_verbose(config))
-    losses["distill"] = history.history["loss"]
-    timings["distill_s"] = time.time() - t0
-    evaluate("distilled student", lambda v: embed(student, v), student.count_params(), _save(student, os.path.join(out, "student_encoder.keras")))
+    student = stage("distilled", "distilled student", lambda: _encoder(config, "student", data.input_shape, 1),  # as BYOL-from-scratch
+                    distil, "student_encoder.keras", "distill_s")
+    cached = student_holder.get("cached") or Distiller(student, teacher, **distiller_args).cached_dataset(x, batch_size=config.batch_size, seed=config.seed)
 
     t0 = time.time()
     steps = f"prune:{config.sparsity}" + (",qat" if config.qat else "")
@@ -185,6 +210,7 @@ def run(config):
     compressed, compress_stages = recipe.run(
         student, teacher, cached, None, learning_rate=config.distill_learning_rate / 3, alpha=0.0,
         distill="embedding", steps_per_epoch=int(np.ceil(len(x) / config.batch_size)), verbose=_verbose(config), log=_log,
+        callbacks=lambda index: state.callbacks(f"compress:{index}"), checkpoint=StepCheckpoint(state, out, _save),
     )
     compressed_path = _save(compressed, os.path.join(out, "student_compressed.keras"))
     timings["compress_s"] = time.time() - t0
@@ -226,6 +252,8 @@ def run(config):
     write_text(os.path.join(out, "report.json"), json.dumps(report, indent=2))
     write_text(os.path.join(out, "report.md"), render_markdown(report))
     _render_plot(report, os.path.join(out, "plot.png"))
+    state.complete("export", {"file": os.path.basename(tflite_path)}, [tflite_path, "report.json", "report.md", "plot.png"])
+    state.finish()
     _log(f"done in {timings['total_s']:.0f} s: {out}")
     return report
 
@@ -250,7 +278,8 @@ def render_markdown(report):
             f"{e.get('file', '-')} | {size} | {e['measured_on']} |"
         )
     a = report["tflite_keras_agreement"]
-    t = report["timings"]
+    t = {k: 0.0 for k in ("byol_teacher_s", "byol_student_s", "distill_s", "compress_s", "export_s")}
+    t.update(report["timings"])  # a resumed run times only what it ran
     lines += [
         "",
         f"int8 TFLite embeddings vs the Keras compressed student: mean cosine {a['mean_cosine']:.4f} (min {a['min_cosine']:.4f}).",
