@@ -106,3 +106,25 @@ def test_distill_script_with_two_multiworker_processes_writes_one_run_folder(tmp
     assert report["machine"]["strategy"].startswith("MultiWorkerMirroredStrategy, 2 replica(s), worker 0 of 2")
     finals = [[line for line in stdout.splitlines() if "LiteRT test accuracy" in line] for stdout, _ in outputs]
     assert finals[0] == finals[1] and finals[0]  # the workers trained the same model in step
+
+
+def test_byol_under_multiworker_strategy_with_two_local_workers_matches_one_device(tmp_path):
+    import numpy as np
+
+    script = os.path.join(SCRIPTS, "byol_multiworker.py")
+    workers = [f"localhost:{p}" for p in _free_ports(2)]
+    procs = []
+    for index in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
+        procs.append(subprocess.Popen([sys.executable, script, "worker", str(tmp_path / f"w{index}.npz")],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-2000:]
+        assert "replicas: 2" in out
+    run("byol_multiworker.py", "single", str(tmp_path / "single.npz"))
+    single = np.load(tmp_path / "single.npz")
+    for index in range(2):
+        worker = np.load(tmp_path / f"w{index}.npz")
+        diff = max(float(np.max(np.abs(single[k] - worker[k]))) for k in single.files)
+        assert diff < 1e-5, (index, diff)  # online and EMA target weights alike
