@@ -5,8 +5,12 @@ Public API, by task:
 * distill: :class:`Distiller`, :mod:`kdtf.losses`
 * compress: :mod:`kdtf.compress` (prune / strip_pruning, quantize)
 * export and verify: :mod:`kdtf.export` (to_tflite, evaluate, latency, op check)
-* data and models: :mod:`kdtf.data`, :mod:`kdtf.models`
-* the end-to-end recipe: :mod:`kdtf.pipeline`, :mod:`kdtf.report`
+* data and models: :mod:`kdtf.data` (specs, augmentation), :mod:`kdtf.models` (zoo,
+  application backbones), :mod:`kdtf.finetune` (two-phase, teacher-assisted)
+* self-supervised teachers: :mod:`kdtf.ssl` (BYOL, linear probe, k-NN)
+* scale: :mod:`kdtf.distribute` (strategies by name)
+* the end-to-end recipes: :mod:`kdtf.pipeline`, :mod:`kdtf.ssl.pipeline`, :mod:`kdtf.report`,
+  :mod:`kdtf.runstate` (resume)
 
 kdtf builds models with tf_keras (Keras 2), which TF-MOT requires; ``keras`` below is
 that module. ``TF_USE_LEGACY_KERAS=1`` is set here, before TensorFlow is imported.
