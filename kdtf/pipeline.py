@@ -438,6 +438,8 @@ def _run(config, strategy, strategy_text, resume=False):
     train_ds = data.dataset("train", config.batch_size, shuffle=True, seed=config.seed, augment=config.augment)
     train_ds = train_ds.repeat()  # with steps_per_epoch: every epoch has `steps` batches
     val_ds = data.dataset("val", config.batch_size)
+    if mixes_labels(config.augment):  # training labels are one-hot rows: validate alike
+        val_ds = val_ds.map(lambda x, y: (x, tf.one_hot(y, data.num_classes)))
     timings = {}
     stages = []
 

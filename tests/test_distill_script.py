@@ -251,7 +251,7 @@ def test_folder_data_with_a_backbone_teacher_weights_file_transfer_set_and_augme
     result = run_script(
         "--dataset", f"folder:{tmp_path / 'pets'}", "--teacher", "mobilenet_v2_035", "--teacher-weights",
         str(tmp_path / "notop.h5"), "--image-size", "32", "--labels", "0", "--transfer-set",
-        f"folder:{tmp_path / 'unlabeled'}", "--augment", "flip,crop", "--teacher-epochs", "1",
+        f"folder:{tmp_path / 'unlabeled'}", "--augment", "flip,crop,mixup", "--teacher-epochs", "1",
         "--finetune-epochs", "1", "--unfreeze-layers", "10", "--epochs", "1", "--prune-epochs", "1",
         "--qat-epochs", "1", "--batch-size", "16", "--latency-runs", "2", "--output", str(out),
         "--cache-dir", str(tmp_path / "cache"), "--verbose", "0",
@@ -262,7 +262,7 @@ def test_folder_data_with_a_backbone_teacher_weights_file_transfer_set_and_augme
     assert (out / "labels.txt").read_text().split() == ["ant", "bee", "cow"]
     report = json.loads((out / "report.json").read_text())
     assert report["data"]["input_shape"] == [32, 32, 3] and report["data"]["transfer_set"] == 10
-    assert report["data"]["augment"] == "flip,crop"
+    assert report["data"]["augment"] == "flip,crop,mixup"
     card = json.loads((out / "model_card.json").read_text())
     assert card["normalization"] == "x / 255"
 
