@@ -129,6 +129,9 @@ def augment_dataset(ds, names, input_shape, num_classes, seed=0):
 class ByolViews:
     """The two asymmetric augmentation pipelines of BYOL (Grill et al., 2020, table 6).
 
+    ``jitter``, ``blur`` and ``solarize`` switch those operations off (ablations);
+    ``blur_sigma`` is the range of the Gaussian blur's standard deviation.
+
     Both views: random crop-and-resize (``crop_area`` of the image, aspect 3/4-4/3),
     horizontal flip (``flip``), colour jitter with probability 0.8 (brightness 0.4,
     contrast 0.4, saturation 0.2, hue 0.1) and grayscale with probability 0.2.
@@ -147,12 +150,11 @@ class ByolViews:
         common = [layers.RandomCropAndResize((height, width), crop_area_factor=crop_area, aspect_ratio_factor=(3 / 4, 4 / 3), seed=seed)]
         if flip:
             common.append(layers.RandomFlip("horizontal", seed=seed))
-        colour = jitter
-        jitter = layers.RandomColorJitter(
-            value_range=(0, 1), brightness_factor=0.4, contrast_factor=0.4,
-            saturation_factor=(0.4, 0.6), hue_factor=0.1, seed=seed)
-        if colour:
-            common.append(_Maybe(_OnRGB(jitter) if self.grey else jitter, 0.8, seed))
+        if jitter:
+            colour = layers.RandomColorJitter(
+                value_range=(0, 1), brightness_factor=0.4, contrast_factor=0.4,
+                saturation_factor=(0.4, 0.6), hue_factor=0.1, seed=seed)
+            common.append(_Maybe(_OnRGB(colour) if self.grey else colour, 0.8, seed))
         if not self.grey:
             common.append(_Maybe(layers.Grayscale(output_channels=3), 0.2, seed))
         kernel = max(3, (min(height, width) // 10) | 1)
