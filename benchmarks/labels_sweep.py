@@ -96,7 +96,7 @@ def main(argv=None):
                 print(f"labels={labels} seed={seed}: {raw[labels][-1]}", file=sys.stderr, flush=True)
     n = len(args.seeds)
     lines = [
-        f"| training labels | teacher | scratch | distilled (+ unlabeled rest) | distilled - scratch |",
+        "| training labels | teacher | scratch | distilled (+ unlabeled rest) | distilled - scratch |",
         "|---|---|---|---|---|",
     ]
     for labels, runs in raw.items():

@@ -4,7 +4,7 @@ import functools
 import os
 import sys
 
-__all__ = ["load_yaml_defaults", "exit_on_error", "save_args", "ArgumentParser"]
+__all__ = ["load_yaml_defaults", "exit_on_error", "save_args", "ArgumentParser", "log", "keras_verbosity", "resume_args"]
 
 
 import argparse  # noqa: E402
@@ -72,3 +72,28 @@ def exit_on_error(main):
     return wrapper
 
 
+
+
+def log(message):
+    """A progress line of a run: ``[kdtf] message``, flushed."""
+    print(f"[kdtf] {message}", flush=True)
+
+
+def keras_verbosity(verbose):
+    """``verbose`` if set (>= 0), else progress bars on a terminal and a line per epoch
+    in a log file."""
+    if verbose >= 0:
+        return verbose
+    return 1 if sys.stdout.isatty() else 2
+
+
+def resume_args(run_dir, argv, valid_keys):
+    """The arguments a run folder was started with (``RUN_DIR/args.yaml``), for
+    ``--resume RUN_DIR``; refuses other flags than ``--resume`` and ``--verbose``."""
+    given = [a for a in argv if a.startswith("--") and a.split("=")[0] not in ("--resume", "--verbose")]
+    if given:
+        raise ValueError(f"--resume continues a run with its saved arguments; drop the other flags ({', '.join(given)}).")
+    saved = os.path.join(run_dir, "args.yaml")
+    if not os.path.isfile(saved):
+        raise ValueError(f"Cannot resume {run_dir!r}: no args.yaml there (not a kdtf run folder).")
+    return load_yaml_defaults(saved, valid_keys)

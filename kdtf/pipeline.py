@@ -10,21 +10,20 @@ import hashlib
 import json
 import os
 import re
-import sys
 import time
-import warnings
 
 import numpy as np
 
 from kdtf import compress, export
 from kdtf._keras import keras, tf
+from kdtf.cli import keras_verbosity, log
 from kdtf.data import keep_labels, labelled_dataset, load, load_unlabeled
 from kdtf.data.augment import mixes_labels
 from kdtf.distiller import Distiller
 from kdtf.finetune import fine_tune
-from kdtf.io import atomic_path, check_free_space, check_writable_dir, gzip_size
+from kdtf.io import check_free_space, check_writable_dir, gzip_size
 from kdtf.models import build
-from kdtf.models.io import load_model
+from kdtf.models.io import load_model, save_model
 from kdtf.runstate import RunState, StepCheckpoint
 
 __all__ = ["DistillConfig", "run", "default_output", "compression_steps", "recipe_for"]
@@ -91,7 +90,7 @@ class DistillConfig:
             raise ValueError(f"Expected labels >= 0 (0 keeps every label). Received: labels={self.labels!r}")
         if not isinstance(self.sparsity, (int, float)) or not 0 <= self.sparsity < 1:
             raise ValueError(f"Expected sparsity in [0, 1). Received: sparsity={self.sparsity!r}")
-        from kdtf import compress, data, models
+        from kdtf import compress, models
 
         compress.Recipe.parse(compression_steps(self))  # raises on an unknown step
         from kdtf.terms import parse_terms
@@ -100,19 +99,9 @@ class DistillConfig:
 
         from kdtf.data.augment import parse_augment
 
-        try:
-            kind, rest = data.parse_spec(self.dataset)
-        except ValueError:
-            raise ValueError(f"Unknown data set spec {self.dataset!r} (--dataset). Known: {', '.join(data.specs())}") from None
-        if kind == "folder" and not os.path.isdir(rest):
-            raise ValueError(f"Image folder not found: {rest!r} (--dataset {self.dataset}).")
+        _check_spec(self.dataset, "--dataset", "Image folder")
         if self.transfer_set:
-            try:
-                kind, rest = data.parse_spec(self.transfer_set)
-            except ValueError:
-                raise ValueError(f"Unknown data set spec {self.transfer_set!r} (--transfer-set). Known: {', '.join(data.specs())}") from None
-            if kind == "folder" and not os.path.isdir(rest):
-                raise ValueError(f"Transfer-set folder not found: {rest!r} (--transfer-set {self.transfer_set}).")
+            _check_spec(self.transfer_set, "--transfer-set", "Transfer-set folder")
         parse_augment(self.augment)
         from kdtf.distribute import STRATEGIES
 
@@ -147,6 +136,18 @@ class DistillConfig:
         return self
 
 
+def _check_spec(spec, flag, what):
+    """Raises ValueError for an unknown data set spec or a missing ``folder:`` path."""
+    from kdtf import data
+
+    try:
+        kind, rest = data.parse_spec(spec)
+    except ValueError:
+        raise ValueError(f"Unknown data set spec {spec!r} ({flag}). Known: {', '.join(data.specs())}") from None
+    if kind == "folder" and not os.path.isdir(rest):
+        raise ValueError(f"{what} not found: {rest!r} ({flag} {spec}).")
+
+
 def compression_steps(config):
     """The compression recipe string: ``--compress`` if given, else ``prune:S[,qat]``
     from ``--sparsity`` and ``--no-qat``."""
@@ -172,16 +173,6 @@ def default_output(config):
     return os.path.join("saved_models", f"{config.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
-def _log(message):
-    print(f"[kdtf] {message}", flush=True)
-
-
-def _verbose(config):
-    if config.verbose >= 0:
-        return config.verbose
-    return 1 if sys.stdout.isatty() else 2
-
-
 def _use_teacher_cache(config):
     return config.cache_teacher == "on" or (config.cache_teacher == "auto" and not config.augment)
 
@@ -190,24 +181,6 @@ def _ce(one_hot=False):
     if one_hot:  # mixup/cutmix turn labels into mixed one-hot rows
         return keras.losses.CategoricalCrossentropy(from_logits=True)
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-
-def _save_keras(model, path):
-    """Saves without optimizer state. QAT models go to H5: TF-MOT 0.8.1's quantize layer
-    does not reload from the .keras format ("expected 5 variables, but received 3")."""
-    if compress.is_quantized(model):
-        path = os.path.splitext(path)[0] + ".h5"
-        with atomic_path(path) as tmp:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # "HDF5 is legacy"
-                model.save(tmp, include_optimizer=False)
-        return path
-    # The .keras format always stores a compiled model's optimizer; ship weights only.
-    if getattr(model, "optimizer", None) is not None:
-        model = compress.clone_with_weights(model)
-    with atomic_path(path) as tmp:
-        model.save(tmp)
-    return path
 
 
 def _file_digest(path):
@@ -242,10 +215,10 @@ def _train(model, config, weights, train_ds, val_ds, steps, epochs, teacher=None
     from kdtf.models.transfer import is_backbone_classifier
 
     one_hot = mixes_labels(config.augment)
-    fit_args = dict(steps_per_epoch=steps, verbose=_verbose(config))
+    fit_args = dict(steps_per_epoch=steps, verbose=keras_verbosity(config.verbose))
     distiller_args = dict(temperature=config.temperature, alpha=config.alpha, distill=config.distill)
     if is_backbone_classifier(model) and weights:
-        _log(
+        log(
             f"  two-phase fine-tuning of {model.name}: head only for {epochs} epochs, then the top "
             f"{config.unfreeze_layers} layers for {config.finetune_epochs} epochs (BatchNormalization frozen)"
         )
@@ -279,43 +252,49 @@ def _user_teacher(config, data):
             f"Teacher {config.teacher!r} outputs {classes} classes, but {data.name} has {data.num_classes} "
             "(teacher/student class-count mismatch); use a teacher trained on this data set's classes."
         )
-    _log(f"stage teacher: using the user's model {config.teacher}")
+    log(f"stage teacher: using the user's model {config.teacher}")
     return teacher
 
 
 def _check_models(config, data):
     """Builds the student and the teacher (or loads the user's teacher) and a Distiller
     with the run's terms, before anything is trained or written: a wrong layer name, a
-    class-count mismatch or a corrupt teacher file stops the run here."""
-    teacher = _user_teacher(config, data) if _is_model_file(config.teacher) else build(config.teacher, data.input_shape, data.num_classes, name="teacher")
+    class-count mismatch or a corrupt teacher file stops the run here.
+
+    Returns:
+        The user's teacher (loaded once, reused by the teacher stage), or ``None``.
+    """
+    user_teacher = _user_teacher(config, data) if _is_model_file(config.teacher) else None
+    teacher = user_teacher or build(config.teacher, data.input_shape, data.num_classes, name="teacher")
     student = build(config.student, data.input_shape, data.num_classes, name="student")
     Distiller(student, teacher, temperature=config.temperature, alpha=config.alpha, distill=config.distill)
+    return user_teacher
 
 
 def _is_model_file(name):
     return isinstance(name, str) and name.endswith((".keras", ".h5"))
 
 
-def _train_teacher(config, data, labelled_ds, steps, val_ds, callbacks=None):
-    if _is_model_file(config.teacher):
-        return _user_teacher(config, data), config.teacher, True
+def _train_teacher(config, data, labelled_ds, steps, val_ds, callbacks=None, user_teacher=None):
+    if user_teacher is not None:
+        return user_teacher, config.teacher, True
     path = _teacher_cache_path(config, data)
     several_workers = getattr(tf.distribute.get_strategy().extended, "_num_workers", 1) > 1
     if os.path.exists(path) and not several_workers:  # workers must train in step
-        _log(f"stage teacher: reusing cached {path}")
+        log(f"stage teacher: reusing cached {path}")
         return keras.models.load_model(path, compile=False), path, True
     source = f" from {config.teacher_weights}" if config.teacher_weights else ""
-    _log(f"stage teacher: training {config.teacher}{source} for {config.teacher_epochs} epochs")
+    log(f"stage teacher: training {config.teacher}{source} for {config.teacher_epochs} epochs")
     teacher = build(config.teacher, data.input_shape, data.num_classes, name="teacher", weights=config.teacher_weights or None)
     _train(teacher, config, config.teacher_weights, labelled_ds, val_ds, steps, config.teacher_epochs, callbacks=callbacks)
-    _save_keras(teacher, path)
+    save_model(teacher, path)
     return teacher, path, False
 
 
 def _fit_distiller(student, teacher, config, train_ds, val_ds, epochs, lr, name, steps=None, callbacks=None):
     distiller = Distiller(student, teacher, temperature=config.temperature, alpha=config.alpha, distill=config.distill, name=name)
     distiller.compile(keras.optimizers.Adam(lr), metrics=["accuracy"])
-    distiller.fit(train_ds, validation_data=val_ds, epochs=epochs, steps_per_epoch=steps, verbose=_verbose(config), callbacks=callbacks)
+    distiller.fit(train_ds, validation_data=val_ds, epochs=epochs, steps_per_epoch=steps, verbose=keras_verbosity(config.verbose), callbacks=callbacks)
     return distiller.student
 
 
@@ -342,7 +321,7 @@ def _stage(name, model, data, config, path, params=None):
         "latency_p90_ms": timing["p90_ms"],
         "latency_measured_on": "litert, 1 thread, batch 1, TFLite export of this model",
     }
-    _log(f"stage {name}: test accuracy {accuracy:.4f}, sparsity {sparsity:.3f}, {timing['median_ms']:.3f} ms/image")
+    log(f"stage {name}: test accuracy {accuracy:.4f}, sparsity {sparsity:.3f}, {timing['median_ms']:.3f} ms/image")
     return record
 
 
@@ -389,10 +368,10 @@ def _run(config, strategy, strategy_text, resume=False):
     config.output = config.output or default_output(config)
     keras.utils.set_random_seed(config.seed)
     if config.strategy not in ("", "default"):
-        _log(f"strategy: {strategy_text}; global batch {config.batch_size}")
+        log(f"strategy: {strategy_text}; global batch {config.batch_size}")
 
     data = load(config.dataset, seed=config.seed, image_size=config.image_size or None, data_dir=config.data_dir or None)
-    _log(
+    log(
         f"data {data.name}: {len(data.x_train)} train / {len(data.x_val)} val / "
         f"{len(data.x_test)} test, input {data.input_shape}, {data.num_classes} classes"
         + (f", {data.meta['skipped']} unreadable image(s) skipped" if data.meta.get("skipped") else "")
@@ -400,7 +379,7 @@ def _run(config, strategy, strategy_text, resume=False):
     labelled = config.labels or len(data.x_train)
     if config.labels:
         data.y_train = keep_labels(data.y_train, config.labels, seed=config.seed)
-        _log(
+        log(
             f"labels: keeping {labelled} labelled training examples (stratified); the other "
             f"{len(data.x_train) - labelled} are an unlabeled transfer set for distillation"
         )
@@ -413,17 +392,17 @@ def _run(config, strategy, strategy_text, resume=False):
         transfer = len(extra)
         data.x_train = np.concatenate([data.x_train, extra.astype(np.float32)])
         data.y_train = np.concatenate([data.y_train, np.full(transfer, -1, np.int32)])
-        _log(f"transfer set {config.transfer_set}: {transfer} unlabeled images added for distillation")
+        log(f"transfer set {config.transfer_set}: {transfer} unlabeled images added for distillation")
     if config.augment:
-        _log(f"augmentation (keras-cv, in tf.data; the teacher sees the same augmented batch): {config.augment}")
-    _check_models(config, data)
+        log(f"augmentation (keras-cv, in tf.data; the teacher sees the same augmented batch): {config.augment}")
+    user_teacher = _check_models(config, data)
     keras.utils.set_random_seed(config.seed)  # the check drew initial weights
     out = check_writable_dir(config.output, "--output")
     check_writable_dir(config.cache_dir, "--cache-dir")
     check_free_space(out, "--output")
     state = RunState(out, dataclasses.asdict(config), resume=resume)
     if resume:
-        _log(f"resuming {out}: completed stages {', '.join(state.data['stages']) or 'none'}")
+        log(f"resuming {out}: completed stages {', '.join(state.data['stages']) or 'none'}")
     else:
         from kdtf.cli import save_args
 
@@ -447,27 +426,29 @@ def _run(config, strategy, strategy_text, resume=False):
         record = dict(state.record("teacher"))
         teacher = load_model(os.path.join(out, record["file"]))  # written by this run
         teacher_cache, cached = record.pop("cache", None), True
-        _log("stage teacher: completed before, loaded from the run folder")
+        log("stage teacher: completed before, loaded from the run folder")
     else:
         t0 = time.time()
-        teacher, teacher_cache, cached = _train_teacher(config, data, labelled_ds, steps, val_ds, callbacks=state.callbacks("teacher"))
+        teacher, teacher_cache, cached = _train_teacher(
+            config, data, labelled_ds, steps, val_ds, callbacks=state.callbacks("teacher"), user_teacher=user_teacher,
+        )
         timings["teacher_s"] = time.time() - t0
-        teacher_path = _save_keras(teacher, os.path.join(out, "teacher.keras"))
+        teacher_path = save_model(teacher, os.path.join(out, "teacher.keras"))
         record = _stage("teacher", teacher, data, config, teacher_path)
         state.complete("teacher", dict(record, cache=teacher_cache), [teacher_path])
     stages.append(record)
 
     if state.done("scratch"):
         stages.append(state.record("scratch"))
-        _log("stage scratch: completed before, skipped")
+        log("stage scratch: completed before, skipped")
     else:
         t0 = time.time()
-        _log(f"stage scratch: training {config.student} on the {labelled} labelled examples for {config.epochs} epochs")
+        log(f"stage scratch: training {config.student} on the {labelled} labelled examples for {config.epochs} epochs")
         keras.utils.set_random_seed(config.seed + 1)
         scratch = build(config.student, data.input_shape, data.num_classes, name="scratch", weights=config.student_weights or None)
         _train(scratch, config, config.student_weights, labelled_ds, val_ds, steps, config.epochs, callbacks=state.callbacks("scratch"))
         timings["scratch_s"] = time.time() - t0
-        path = _save_keras(scratch, os.path.join(out, "scratch.keras"))
+        path = save_model(scratch, os.path.join(out, "scratch.keras"))
         stages.append(_stage("scratch", scratch, data, config, path))
         state.complete("scratch", stages[-1], [path])
 
@@ -483,18 +464,18 @@ def _run(config, strategy, strategy_text, resume=False):
             plain.cached_dataset(data.x_train, data.y_train, batch_size=config.batch_size, seed=config.seed).repeat()
         )
         timings["teacher_cache_s"] = time.time() - t1
-        _log(f"teacher outputs cached once for {len(data.x_train)} training images ({timings['teacher_cache_s']:.1f} s); training reads them instead of running the teacher")
+        log(f"teacher outputs cached once for {len(data.x_train)} training images ({timings['teacher_cache_s']:.1f} s); training reads them instead of running the teacher")
     if state.done("distilled"):
         stages.append(state.record("distilled"))
         student = load_model(os.path.join(out, "student.keras"))
-        _log("stage distilled: completed before, loaded from the run folder")
+        log("stage distilled: completed before, loaded from the run folder")
     else:
         t0 = time.time()
-        _log(f"stage distilled: Distiller(T={config.temperature}, alpha={config.alpha}, distill={config.distill!r}) for {config.epochs} epochs")
+        log(f"stage distilled: Distiller(T={config.temperature}, alpha={config.alpha}, distill={config.distill!r}) for {config.epochs} epochs")
         student = _train(student, config, config.student_weights, distill_ds, val_ds, steps, config.epochs, teacher=teacher,
                          callbacks=state.callbacks("distilled"))
         timings["distill_s"] = time.time() - t0
-        path = _save_keras(student, os.path.join(out, "student.keras"))
+        path = save_model(student, os.path.join(out, "student.keras"))
         stages.append(_stage("distilled", student, data, config, path))
         state.complete("distilled", stages[-1], [path])
 
@@ -506,17 +487,17 @@ def _run(config, strategy, strategy_text, resume=False):
         compress_stages = record["compression_steps"]
         recipe.pruned_layers, recipe.clustered_layers = record["pruned"], record["clustered"]
         stages.append(record["stage"])
-        _log(f"stage {name}: completed before, loaded from the run folder")
+        log(f"stage {name}: completed before, loaded from the run folder")
     else:
         t0 = time.time()
-        _log(f"stage {name}: {', '.join(s.name for s in recipe.steps)}, each fine-tuned by distillation")
+        log(f"stage {name}: {', '.join(s.name for s in recipe.steps)}, each fine-tuned by distillation")
         compressed, compress_stages = recipe.run(
             student, teacher, recipe_ds, val_ds, epochs=config.prune_epochs, learning_rate=config.finetune_learning_rate,
-            temperature=config.temperature, alpha=config.alpha, steps_per_epoch=steps, verbose=_verbose(config), log=_log,
-            callbacks=lambda index: state.callbacks(f"compress:{index}"), checkpoint=StepCheckpoint(state, out, _save_keras),
+            temperature=config.temperature, alpha=config.alpha, steps_per_epoch=steps, verbose=keras_verbosity(config.verbose), log=log,
+            callbacks=lambda index: state.callbacks(f"compress:{index}"), checkpoint=StepCheckpoint(state, out, save_model),
         )
         timings["compress_s"] = time.time() - t0
-        compressed_path = _save_keras(compressed, os.path.join(out, f"student_{name.replace('+', '_').replace(':', '')}.keras"))
+        compressed_path = save_model(compressed, os.path.join(out, f"student_{name.replace('+', '_').replace(':', '')}.keras"))
         params = compress_stages[-1]["params"]  # low-rank changes it; the .tflite has the same
         stages.append(_stage(name, compressed, data, config, compressed_path, params=params))
         state.complete("compress", {
@@ -526,14 +507,14 @@ def _run(config, strategy, strategy_text, resume=False):
     params = compress_stages[-1]["params"]
 
     t0 = time.time()
-    _log("stage tflite-int8: full-integer int8 export (int8 input and output), evaluated on LiteRT")
+    log("stage tflite-int8: full-integer int8 export (int8 input and output), evaluated on LiteRT")
     tflite_path = os.path.join(out, "student_int8.tflite")
     card = export.export_for_android(
         compressed, tflite_path, splits=data, mode="int8",
         source_stages=["teacher", "distilled"] + [step.name for step in recipe.steps],
     )
     verified = recipe.verify(tflite_path)
-    _log(f"stage tflite-int8: verified in the flatbuffer: {verified}")
+    log(f"stage tflite-int8: verified in the flatbuffer: {verified}")
     result = card["metrics_on_litert"]
     timing = export.latency(tflite_path, num_threads=1, runs=config.latency_runs)
     timings["export_s"] = time.time() - t0
@@ -552,7 +533,7 @@ def _run(config, strategy, strategy_text, resume=False):
         "latency_measured_on": "litert, 1 thread, batch 1",
         "ops": card["ops"],
     })
-    _log(f"stage tflite-int8: LiteRT test accuracy {result['accuracy']:.4f} (agreement with Keras {result['agreement']:.4f}), {timing['median_ms']:.3f} ms/image")
+    log(f"stage tflite-int8: LiteRT test accuracy {result['accuracy']:.4f} (agreement with Keras {result['agreement']:.4f}), {timing['median_ms']:.3f} ms/image")
 
     from kdtf.report import write_report
 
@@ -577,5 +558,5 @@ def _run(config, strategy, strategy_text, resume=False):
     write_report(report, out)
     state.complete("export", stages[-1], [tflite_path, "report.json", "report.md", "plot.png"])
     state.finish()
-    _log(f"done in {timings['total_s']:.0f} s: {out}")
+    log(f"done in {timings['total_s']:.0f} s: {out}")
     return report

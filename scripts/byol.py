@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 
-from kdtf.cli import ArgumentParser, exit_on_error, load_yaml_defaults  # noqa: E402
+from kdtf.cli import ArgumentParser, exit_on_error, load_yaml_defaults, resume_args  # noqa: E402
 from kdtf.ssl.pipeline import ByolConfig  # noqa: E402
 
 HELP = {
@@ -73,14 +73,8 @@ def parse_args(argv):
     args.pop("config")
     resume = args.pop("resume")
     if resume:
-        given = [a for a in argv if a.startswith("--") and a.split("=")[0] not in ("--resume", "--verbose")]
-        if given:
-            raise ValueError(f"--resume continues a run with its saved arguments; drop the other flags ({', '.join(given)}).")
-        saved = os.path.join(resume, "args.yaml")
-        if not os.path.isfile(saved):
-            raise ValueError(f"Cannot resume {resume!r}: no args.yaml there (not a kdtf run folder).")
         verbose = args["verbose"]
-        args = dict(dataclasses.asdict(ByolConfig()), **load_yaml_defaults(saved, set(fields)))
+        args = dict(dataclasses.asdict(ByolConfig()), **resume_args(resume, argv, set(fields)))
         args.update(output=resume, verbose=verbose)
     return ByolConfig(**args), bool(resume)
 

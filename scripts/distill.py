@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 
-from kdtf.cli import ArgumentParser, exit_on_error, load_yaml_defaults  # noqa: E402
+from kdtf.cli import ArgumentParser, exit_on_error, load_yaml_defaults, resume_args  # noqa: E402
 from kdtf.pipeline import DistillConfig  # noqa: E402
 
 FLAGS = {  # flag -> (config field, type, help)
@@ -85,16 +85,11 @@ def parse_args(argv):
     args.pop("config")
     resume = args.pop("resume")
     if resume:
-        given = [a for a in argv if a.startswith("--") and a.split("=")[0] not in ("--resume", "--verbose")]
-        if given:
-            raise ValueError(f"--resume continues a run with its saved arguments; drop the other flags ({', '.join(given)}).")
-        saved = os.path.join(resume, "args.yaml")
-        if not os.path.isfile(saved):
-            raise ValueError(f"Cannot resume {resume!r}: no args.yaml there (not a kdtf run folder).")
-        args = dict(dataclasses.asdict(DistillConfig()), **load_yaml_defaults(saved, fields))
+        verbose = args["verbose"]
+        args = dict(dataclasses.asdict(DistillConfig()), **resume_args(resume, argv, fields))
         args["output"] = resume
-        if "--verbose" in " ".join(argv):
-            args["verbose"] = vars(parser.parse_args(argv))["verbose"]
+        if any(a.split("=")[0] == "--verbose" for a in argv):
+            args["verbose"] = verbose
     return DistillConfig(**args), bool(resume)
 
 

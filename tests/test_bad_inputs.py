@@ -4,7 +4,6 @@ names the bad value, no traceback, and no new files in the output folder."""
 import os
 import sys
 
-import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

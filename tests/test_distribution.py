@@ -50,29 +50,38 @@ def _free_ports(n):
     return ports
 
 
-def test_multiworker_strategy_with_two_local_workers_gives_the_same_weights_as_one_device(tmp_path):
-    import numpy as np
-
-    script = os.path.join(SCRIPTS, "multiworker_equivalence.py")
+def _two_workers(command, timeout=300, **popen):
+    """Runs ``command(index)`` as the two workers of a local MultiWorkerMirroredStrategy
+    cluster (TF_CONFIG set per process); checks both exit 0 and returns their stdout."""
     workers = [f"localhost:{p}" for p in _free_ports(2)]
     procs = []
     for index in range(2):
-        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
-        procs.append(subprocess.Popen(
-            [sys.executable, script, "worker", str(tmp_path / f"worker{index}.npz")],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        ))
-    outputs = [p.communicate(timeout=300) for p in procs]
-    for p, (out, err) in zip(procs, outputs):
+        config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_CONFIG=json.dumps(config))
+        procs.append(subprocess.Popen(command(index), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen))
+    outputs = [p.communicate(timeout=timeout) for p in procs]
+    for p, (_, err) in zip(procs, outputs):
         assert p.returncode == 0, err[-2000:]
+    return [out for out, _ in outputs]
+
+
+def _assert_workers_match_one_device(script, tmp_path):
+    """``script worker|single OUT.npz`` saves weights; both workers' must equal one device's."""
+    import numpy as np
+
+    path = os.path.join(SCRIPTS, script)
+    for out in _two_workers(lambda index: [sys.executable, path, "worker", str(tmp_path / f"worker{index}.npz")]):
         assert "replicas: 2" in out
-    run("multiworker_equivalence.py", "single", str(tmp_path / "single.npz"))
+    run(script, "single", str(tmp_path / "single.npz"))
     single = np.load(tmp_path / "single.npz")
     for index in range(2):
         worker = np.load(tmp_path / f"worker{index}.npz")
         diff = max(float(np.max(np.abs(single[k] - worker[k]))) for k in single.files)
         assert diff < 1e-5, (index, diff)  # same tolerance as MirroredStrategy
 
+
+def test_multiworker_strategy_with_two_local_workers_gives_the_same_weights_as_one_device(tmp_path):
+    _assert_workers_match_one_device("multiworker_equivalence.py", tmp_path)
 
 TINY = ["--teacher-epochs", "1", "--epochs", "1", "--prune-epochs", "1", "--qat-epochs", "1", "--latency-runs", "2", "--verbose", "0"]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -88,43 +97,17 @@ def test_distill_script_runs_the_whole_chain_under_mirrored_strategy_on_two_cpus
 
 
 def test_distill_script_with_two_multiworker_processes_writes_one_run_folder(tmp_path):
-    workers = [f"localhost:{p}" for p in _free_ports(2)]
     out = tmp_path / "run"
-    procs = []
-    for index in range(2):
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
-        procs.append(subprocess.Popen(
-            [sys.executable, os.path.join(ROOT, "scripts", "distill.py"), "--strategy", "multiworker", *TINY,
-             "--output", str(out), "--cache-dir", str(tmp_path / "cache")],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-        ))
-    outputs = [p.communicate(timeout=600) for p in procs]
-    for p, (stdout, stderr) in zip(procs, outputs):
-        assert p.returncode == 0, stderr[-2000:]
+    outputs = _two_workers(lambda index: [
+        sys.executable, os.path.join(ROOT, "scripts", "distill.py"), "--strategy", "multiworker", *TINY,
+        "--output", str(out), "--cache-dir", str(tmp_path / "cache")], timeout=600, cwd=ROOT)
+    for stdout in outputs:
         assert "MultiWorkerMirroredStrategy, 2 replica(s), worker" in stdout
     report = json.loads((out / "report.json").read_text())
     assert report["machine"]["strategy"].startswith("MultiWorkerMirroredStrategy, 2 replica(s), worker 0 of 2")
-    finals = [[line for line in stdout.splitlines() if "LiteRT test accuracy" in line] for stdout, _ in outputs]
+    finals = [[line for line in stdout.splitlines() if "LiteRT test accuracy" in line] for stdout in outputs]
     assert finals[0] == finals[1] and finals[0]  # the workers trained the same model in step
 
 
 def test_byol_under_multiworker_strategy_with_two_local_workers_matches_one_device(tmp_path):
-    import numpy as np
-
-    script = os.path.join(SCRIPTS, "byol_multiworker.py")
-    workers = [f"localhost:{p}" for p in _free_ports(2)]
-    procs = []
-    for index in range(2):
-        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
-        procs.append(subprocess.Popen([sys.executable, script, "worker", str(tmp_path / f"w{index}.npz")],
-                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    for p in procs:
-        out, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err[-2000:]
-        assert "replicas: 2" in out
-    run("byol_multiworker.py", "single", str(tmp_path / "single.npz"))
-    single = np.load(tmp_path / "single.npz")
-    for index in range(2):
-        worker = np.load(tmp_path / f"w{index}.npz")
-        diff = max(float(np.max(np.abs(single[k] - worker[k]))) for k in single.files)
-        assert diff < 1e-5, (index, diff)  # online and EMA target weights alike
+    _assert_workers_match_one_device("byol_multiworker.py", tmp_path)  # online and EMA target weights alike

@@ -22,21 +22,26 @@ def _env():
     return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
 
+def _kill_after_first_checkpoint(command, backup, settle=0.0):
+    """Starts ``command``, waits until the epoch checkpoint folder ``backup`` has a file
+    (and ``settle`` seconds more), then SIGKILLs the run."""
+    proc = subprocess.Popen(command, env=_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (backup.is_dir() and any(backup.iterdir())):
+        time.sleep(0.2)
+    time.sleep(settle)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def _accuracies(folder):
     return {s["stage"]: s["accuracy"] for s in json.loads((folder / "report.json").read_text())["stages"]}
 
 
 def test_a_run_killed_during_distillation_resumes_without_redoing_finished_stages(tmp_path):
     killed, whole = tmp_path / "killed", tmp_path / "whole"
-    proc = subprocess.Popen([sys.executable, SCRIPT, *TINY, "--output", str(killed), "--cache-dir", str(tmp_path / "c1")],
-                            env=_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    backup = killed / ".backup" / "distilled"
-    deadline = time.time() + 300
-    while time.time() < deadline and not (backup.is_dir() and any(backup.iterdir())):
-        time.sleep(0.2)
-    time.sleep(0.5)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    _kill_after_first_checkpoint([sys.executable, SCRIPT, *TINY, "--output", str(killed), "--cache-dir", str(tmp_path / "c1")],
+                                 killed / ".backup" / "distilled", settle=0.5)
     manifest = json.loads((killed / "manifest.json").read_text())
     assert list(manifest["stages"]) == ["teacher", "scratch"] and not manifest["complete"]
     for name in os.listdir(killed):  # nothing truncated: every model file there loads
@@ -153,13 +158,7 @@ def test_byol_run_killed_in_its_second_stage_resumes_from_the_manifest(tmp_path)
     out = tmp_path / "byol"
     args = ["--pretrain-epochs", "1", "--student-pretrain-epochs", "3", "--distill-epochs", "1", "--prune-epochs", "1",
             "--qat-epochs", "1", "--latency-runs", "2", "--verbose", "0", "--output", str(out)]
-    proc = subprocess.Popen([sys.executable, script, *args], env=_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    backup = out / ".backup" / "byol-student"
-    deadline = time.time() + 300
-    while time.time() < deadline and not (backup.is_dir() and any(backup.iterdir())):
-        time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    _kill_after_first_checkpoint([sys.executable, script, *args], out / ".backup" / "byol-student")
     assert list(json.loads((out / "manifest.json").read_text())["stages"]) == ["byol-teacher"]
     resumed = subprocess.run([sys.executable, script, "--resume", str(out), "--verbose", "0"],
                              env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)

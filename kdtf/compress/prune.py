@@ -9,7 +9,6 @@ with ``fit(callbacks=[pruning_callbacks()])``.
 import tensorflow_model_optimization as tfmot
 
 from kdtf.compress.layers import (
-    PRUNABLE_TYPES,
     clone_with_weights,
     kernel_sparsity,
     prunable_layers,

@@ -111,19 +111,24 @@ class Augmenter:
         return x if y is None else (x, y)
 
 
+def _quiet_map(ds, fn):
+    """``ds.map(fn)`` in parallel, without keras-cv's "Using a while_loop for converting
+    ..." warning for every op it traces."""
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")
+    try:
+        return ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
+    finally:
+        logger.setLevel(level)
+
+
 def augment_dataset(ds, names, input_shape, num_classes, seed=0):
     """Applies :class:`Augmenter` to a batched ``(x, y)`` dataset (after ``batch``)."""
     names = parse_augment(names)
     if not names:
         return ds
-    augmenter = Augmenter(names, input_shape, num_classes, seed)
-    logger = tf.get_logger()
-    level = logger.level
-    logger.setLevel("ERROR")  # keras-cv's "Using a while_loop for converting ..." per op
-    try:
-        return ds.map(augmenter, num_parallel_calls=tf.data.AUTOTUNE)
-    finally:
-        logger.setLevel(level)
+    return _quiet_map(ds, Augmenter(names, input_shape, num_classes, seed))
 
 
 class ByolViews:
@@ -197,12 +202,4 @@ def byol_views(x, batch_size, seed=0, shuffle=True, **options):
     ds = tf.data.Dataset.from_tensor_slices(x)
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=True)
-    logger = tf.get_logger()
-    level = logger.level
-    logger.setLevel("ERROR")
-    try:
-        ds = ds.map(views, num_parallel_calls=tf.data.AUTOTUNE)
-    finally:
-        logger.setLevel(level)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return _quiet_map(ds.batch(batch_size, drop_remainder=True), views).prefetch(tf.data.AUTOTUNE)

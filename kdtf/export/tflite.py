@@ -8,7 +8,7 @@ import tempfile
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
-from kdtf._keras import keras, tf
+from kdtf._keras import tf
 from kdtf.io import write_bytes
 
 __all__ = [

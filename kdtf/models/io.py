@@ -1,11 +1,34 @@
-"""Loading user-supplied ``.keras`` files with clear errors."""
+"""Saving run outputs atomically and loading user-supplied ``.keras`` files with clear errors."""
 
 import os
+import warnings
 import zipfile
 
 from kdtf._keras import keras
 
-__all__ = ["load_model"]
+__all__ = ["load_model", "save_model"]
+
+
+def save_model(model, path):
+    """Saves ``model`` to ``path`` atomically, without optimizer state; returns the path
+    written. QAT models go to ``.h5`` instead: TF-MOT 0.8.1's quantize layer does not
+    reload from the ``.keras`` format ("expected 5 variables, but received 3")."""
+    from kdtf import compress
+    from kdtf.io import atomic_path
+
+    if compress.is_quantized(model):
+        path = os.path.splitext(path)[0] + ".h5"
+        with atomic_path(path) as tmp:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "HDF5 is legacy"
+                model.save(tmp, include_optimizer=False)
+        return path
+    # The .keras format always stores a compiled model's optimizer; ship weights only.
+    if getattr(model, "optimizer", None) is not None:
+        model = compress.clone_with_weights(model)
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+    return path
 
 
 def load_model(path, *, safe_mode=True, compile=False):

@@ -16,19 +16,19 @@ compression -> int8 embedding model -> evaluation with few labels.
 import dataclasses
 import json
 import os
-import sys
 import time
 
 import numpy as np
 
 from kdtf import compress, export
 from kdtf._keras import keras, tf
+from kdtf.cli import keras_verbosity, log
 from kdtf.data import load
 from kdtf.data.augment import byol_views
 from kdtf.distiller import Distiller
 from kdtf.io import atomic_path, check_writable_dir, gzip_size, write_text
 from kdtf.models import ENCODERS
-from kdtf.models.io import load_model
+from kdtf.models.io import load_model, save_model
 from kdtf.runstate import RunState, StepCheckpoint
 from kdtf.ssl.byol import BYOL
 from kdtf.ssl.probe import embed, few_labels, probe
@@ -91,32 +91,6 @@ class ByolConfig:
         return self
 
 
-def _log(message):
-    print(f"[kdtf] {message}", flush=True)
-
-
-def _verbose(config):
-    if config.verbose >= 0:
-        return config.verbose
-    return 1 if sys.stdout.isatty() else 2
-
-
-def _save(model, path):
-    if compress.is_quantized(model):
-        path = os.path.splitext(path)[0] + ".h5"
-        import warnings
-
-        with atomic_path(path) as tmp, warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            model.save(tmp, include_optimizer=False)
-        return path
-    if getattr(model, "optimizer", None) is not None:
-        model = compress.clone_with_weights(model)
-    with atomic_path(path) as tmp:
-        model.save(tmp)
-    return path
-
-
 def _encoder(config, name, input_shape, seed_offset):
     keras.utils.set_random_seed(config.seed + seed_offset)
     return ENCODERS[getattr(config, name)](input_shape, dim=config.dim, name=name)
@@ -126,7 +100,7 @@ def _pretrain(encoder, config, x, epochs, callbacks=None):
     byol = BYOL(encoder, base_tau=config.base_tau)
     byol.compile(keras.optimizers.Adam(config.learning_rate))
     views = byol_views(x, config.batch_size, seed=config.seed, crop_area=(config.crop_area, 1.0), flip=config.flip)
-    history = byol.fit(views, epochs=epochs, verbose=_verbose(config), callbacks=callbacks)
+    history = byol.fit(views, epochs=epochs, verbose=keras_verbosity(config.verbose), callbacks=callbacks)
     return history.history["loss"]
 
 
@@ -141,13 +115,13 @@ def run(config, resume=False):
     out = check_writable_dir(config.output, "--output")
     state = RunState(out, dataclasses.asdict(config), resume=resume)
     if resume:
-        _log(f"resuming {out}: completed stages {', '.join(state.data['stages']) or 'none'}")
+        log(f"resuming {out}: completed stages {', '.join(state.data['stages']) or 'none'}")
     else:
         from kdtf.cli import save_args
 
         save_args(dataclasses.asdict(config), out)
     x = data.x_train  # labels are not used until the evaluation
-    _log(f"data {data.name}: {len(x)} unlabeled training images, {len(data.x_test)} test images, input {data.input_shape}")
+    log(f"data {data.name}: {len(x)} unlabeled training images, {len(data.x_test)} test images, input {data.input_shape}")
     labelled = few_labels(data.y_train, config.labels_per_class, seed=config.seed)
     timings, encoders, losses = {}, {}, {}
 
@@ -157,7 +131,7 @@ def run(config, resume=False):
         if path:
             record.update(file=os.path.basename(path), size_bytes=os.path.getsize(path), gzip_bytes=gzip_size(path))
         encoders[name] = record
-        _log(f"eval {name}: linear probe {result['linear_probe']:.4f}, k-NN {result['knn']:.4f}")
+        log(f"eval {name}: linear probe {result['linear_probe']:.4f}, k-NN {result['knn']:.4f}")
 
     random_encoder = _encoder(config, "teacher", data.input_shape, 0)
     evaluate("random (teacher arch.)", lambda v: embed(random_encoder, v), random_encoder.count_params(), None)
@@ -168,22 +142,22 @@ def run(config, resume=False):
             record = state.record(name)
             model = load_model(os.path.join(out, filename))
             encoders[label], losses[name] = record["eval"], record["losses"]
-            _log(f"stage {name}: completed before, loaded from the run folder")
+            log(f"stage {name}: completed before, loaded from the run folder")
             return model
         t0 = time.time()
         model = build()
         losses[name] = train(model, state.callbacks(name))
         timings[seconds_key] = time.time() - t0
-        path = _save(model, os.path.join(out, filename))
+        path = save_model(model, os.path.join(out, filename))
         evaluate(label, lambda v: embed(model, v), model.count_params(), path)
         state.complete(name, {"eval": encoders[label], "losses": losses[name]}, [path])
         return model
 
-    _log(f"stage byol-teacher: BYOL pretraining of {config.teacher} for {config.pretrain_epochs} epochs")
+    log(f"stage byol-teacher: BYOL pretraining of {config.teacher} for {config.pretrain_epochs} epochs")
     teacher = stage(  # same initial weights as the random row
         "byol-teacher", "byol teacher", lambda: _encoder(config, "teacher", data.input_shape, 0),
         lambda m, cb: _pretrain(m, config, x, config.pretrain_epochs, cb), "teacher_encoder.keras", "byol_teacher_s")
-    _log(f"stage byol-student: BYOL pretraining of {config.student} from scratch for {config.student_pretrain_epochs} epochs")
+    log(f"stage byol-student: BYOL pretraining of {config.student} from scratch for {config.student_pretrain_epochs} epochs")
     stage("byol-student", "byol student (scratch)", lambda: _encoder(config, "student", data.input_shape, 1),
           lambda m, cb: _pretrain(m, config, x, config.student_pretrain_epochs, cb), "student_byol.keras", "byol_student_s")
 
@@ -194,9 +168,9 @@ def run(config, resume=False):
         distiller = Distiller(model, teacher, name="distill", **distiller_args)
         distiller.compile(keras.optimizers.Adam(config.distill_learning_rate))
         student_holder["cached"] = distiller.cached_dataset(x, batch_size=config.batch_size, seed=config.seed)
-        return distiller.fit(student_holder["cached"], epochs=config.distill_epochs, verbose=_verbose(config), callbacks=callbacks).history["loss"]
+        return distiller.fit(student_holder["cached"], epochs=config.distill_epochs, verbose=keras_verbosity(config.verbose), callbacks=callbacks).history["loss"]
 
-    _log(f"stage distilled: label-free embedding distillation for {config.distill_epochs} epochs (teacher outputs cached)")
+    log(f"stage distilled: label-free embedding distillation for {config.distill_epochs} epochs (teacher outputs cached)")
     student = stage("distilled", "distilled student", lambda: _encoder(config, "student", data.input_shape, 1),  # as BYOL-from-scratch
                     distil, "student_encoder.keras", "distill_s")
     cached = student_holder.get("cached") or Distiller(student, teacher, **distiller_args).cached_dataset(x, batch_size=config.batch_size, seed=config.seed)
@@ -206,13 +180,13 @@ def run(config, resume=False):
     recipe = compress.Recipe.parse(steps)
     for step in recipe.steps:
         step.epochs = config.qat_epochs if isinstance(step, compress.QAT) else config.prune_epochs
-    _log(f"stage compress: {', '.join(s.name for s in recipe.steps)}, each fine-tuned by embedding distillation")
+    log(f"stage compress: {', '.join(s.name for s in recipe.steps)}, each fine-tuned by embedding distillation")
     compressed, compress_stages = recipe.run(
         student, teacher, cached, None, learning_rate=config.distill_learning_rate / 3, alpha=0.0,
-        distill="embedding", steps_per_epoch=int(np.ceil(len(x) / config.batch_size)), verbose=_verbose(config), log=_log,
-        callbacks=lambda index: state.callbacks(f"compress:{index}"), checkpoint=StepCheckpoint(state, out, _save),
+        distill="embedding", steps_per_epoch=int(np.ceil(len(x) / config.batch_size)), verbose=keras_verbosity(config.verbose), log=log,
+        callbacks=lambda index: state.callbacks(f"compress:{index}"), checkpoint=StepCheckpoint(state, out, save_model),
     )
-    compressed_path = _save(compressed, os.path.join(out, "student_compressed.keras"))
+    save_model(compressed, os.path.join(out, "student_compressed.keras"))
     timings["compress_s"] = time.time() - t0
 
     t0 = time.time()
@@ -234,7 +208,7 @@ def run(config, resume=False):
     encoders["compressed student (int8 TFLite)"].update(
         sparsity=compress_stages[-1].get("sparsity"), latency_ms=timing["median_ms"], keras_agreement=agreement,
     )
-    _log(f"stage tflite-int8: LiteRT vs Keras embeddings: mean cosine {agreement['mean_cosine']:.4f} (min {agreement['min_cosine']:.4f}); {timing['median_ms']:.3f} ms/image; verified {verified}")
+    log(f"stage tflite-int8: LiteRT vs Keras embeddings: mean cosine {agreement['mean_cosine']:.4f} (min {agreement['min_cosine']:.4f}); {timing['median_ms']:.3f} ms/image; verified {verified}")
 
     timings["total_s"] = time.time() - started
     report = {
@@ -254,7 +228,7 @@ def run(config, resume=False):
     _render_plot(report, os.path.join(out, "plot.png"))
     state.complete("export", {"file": os.path.basename(tflite_path)}, [tflite_path, "report.json", "report.md", "plot.png"])
     state.finish()
-    _log(f"done in {timings['total_s']:.0f} s: {out}")
+    log(f"done in {timings['total_s']:.0f} s: {out}")
     return report
 
 
