@@ -21,7 +21,7 @@ import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 
 from kdtf.cli import ArgumentParser, exit_on_error, load_yaml_defaults, resume_args  # noqa: E402
-from kdtf.ssl.pipeline import ByolConfig  # noqa: E402
+from kdtf.config import ByolConfig  # noqa: E402
 
 HELP = {
     "dataset": "data set spec (images only are used until the evaluation)",

@@ -22,7 +22,7 @@ import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 
 from kdtf.cli import ArgumentParser, exit_on_error, load_yaml_defaults, resume_args  # noqa: E402
-from kdtf.pipeline import DistillConfig  # noqa: E402
+from kdtf.config import DistillConfig  # noqa: E402
 
 FLAGS = {  # flag -> (config field, type, help)
     "--dataset": ("dataset", str, "data set spec: mnist5k, digits, tfds:NAME[:CONFIG], folder:PATH (one subfolder per class)"),
@@ -101,7 +101,7 @@ def main(argv=None):
     from kdtf.distribute import make_strategy
 
     strategy = make_strategy(config.strategy)  # first: multi-worker setup must precede other TF work
-    config.output = config.output or pipeline.default_output(config)
+    config.output = config.output or config.default_output()
     from kdtf.runstate import MANIFEST
 
     if not resume and os.path.exists(os.path.join(config.output, MANIFEST)):

@@ -234,3 +234,50 @@ def test_all_unlabeled_batches_train_on_distillation_alone(student, teacher, bat
     assert history.history["student_loss"] == [0.0, 0.0]
     assert all(np.isfinite(history.history["loss"]))
     assert not np.array_equal(before[0], student.get_weights()[0])
+
+
+# -- sample weights and the losses' reduction -----------------------------------------
+def test_sample_weights_weight_ce_among_labelled_and_kd_over_the_batch(student, teacher, batch):
+    x, y = batch
+    masked = y.copy()
+    masked[::4] = -1
+    w = np.random.default_rng(3).uniform(0.2, 2.0, size=len(y)).astype(np.float32)
+    logs = compiled(Distiller(student, teacher, temperature=2.0, alpha=0.3)).evaluate(
+        x, masked, sample_weight=w, batch_size=64, return_dict=True, verbose=0)
+    zs, zt = student.predict(x, verbose=0).astype(np.float64), teacher.predict(x, verbose=0).astype(np.float64)
+    labelled = masked >= 0
+    ce_each = -numpy_log_softmax(zs)[np.arange(len(y)), y]
+    ce = np.sum((ce_each * w)[labelled]) / labelled.sum()  # weighted sum over labelled / their count
+    lt, ls = numpy_log_softmax(zt / 2), numpy_log_softmax(zs / 2)
+    kd = np.mean(w * 4.0 * (np.exp(lt) * (lt - ls)).sum(-1))
+    np.testing.assert_allclose(logs["student_loss"], ce, rtol=1e-4)
+    np.testing.assert_allclose(logs["distillation_loss"], kd, rtol=1e-4)
+    np.testing.assert_allclose(logs["loss"], 0.3 * ce + 0.7 * kd, rtol=1e-4)
+
+
+def test_sample_weights_change_training(student, teacher, batch):
+    x, y = batch
+    clone = keras.models.clone_model(student)
+    clone.set_weights(student.get_weights())
+    w = np.zeros(len(y), np.float32)
+    w[:8] = 1.0  # only 8 examples count
+    compiled(Distiller(student, teacher)).fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0)
+    compiled(Distiller(clone, tiny_cnn(16, 32, "teacher", seed=1))).fit(
+        x, y, sample_weight=w, batch_size=64, epochs=1, shuffle=False, verbose=0)
+    assert not np.allclose(student.get_weights()[0], clone.get_weights()[0])
+
+
+def test_the_distiller_honours_a_terms_reduction(student, teacher, batch):
+    x, y = tf.constant(batch[0]), tf.constant(batch[1])
+    mean = Distiller(student, teacher, distill=[kdtf.TermSpec("kd", options={"reduction": "sum_over_batch_size"})])
+    total = Distiller(student, teacher, distill=[kdtf.TermSpec("kd", options={"reduction": "sum"})])
+    _, _, _, kd_mean, _ = mean._compute_losses(x, y, None, False)
+    _, _, _, kd_sum, _ = total._compute_losses(x, y, None, False)
+    np.testing.assert_allclose(float(kd_sum), len(x) * float(kd_mean), rtol=1e-5)
+
+
+def test_spec_object_or_fields_but_not_both(student, teacher):
+    spec = kdtf.DistillSpec(temperature=2.0, alpha=0.2, terms="kd")
+    assert Distiller(student, teacher, spec).temperature == 2.0
+    with pytest.raises(ValueError, match="Pass either spec= or its fields"):
+        Distiller(student, teacher, spec, temperature=3.0)

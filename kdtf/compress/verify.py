@@ -10,7 +10,7 @@ import re
 
 import numpy as np
 
-from kdtf.export.tflite import _zero_mask, weight_tensors
+from kdtf.export.flatbuffer import weight_tensors, zero_mask
 
 __all__ = ["layer_weights", "verify_sparsity", "verify_m_by_n", "verify_clusters"]
 
@@ -43,7 +43,7 @@ def verify_sparsity(flatbuffer_or_path, targets, tolerance=0.01):
         ``{layer_name: measured sparsity}``.
     """
     measured = {
-        layer: float(np.mean(_zero_mask(values, zero_points)))
+        layer: float(np.mean(zero_mask(values, zero_points)))
         for layer, (values, zero_points) in layer_weights(flatbuffer_or_path, targets).items()
     }
     wrong = {k: round(v, 4) for k, v in measured.items() if abs(v - targets[k]) > tolerance}
@@ -60,7 +60,7 @@ def verify_m_by_n(flatbuffer_or_path, layer_names, m=2, n=4):
     holds at least ``n - m`` zeros, i.e. at most ``m`` non-zeros. Returns the layers checked."""
     failed = []
     for layer, (values, zero_points) in layer_weights(flatbuffer_or_path, layer_names).items():
-        zeros = _zero_mask(values, zero_points)
+        zeros = zero_mask(values, zero_points)
         if zeros.shape[-1] % n:
             failed.append(f"{layer} (input channels {zeros.shape[-1]} not a multiple of {n})")
             continue

@@ -2,15 +2,8 @@
 
 from kdtf.export.package import export_for_android, model_card
 from kdtf.export.litert import evaluate, keras_latency, latency, load_interpreter, predict
-from kdtf.export.tflite import (
-    MODES,
-    TFLiteOpError,
-    check_builtin_ops,
-    list_ops,
-    save_tflite,
-    to_tflite,
-    weight_sparsity,
-)
+from kdtf.export.flatbuffer import TFLiteOpError, check_builtin_ops, list_ops, weight_sparsity, weight_tensors
+from kdtf.export.tflite import MODES, save_tflite, to_tflite
 
 __all__ = [
     "MODES",
@@ -19,6 +12,7 @@ __all__ = [
     "list_ops",
     "check_builtin_ops",
     "weight_sparsity",
+    "weight_tensors",
     "TFLiteOpError",
     "load_interpreter",
     "predict",

@@ -6,14 +6,14 @@ import time
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
-from kdtf.export.tflite import _read
+from kdtf.export.flatbuffer import read_flatbuffer
 
 __all__ = ["load_interpreter", "predict", "evaluate", "latency", "keras_latency"]
 
 
 def load_interpreter(flatbuffer_or_path, num_threads=1):
     """A LiteRT interpreter for a ``.tflite`` path or flatbuffer bytes (validated first)."""
-    data = _read(flatbuffer_or_path)
+    data = read_flatbuffer(flatbuffer_or_path)
     try:
         interpreter = Interpreter(model_content=data, num_threads=num_threads)
         interpreter.allocate_tensors()

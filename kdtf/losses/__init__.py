@@ -10,7 +10,9 @@ from kdtf.losses.relation import (
     similarity_preserving_loss,
 )
 from kdtf.losses.representation import EmbeddingLoss, embedding_loss
-from kdtf.losses.response import DKDLoss, KDLoss, dkd_loss, kd_loss, softmax_kl
+from kdtf._keras import keras
+from kdtf.losses.base import DistillationLoss
+from kdtf.losses.response import DKDLoss, KDLoss, dkd_loss, kd_loss, mixed_kd_loss, softmax_kl
 
 # name -> class; each family's module holds the math, this dict is the only registry.
 _REGISTRY = {
@@ -25,7 +27,7 @@ _REGISTRY = {
 }
 
 __all__ = [
-    "KDLoss", "kd_loss", "softmax_kl", "DKDLoss", "dkd_loss",
+    "DistillationLoss", "KDLoss", "kd_loss", "mixed_kd_loss", "softmax_kl", "DKDLoss", "dkd_loss",
     "HintLoss", "hint_loss", "AttentionTransferLoss", "attention_transfer_loss", "attention_map",
     "RKDDistanceLoss", "rkd_distance_loss", "RKDAngleLoss", "rkd_angle_loss",
     "SimilarityPreservingLoss", "similarity_preserving_loss",
@@ -54,8 +56,6 @@ def get(identifier, **kwargs):
             )
         return _REGISTRY[identifier](**kwargs)
     if isinstance(identifier, dict):
-        from kdtf._keras import keras
-
         return keras.losses.deserialize(identifier)
     if callable(identifier):
         return identifier
