@@ -7,6 +7,7 @@ Public API, by task:
 * export and verify: :mod:`kdtf.export` (to_tflite, evaluate, latency, op check)
 * data and models: :mod:`kdtf.data` (specs, augmentation), :mod:`kdtf.models` (zoo,
   application backbones), :mod:`kdtf.finetune` (two-phase, teacher-assisted)
+* Keras 3 in and out: :func:`from_keras3`, :func:`to_keras3` (:mod:`kdtf.keras3`)
 * self-supervised teachers: :mod:`kdtf.ssl` (BYOL, linear probe, k-NN)
 * scale: :mod:`kdtf.distribute` (strategies by name)
 * the end-to-end recipes: :mod:`kdtf.pipeline`, :mod:`kdtf.ssl.pipeline`, :mod:`kdtf.report`,
@@ -24,6 +25,7 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from kdtf._keras import keras  # noqa: E402
 from kdtf.callbacks import NonFiniteLossError, StopOnNonFiniteLoss  # noqa: E402
 from kdtf.distiller import Distiller, logits_view  # noqa: E402
+from kdtf.keras3 import from_keras3, to_keras3  # noqa: E402
 from kdtf import compress, data, export, losses, models  # noqa: E402
 
 __version__ = "0.1.0"
@@ -32,6 +34,8 @@ __all__ = [
     "keras",
     "Distiller",
     "logits_view",
+    "from_keras3",
+    "to_keras3",
     "NonFiniteLossError",
     "StopOnNonFiniteLoss",
     "losses",
