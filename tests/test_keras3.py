@@ -113,7 +113,8 @@ def _tiny_backbone():
     inputs = keras3.Input((32, 32, 3))
     x = L.Conv2D(4, 3, strides=2, name="stem")(inputs)
     x = L.BatchNormalization(name="stem_bn")(x)
-    inner = keras3.Sequential([keras3.Input(x.shape[1:]), L.DepthwiseConv2D(3, name="dw"), L.ReLU(6.0)], name="block")
+    # hard_swish has no tf_keras layer: this inner Sequential comes back as a Functional
+    inner = keras3.Sequential([keras3.Input(x.shape[1:]), L.DepthwiseConv2D(3, name="dw"), L.Activation("hard_swish")], name="block")
     return keras3.Model(inputs, inner(x), name="tiny_backbone")
 
 
@@ -213,6 +214,8 @@ def test_custom_layer_raw_op_and_keras3_only_argument_are_refused_naming_them():
     ]:
         with pytest.raises(ValueError, match=message):
             from_keras3(keras3.Model(inputs, outputs))
+    with pytest.raises(ValueError, match="Expected a built Keras 3 model.*keras.Input"):
+        from_keras3(keras3.Sequential([L.Dense(2)], name="unbuilt"))
 
 
 def test_verify_refuses_a_conversion_that_changes_the_function(monkeypatch):
