@@ -8,6 +8,7 @@ Public API, by task:
 * export and verify: :mod:`kdtf.export` (to_tflite, evaluate, latency, op check)
 * data and models: :mod:`kdtf.data` (specs, augmentation), :mod:`kdtf.models` (zoo,
   application backbones), :mod:`kdtf.finetune` (two-phase, teacher-assisted)
+* Keras 3 in and out: :func:`from_keras3`, :func:`to_keras3` (:mod:`kdtf.keras3`)
 * self-supervised teachers: :mod:`kdtf.ssl` (BYOL, linear probe, k-NN)
 * scale: :mod:`kdtf.distribute` (strategies by name)
 * the end-to-end recipes: :mod:`kdtf.pipeline`, :mod:`kdtf.ssl.pipeline` (stages run by
@@ -35,8 +36,10 @@ _EXPORTS = {
     "DistillSpec": "kdtf.spec",
     "TermSpec": "kdtf.spec",
     "FineTuner": "kdtf.training",
+    "from_keras3": "kdtf.keras3",
+    "to_keras3": "kdtf.keras3",
 }
-_SUBMODULES = ("compress", "data", "export", "losses", "models", "terms", "training", "finetune", "ssl", "distribute")
+_SUBMODULES = ("compress", "data", "export", "losses", "models", "terms", "training", "finetune", "ssl", "distribute", "keras3")
 
 __all__ = sorted(_EXPORTS) + list(_SUBMODULES)
 
