@@ -3,8 +3,10 @@
 Public API, by task:
 
 * distill: :class:`Distiller`, :mod:`kdtf.losses`
+* train: :mod:`kdtf.optim` (SGD/Adam/AdamW, learning-rate schedules, weight decay, L1)
 * compress: :mod:`kdtf.compress` (prune / strip_pruning, quantize)
-* export and verify: :mod:`kdtf.export` (to_tflite, evaluate, latency, op check)
+* export and verify: :mod:`kdtf.export` (to_tflite, evaluate, latency, op check;
+  litert-quantizer post-training quantization, per-op error, mixed precision)
 * data and models: :mod:`kdtf.data` (specs, augmentation), :mod:`kdtf.models` (zoo,
   application backbones), :mod:`kdtf.finetune` (two-phase, teacher-assisted)
 * self-supervised teachers: :mod:`kdtf.ssl` (BYOL, linear probe, k-NN)
@@ -24,7 +26,7 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from kdtf._keras import keras  # noqa: E402
 from kdtf.callbacks import NonFiniteLossError, StopOnNonFiniteLoss  # noqa: E402
 from kdtf.distiller import Distiller, logits_view  # noqa: E402
-from kdtf import compress, data, export, losses, models  # noqa: E402
+from kdtf import compress, data, export, losses, models, optim  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -39,4 +41,5 @@ __all__ = [
     "export",
     "data",
     "models",
+    "optim",
 ]

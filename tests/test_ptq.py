@@ -136,7 +136,7 @@ def _depthwise_model():
     return keras.Sequential([
         keras.Input((8, 8, 3)), keras.layers.DepthwiseConv2D(3, name="dw"), keras.layers.Conv2D(4, 1, name="pw"),
         keras.layers.GlobalAveragePooling2D(name="gap"), keras.layers.Dense(2, name="logits"),
-    ])
+    ], name="dwnet")
 
 
 def test_int4_on_an_op_without_an_int4_kernel_is_one_line_naming_it():
@@ -144,11 +144,11 @@ def test_int4_on_an_op_without_an_int4_kernel_is_one_line_naming_it():
     with pytest.raises(ValueError) as error:
         export.quantize(flatbuffer, "int4w")
     message = str(error.value)
-    assert "op 0 DEPTHWISE_CONV_2D 'sequential/dw/depthwise1'" in message and "keep_float=[0]" in message
+    assert "op 0 DEPTHWISE_CONV_2D 'dwnet/dw/depthwise1'" in message and "keep_float=[0]" in message
     assert "\n" not in message
     quantized = export.quantize(flatbuffer, "int4w", keep_float=["DEPTHWISE_CONV_2D"])
     types = tensor_types(quantized)
-    assert types["sequential/pw/Conv2D"] == "INT4" and "INT4" not in {types[n] for n in types if "/dw/" in n}
+    assert types["dwnet/pw/Conv2D"] == "INT4" and "INT4" not in {types[n] for n in types if "/dw/" in n}
 
 
 @pytest.mark.parametrize(

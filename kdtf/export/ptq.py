@@ -70,6 +70,27 @@ class _Op:
     weights: tuple  # names of the constant input tensors
 
 
+def _parse_ops(flatbuffer):
+    """The ops of the main subgraph as litert-quantizer sees them (type names, scopes)."""
+    lq = _lq()
+    model = lq.flatbuffer.read_model(flatbuffer)
+    graph, names = model.subgraphs[0], lq.flatbuffer.TFL_OP_CODE_TO_NAME
+    ops = []
+    for index, op in enumerate(graph.operators):
+        code = model.operatorCodes[op.opcodeIndex]
+        kind = names.get(max(code.builtinCode, code.deprecatedBuiltinCode))
+        tensors = {"inputs": [], "weights": []}
+        for t in (t for t in op.inputs if t >= 0):
+            buffer = model.buffers[graph.tensors[t].buffer]
+            constant = buffer.data is not None or (getattr(buffer, "offset", 0) or 0) > 1  # > 2 GB files: offsets
+            tensors["weights" if constant else "inputs"].append(graph.tensors[t].name.decode())
+        ops.append(_Op(
+            index, str(kind.value) if kind else f"BUILTIN_{code.builtinCode}", lq.flatbuffer.get_op_scope(op, graph.tensors),
+            graph.tensors[op.outputs[0]].name.decode(), tuple(tensors["inputs"]), tuple(tensors["weights"]),
+        ))
+    return ops
+
+
 class _FloatModel:
     """A float flatbuffer, parsed once: its ops (main subgraph), signature and input."""
 
@@ -79,23 +100,7 @@ class _FloatModel:
         self.data = _read(flatbuffer_or_path)
         if self.data[4:8] != b"TFL3":
             raise ValueError("Expected TFLite flatbuffer bytes (with the 'TFL3' identifier). Received: other bytes")
-        lq = _lq()
-        model = lq.flatbuffer.read_model(self.data)
-        graph, names = model.subgraphs[0], lq.flatbuffer.TFL_OP_CODE_TO_NAME
-        self.ops = []
-        for index, op in enumerate(graph.operators):
-            code = model.operatorCodes[op.opcodeIndex]
-            kind = names.get(max(code.builtinCode, code.deprecatedBuiltinCode))
-            tensors = {"inputs": [], "weights": []}
-            for t in op.inputs:
-                if t >= 0:
-                    buffer = model.buffers[graph.tensors[t].buffer]
-                    constant = buffer.data is not None or (buffer.offset or 0) > 1
-                    tensors["weights" if constant else "inputs"].append(graph.tensors[t].name.decode())
-            outputs = [graph.tensors[t].name.decode() for t in op.outputs]
-            self.ops.append(_Op(index, str(kind.value) if kind else f"BUILTIN_{code.builtinCode}",
-                                lq.flatbuffer.get_op_scope(op, graph.tensors), outputs[0],
-                                tuple(tensors["inputs"]), tuple(tensors["weights"])))
+        self.ops = _parse_ops(self.data)
         interpreter = Interpreter(model_content=self.data)
         signatures = interpreter.get_signature_list()
         if len(signatures) != 1 or len(next(iter(signatures.values()))["inputs"]) != 1:
@@ -118,6 +123,8 @@ class _FloatModel:
     def select(self, selectors, argument):
         """Op indices for ``selectors``: op indices, op types (``"DEPTHWISE_CONV_2D"``),
         output tensor names, or Keras layer names (a ``/name/`` part of the op's output)."""
+        if isinstance(selectors, (str, int, np.integer)):
+            selectors = [selectors]
         chosen = set()
         for selector in selectors:
             if isinstance(selector, (int, np.integer)) and not isinstance(selector, bool):
