@@ -29,6 +29,8 @@ def trained():
     model.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(data.x_train[:2000], data.y_train[:2000], epochs=1, batch_size=64, verbose=0)
     return {
+        "model": model,
+        "data": data,
         "float": export.to_tflite(model, "float32"),
         "calibration": data.x_train[:256],
         "x": data.x_test[:500],
@@ -129,6 +131,14 @@ def test_representative_data_as_array_dataset_or_batches_calibrates_the_same(tra
     dataset = tf.data.Dataset.from_tensor_slices((x, np.zeros(64, np.int32))).batch(16)
     assert export.quantize(trained["float"], "int8", dataset) == from_array
     assert export.quantize(trained["float"], "int8", (x[i : i + 10] for i in range(0, 64, 10))) == from_array
+
+
+def test_quantized_file_ships_through_export_for_android(trained, tmp_path):
+    quantized = export.quantize(trained["float"], "int4w")
+    path = tmp_path / "app" / "student_int4w.tflite"
+    card = export.export_for_android(trained["model"], str(path), splits=trained["data"], mode="litert-quantizer int4w", flatbuffer=quantized)
+    assert path.read_bytes() == quantized and (tmp_path / "app" / "labels.txt").exists()
+    assert card["mode"] == "litert-quantizer int4w" and card["metrics_on_litert"]["agreement"] > 0.85
 
 
 def _depthwise_model():
