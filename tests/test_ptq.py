@@ -141,6 +141,23 @@ def test_quantized_file_ships_through_export_for_android(trained, tmp_path):
     assert card["mode"] == "litert-quantizer int4w" and card["metrics_on_litert"]["agreement"] > 0.85
 
 
+def test_report_md_shows_the_per_op_table_when_the_report_holds_one(trained):
+    import json
+    import os
+
+    from kdtf.report import render_markdown
+
+    with open(os.path.join(os.path.dirname(__file__), "fixtures", "report.json")) as f:
+        report = json.load(f)
+    assert "Per-op error" not in render_markdown(report)
+    quantized = export.quantize(trained["float"], "int8", trained["calibration"])
+    report["layer_errors"] = export.layer_errors(trained["float"], quantized, trained["x"][:32])
+    json.dumps(report)  # report.json can hold it
+    text = render_markdown(report)
+    assert "## Per-op error of the quantized file against float" in text
+    assert export.layer_error_table(report["layer_errors"], limit=10) in text
+
+
 def _depthwise_model():
     keras.utils.set_random_seed(0)
     return keras.Sequential([
