@@ -182,6 +182,23 @@ def test_cosine_sgd_fine_tunes_a_pruned_student_under_the_distiller_and_checkpoi
     assert float(fresh.learning_rate) == pytest.approx(reference_rate(3, 0.05, 4, 0, "cosine"), rel=1e-6)
 
 
+def test_byol_objective_includes_the_encoder_kernel_penalty():
+    from kdtf.ssl import BYOL
+
+    rng = np.random.default_rng(0)
+    views = (rng.random((8,) + INPUT_SHAPE, np.float32), rng.random((8,) + INPUT_SHAPE, np.float32))
+    updated = []
+    for l2 in (0.0, 0.05):
+        keras.utils.set_random_seed(0)
+        encoder = keras.Sequential([keras.Input(INPUT_SHAPE), keras.layers.Conv2D(4, 3, name="conv"), keras.layers.GlobalAveragePooling2D()])
+        start = encoder.get_weights()[0]
+        byol = BYOL(add_kernel_regularization(encoder, l2=l2), projection_dim=4, hidden_dim=8)
+        byol.compile(build_optimizer(TrainingRecipe(optimizer="sgd", learning_rate=0.1, momentum=0.0), steps_per_epoch=1, epochs=1))
+        byol.train_on_batch(views)
+        updated.append(encoder.get_weights()[0])
+    np.testing.assert_allclose(updated[1] - updated[0], -0.1 * 2 * 0.05 * start, atol=1e-6)
+
+
 @pytest.mark.parametrize(
     ("settings", "flag", "value"),
     [
