@@ -3,9 +3,11 @@
 Public API, by task:
 
 * distill: :class:`Distiller`, :class:`DistillSpec`, :mod:`kdtf.losses`, :mod:`kdtf.terms`
+* train: :mod:`kdtf.optim` (SGD/Adam/AdamW, learning-rate schedules, weight decay, L1)
 * compress: :mod:`kdtf.compress` (prune / strip_pruning, cluster, quantize, factorize,
   ``Recipe``), fine-tuned by :class:`FineTuner` (:mod:`kdtf.training`)
-* export and verify: :mod:`kdtf.export` (to_tflite, evaluate, latency, op check)
+* export and verify: :mod:`kdtf.export` (to_tflite, evaluate, latency, op check;
+  litert-quantizer post-training quantization, per-op error, mixed precision)
 * data and models: :mod:`kdtf.data` (specs, augmentation), :mod:`kdtf.models` (zoo,
   application backbones), :mod:`kdtf.finetune` (two-phase, teacher-assisted)
 * Keras 3 in and out: :func:`from_keras3`, :func:`to_keras3` (:mod:`kdtf.keras3`)
@@ -39,7 +41,7 @@ _EXPORTS = {
     "from_keras3": "kdtf.keras3",
     "to_keras3": "kdtf.keras3",
 }
-_SUBMODULES = ("compress", "data", "export", "losses", "models", "terms", "training", "finetune", "ssl", "distribute", "keras3")
+_SUBMODULES = ("compress", "data", "export", "losses", "models", "terms", "training", "finetune", "ssl", "distribute", "keras3", "optim")
 
 __all__ = sorted(_EXPORTS) + list(_SUBMODULES)
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from kdtf import __version__
 from kdtf._keras import tf
+from kdtf.export.ptq import layer_error_table
 from kdtf.io import atomic_path, gzip_size, write_text
 
 __all__ = ["write_report", "render_markdown", "render_plot", "load_report", "report_header", "stage_record"]
@@ -100,6 +101,11 @@ def render_markdown(report):
         + "(" + ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in timings.items() if k != "total_s") + ").",
         "",
     ]
+    if report.get("layer_errors"):  # post-training quantization: where the error comes from
+        lines += [
+            "## Per-op error of the quantized file against float (LiteRT, worst SNR first)", "",
+            layer_error_table(report["layer_errors"], limit=10),
+        ]
     return "\n".join(lines)
 
 

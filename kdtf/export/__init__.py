@@ -4,6 +4,7 @@ from kdtf.export.package import export_for_android, model_card
 from kdtf.export.litert import evaluate, keras_latency, latency, load_interpreter, predict
 from kdtf.export.flatbuffer import TFLiteOpError, check_builtin_ops, list_ops, weight_sparsity, weight_tensors
 from kdtf.export.tflite import MODES, save_tflite, to_tflite
+from kdtf.export.ptq import PTQ_MODES, MixedPrecision, layer_error_table, layer_errors, mixed_precision, quantize
 
 __all__ = [
     "MODES",
@@ -21,4 +22,10 @@ __all__ = [
     "keras_latency",
     "export_for_android",
     "model_card",
+    "PTQ_MODES",
+    "quantize",
+    "layer_errors",
+    "layer_error_table",
+    "mixed_precision",
+    "MixedPrecision",
 ]

@@ -56,6 +56,7 @@ def export_for_android(
     output_type=None,
     source_stages=(),
     representative_examples=256,
+    flatbuffer=None,
 ):
     """Converts, checks, writes and verifies one model for Android.
 
@@ -73,14 +74,18 @@ def export_for_android(
         input_type, output_type: integer or float I/O for the integer modes.
         source_stages: names of the stages that produced ``model``, for the card.
         representative_examples: training examples used to calibrate.
+        flatbuffer: an already converted model (e.g. from :func:`kdtf.export.quantize`)
+            to check, write and verify instead of converting ``model``, which then only
+            serves as the Keras reference for the agreement; ``mode`` names it in the card.
 
     Returns:
         The model card dict.
     """
     if not os.fspath(path).endswith(".tflite"):
         raise ValueError(f"Expected a path ending in .tflite. Received: path={path!r}")
-    representative = [splits.x_train[:representative_examples]]
-    flatbuffer = to_tflite(model, mode, representative_data=representative, input_type=input_type, output_type=output_type)
+    if flatbuffer is None:
+        representative = [splits.x_train[:representative_examples]]
+        flatbuffer = to_tflite(model, mode, representative_data=representative, input_type=input_type, output_type=output_type)
     check_builtin_ops(flatbuffer)
     save_tflite(flatbuffer, path)
     metrics = evaluate(path, splits.x_test, splits.y_test, keras_model=model)

@@ -1,6 +1,7 @@
 """Small teacher and student CNNs for the offline defaults. All output logits."""
 
 from kdtf._keras import keras
+from kdtf.models.resnet import resnet18_cifar
 
 __all__ = ["teacher_cnn", "student_cnn", "teacher_encoder", "student_encoder", "ENCODERS", "build", "names", "is_backbone"]
 
@@ -80,7 +81,7 @@ def student_encoder(input_shape=(28, 28, 1), dim=128, name="student_encoder"):
     )
 
 
-_ZOO = {"teacher_cnn": teacher_cnn, "student_cnn": student_cnn}
+_ZOO = {"teacher_cnn": teacher_cnn, "student_cnn": student_cnn, "resnet18_cifar": resnet18_cifar}
 ENCODERS = {"teacher_encoder": teacher_encoder, "student_encoder": student_encoder}
 
 
@@ -112,5 +113,6 @@ def build(model, input_shape, num_classes, name=None, weights=None):
     if model not in _ZOO:
         raise ValueError(f"Unknown model {model!r}. Known: {', '.join(names())}")
     if weights:
-        raise ValueError(f"Weights files are for backbones ({', '.join(names()[2:])}); {model!r} trains from scratch. Received: weights={weights!r}")
+        backbones = ", ".join(name for name in names() if is_backbone(name))
+        raise ValueError(f"Weights files are for backbones ({backbones}); {model!r} trains from scratch. Received: weights={weights!r}")
     return _ZOO[model](input_shape, num_classes, **({"name": name} if name else {}))
