@@ -7,15 +7,16 @@ steps, the augmentations, the strategies, the data loaders) holds exactly these 
 """
 
 __all__ = ["MODELS", "BACKBONES", "ENCODERS", "TERMS", "STEPS", "AUGMENTATIONS", "STRATEGIES", "DATASETS",
-           "DATA_PREFIXES", "data_specs", "parse_augment"]
+           "DATA_PREFIXES", "PTQ_MODES", "data_specs", "parse_augment"]
 
-MODELS = ("teacher_cnn", "student_cnn")
+MODELS = ("teacher_cnn", "student_cnn", "resnet18_cifar")
 BACKBONES = ("efficientnet_b0", "mobilenet_v2", "mobilenet_v2_035", "resnet50")
 ENCODERS = ("teacher_encoder", "student_encoder")
 TERMS = ("at", "dkd", "embedding", "fitnets", "kd", "rkd_angle", "rkd_distance", "sp")
 STEPS = {"prune": "prune:S", "2:4": "2:4", "cluster": "cluster:K", "qat": "qat", "lowrank": "lowrank:E|R"}
 AUGMENTATIONS = ("flip", "crop", "randaugment", "jitter", "mixup", "cutmix")
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
+PTQ_MODES = ("int8", "int16x8", "int4w")
 DATASETS = ("digits", "mnist5k")
 DATA_PREFIXES = ("folder", "tfds")
 

@@ -13,7 +13,7 @@ import os
 import time
 
 from kdtf import catalog, validation
-from kdtf.spec import DistillSpec
+from kdtf.spec import DistillSpec, TrainingRecipe
 
 __all__ = ["RunConfig", "DistillConfig", "ByolConfig", "is_model_file"]
 
@@ -58,11 +58,21 @@ class RunConfig:
     qat_epochs: int = 2
     batch_size: int = 64
     learning_rate: float = 1e-3
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"
+    warmup_epochs: int = 0
+    l1: float = 0.0
     sparsity: float = 0.75
     qat: bool = True
     output: str = ""
     latency_runs: int = 200
     verbose: int = -1
+
+    def training_recipe(self):
+        """The :class:`kdtf.spec.TrainingRecipe` every stage builds its optimizer from."""
+        return TrainingRecipe.from_config(self)
 
     def validate(self):
         """Raises ValueError naming the first bad setting; returns ``self``."""
@@ -73,8 +83,16 @@ class RunConfig:
         for name in self.RATES:
             validation.number(name, getattr(self, name), 0, low_open=True)
         validation.number("sparsity", self.sparsity, 0, 1, high_open=True)
+        recipe = self.training_recipe()
+        for flag, epochs in self.warmed_up_epochs().items():
+            recipe.check_epochs(epochs, flag)
         _check_data_spec(self.dataset, "--dataset", "Image folder")
         return self
+
+    def warmed_up_epochs(self):
+        """``{flag: epochs}`` of the stages that start with the warm-up (each must be
+        longer than it)."""
+        return {}
 
 
 @dataclasses.dataclass
@@ -108,6 +126,12 @@ class DistillConfig(RunConfig):
     strategy: str = "default"
     unsafe_load: bool = False
     cache_dir: str = "saved_models/cache"
+    ptq: str = ""
+    ptq_mixed: bool = False
+    ptq_max_drop: float = 0.01
+
+    def warmed_up_epochs(self):
+        return {"--teacher-epochs": self.teacher_epochs, "--epochs": self.epochs}
 
     def validate(self):
         """Raises ValueError naming the first bad setting; returns ``self``."""
@@ -131,6 +155,11 @@ class DistillConfig(RunConfig):
         if self.strategy not in catalog.STRATEGIES:
             raise ValueError(f"Unknown strategy {self.strategy!r} (--strategy). Known: {', '.join(catalog.STRATEGIES)}")
         validation.one_of("cache_teacher (--cache-teacher)", self.cache_teacher, ("auto", "on", "off"))
+        if self.ptq:
+            validation.one_of("post-training quantization (--ptq)", self.ptq, catalog.PTQ_MODES)
+            if "qat" in self.compression_steps().split(","):
+                raise ValueError(f"--ptq {self.ptq} quantizes the float model after training: add --no-qat (and drop 'qat' from --compress).")
+        validation.number("ptq_max_drop", self.ptq_max_drop, 0, 1)
         if self.cache_teacher == "on" and augment:
             raise ValueError(
                 f"--cache-teacher on needs a deterministic input pipeline, but --augment {self.augment} is on: "
@@ -203,6 +232,9 @@ class ByolConfig(RunConfig):
     labels_per_class: int = 20
     knn_k: int = 5
     latency_runs: int = 100
+
+    def warmed_up_epochs(self):
+        return {"--pretrain-epochs": self.pretrain_epochs, "--distill-epochs": self.distill_epochs}
 
     def validate(self):
         """Raises ValueError naming the first bad setting; returns ``self``."""

@@ -10,13 +10,16 @@ Used like any Keras model::
     distiller.student.save("student.keras")
 """
 
+import os
+
 import numpy as np
 from tensorflow_model_optimization.sparsity import keras as sparsity
 
-from kdtf._keras import keras, require_keras_model, tf
+from kdtf._keras import keras, tf
 from kdtf.callbacks import StopOnNonFiniteLoss
-from kdtf.compress.prune import is_pruned
 from kdtf.catalog import parse_augment
+from kdtf.compress.prune import is_pruned
+from kdtf.keras3 import as_tf_keras
 from kdtf.labels import cross_entropy, label_mask
 from kdtf.spec import DistillSpec
 from kdtf.taps import tap
@@ -144,7 +147,7 @@ class Distiller(keras.Model):
                  teacher_weights=None, name="distiller", **kwargs):
         super().__init__(name=name, **kwargs)
         self.spec = _spec(spec, temperature=temperature, alpha=alpha, terms=distill, teacher_weights=teacher_weights)
-        self.student = require_keras_model(student, "student")
+        student = self.student = as_tf_keras(student, "student")
         teachers = _teachers(teacher, student)
         self.teachers, self.teacher = teachers, teachers[0]
         self.terms = build_terms(self.spec, len(teachers))
@@ -165,7 +168,7 @@ class Distiller(keras.Model):
             term.check(self.student_logits, self.teacher_logits_views)
         self.adapters = [term.adapter for term in self.terms]  # tracked: checkpoints hold them
         self._make_trackers()
-
+        self.built = True  # every part is built: summary, BackupAndRestore and saving work before fit
     @property
     def temperature(self):
         return self.spec.temperature
@@ -187,6 +190,57 @@ class Distiller(keras.Model):
         self.term_trackers = [keras.metrics.Mean(name=n) for n in names] if len(self.terms) > 1 else []
 
     # -- Keras API ---------------------------------------------------------------------
+    @property
+    def trainable_weights(self):
+        """The student's trainable weights and the adapters': what training updates (the
+        teachers are frozen, whatever their layers' ``trainable`` flags say)."""
+        return _unique(self.trainable_student_variables)
+
+    @property
+    def non_trainable_weights(self):
+        """Everything else: the teachers, the student's frozen weights (BatchNormalization
+        statistics, frozen layers), the adapters' non-trainable weights."""
+        skip = {id(v) for v in self.trainable_weights} | {id(v) for m in self.metrics for v in m.variables}
+        everything = super().trainable_weights + super().non_trainable_weights
+        return _unique([v for v in everything if id(v) not in skip])
+
+    def summary(self, print_fn=None, **kwargs):
+        """The student's summary, then what the distillation adds: adapters (trained)
+        and teachers (frozen), with the trainable and frozen totals."""
+        print_fn = print_fn or print
+        self.student.summary(print_fn=print_fn, **kwargs)
+        rows = [("adapter", a.name, a.count_params(), "trained") for a in self.adapters if a is not None]
+        rows += [("teacher", t.name, t.count_params(), "frozen") for t in self.teachers]
+        print_fn(f"Distiller '{self.name}': {self.spec.describe()}")
+        for kind, name, params, state in rows:
+            print_fn(f"  {kind:<8} {name:<32} {params:>12,} params ({state})")
+        trainable = int(sum(np.prod(v.shape) for v in self.trainable_weights))
+        frozen = int(sum(np.prod(v.shape) for v in self.non_trainable_weights))
+        print_fn(f"Trainable params: {trainable:,} (student and adapters)")
+        print_fn(f"Non-trainable params: {frozen:,} (teachers and the student's frozen weights)")
+
+    def compile_from_config(self, config):
+        """Compiles a reloaded Distiller as it was (optimizer and metrics; the loss is its
+        spec), so a ``.keras`` file continues training with its optimizer state."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.optimizer is not None:
+            self.optimizer.build(self.trainable_student_variables)
+
+    def save(self, filepath, *args, **kwargs):
+        """Saves the whole Distiller (student, teachers, adapters, spec, optimizer state) as
+        a ``.keras`` file that reloads compiled. A SavedModel or ``.h5`` would lose the
+        distillation losses (they live in Python), so they are refused: export the
+        student for inference instead (``distiller.student.save(...)``,
+        :func:`kdtf.export.to_tflite`)."""
+        path = os.fspath(filepath)
+        if not path.endswith(".keras") or kwargs.get("save_format") not in (None, "keras"):
+            raise ValueError(
+                f"A Distiller saves as a .keras file (it reloads compiled, with its terms and optimizer state). "
+                f"Received: {path!r}. For an inference model save the student: distiller.student.save(...) "
+                "or kdtf.export.to_tflite(distiller.student)."
+            )
+        return super().save(filepath, *args, **kwargs)
+
     def compile(self, optimizer="rmsprop", metrics=None, **kwargs):
         """Like ``keras.Model.compile``; the loss comes from the Distiller's spec."""
         if kwargs.get("loss") is not None:
@@ -319,7 +373,10 @@ class Distiller(keras.Model):
         self.loss_tracker.update_state(total)
         self.student_loss_tracker.update_state(student)
         self.distillation_loss_tracker.update_state(distill)
-        if y is not None and getattr(self, "compiled_metrics", None) is not None:
+        if y is None:  # without labels there is nothing to measure the student against
+            losses = [self.loss_tracker, self.student_loss_tracker, self.distillation_loss_tracker] + self.term_trackers
+            return {m.name: m.result() for m in losses}
+        if getattr(self, "compiled_metrics", None) is not None:
             # Metrics see labelled examples only. Rows are dropped rather than weighted:
             # tf_keras applies sample weights to `weighted_metrics` only.
             keep = label_mask(y, student_logits) > 0
@@ -393,6 +450,15 @@ class Distiller(keras.Model):
         return cls(student, teacher, **config)
 
 
+def _unique(variables):
+    seen, unique = set(), []
+    for variable in variables:
+        if id(variable) not in seen:
+            seen.add(id(variable))
+            unique.append(variable)
+    return unique
+
+
 def _spec(spec, **fields):
     """The Distiller's spec: ``spec`` as given, or one built from the keyword fields."""
     given = {k: v for k, v in fields.items() if v is not None}
@@ -409,8 +475,7 @@ def _teachers(teacher, student):
     teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
     if not teachers:
         raise ValueError("Expected at least one teacher. Received: teacher=[]")
-    for i, t in enumerate(teachers):
-        require_keras_model(t, "teacher" if len(teachers) == 1 else f"teacher[{i}]")
-        if t is student:
-            raise ValueError("`student` and `teacher` are the same model object; pass two models.")
+    teachers = [as_tf_keras(t, "teacher" if len(teachers) == 1 else f"teacher[{i}]") for i, t in enumerate(teachers)]
+    if any(t is student for t in teachers):
+        raise ValueError("`student` and `teacher` are the same model object; pass two models.")
     return teachers

@@ -32,12 +32,25 @@ import json
 import os
 import zipfile
 
-import keras as keras3  # the standalone Keras 3 package; kdtf's own Keras is tf_keras
 import numpy as np
-from keras.src.models.functional import Functional as _Keras3Functional
 
 from kdtf._keras import is_keras3_model, keras, require_keras_model, tf
 from kdtf.cli import log
+
+
+def _keras3():
+    """The standalone Keras 3 package, imported on first use: it takes seconds to load and
+    only users who bring Keras 3 models need it (a Keras 3 object exists only once they
+    imported it themselves)."""
+    import keras
+
+    return keras
+
+
+def _keras3_functional():
+    from keras.src.models.functional import Functional
+
+    return Functional
 
 __all__ = [
     "SUPPORTED_LAYERS",
@@ -171,7 +184,7 @@ def load_keras3_file(path, *, safe_mode=True):
     """Loads a Keras 3 ``.keras`` file with Keras 3 (safe mode kept) and returns its
     tf_keras rebuild (:func:`from_keras3`); any failure is one ValueError naming the file."""
     try:
-        model = keras3.saving.load_model(path, compile=False, safe_mode=safe_mode)
+        model = _keras3().saving.load_model(path, compile=False, safe_mode=safe_mode)
     except (ValueError, TypeError, KeyError, OSError) as error:
         text = str(error)
         message = text.strip().splitlines()[0] if text.strip() else type(error).__name__
@@ -274,14 +287,14 @@ def _keras3_parts(node):
 
 
 def _from_keras3_model(model):
-    if not isinstance(model, (keras3.Sequential, _Keras3Functional)):
+    if not isinstance(model, (_keras3().Sequential, _keras3_functional())):
         raise ValueError(
             f"Expected a Keras 3 Sequential or Functional model. Received: the subclassed model "
             f"'{model.name}' ({type(model).__name__}), whose call() is Python code that cannot be "
             "rebuilt layer by layer. Rewrite it as a Functional model (keras.Model(inputs, "
             "outputs)) or build it with tf_keras (`from kdtf import keras`)."
         )
-    functional = getattr(model, "_functional", model) if isinstance(model, keras3.Sequential) else model
+    functional = getattr(model, "_functional", model) if isinstance(model, _keras3().Sequential) else model
     if functional is None or not functional.inputs:
         raise ValueError(
             f"Expected a built Keras 3 model. Received: '{model.name}' has no inputs yet. Start it "
@@ -289,7 +302,7 @@ def _from_keras3_model(model):
         )
     rebuild = _Rebuild(_tf_keras_layer)
     inputs = [_tf_keras_input(x, rebuild) for x in functional.inputs]
-    if isinstance(model, keras3.Sequential):
+    if isinstance(model, _keras3().Sequential):
         calls = [rebuild(layer) for layer in model.layers]
         if all(isinstance(call, keras.layers.Layer) for call in calls):
             converted = keras.Sequential([inputs[0], *calls], name=model.name)
@@ -309,7 +322,7 @@ def _tf_keras_layer(layer, rebuild):
     """(layer receiving the weights or None, callable on tf_keras tensors) for one Keras 3
     operation."""
     kind = type(layer).__name__
-    if isinstance(layer, keras3.Model):
+    if isinstance(layer, _keras3().Model):
         rebuild.unique(layer.name)
         return None, _from_keras3_model(layer)  # its weights are copied by the recursion
     if type(layer).__module__.startswith("keras.src.ops."):
@@ -405,16 +418,16 @@ def _to_keras3_model(model):
         raise ValueError(f"Expected a built tf_keras model. Received: '{model.name}' has no inputs yet; build it first.")
     rebuild = _Rebuild(_keras3_layer)
     inputs = [
-        keras3.Input(batch_shape=tuple(x.shape), dtype=x.dtype.name, name=rebuild.unique(x._keras_history.layer.name))
+        _keras3().Input(batch_shape=tuple(x.shape), dtype=x.dtype.name, name=rebuild.unique(x._keras_history.layer.name))
         for x in model.inputs
     ]
     if isinstance(model, keras.Sequential):
-        converted = keras3.Sequential([inputs[0], *map(rebuild, model.layers)], name=model.name)
+        converted = _keras3().Sequential([inputs[0], *map(rebuild, model.layers)], name=model.name)
         return _with_weights(model, converted, rebuild.pairs)
     tensors = dict(zip(map(id, model.inputs), inputs))
     _walk(model._nodes_by_depth, tensors, _tf_keras_parts, rebuild, drop_kwargs=())
     outputs = _single([tensors[id(x)] for x in model.outputs])
-    return _with_weights(model, keras3.Model(_single(inputs), outputs, name=model.name), rebuild.pairs)
+    return _with_weights(model, _keras3().Model(_single(inputs), outputs, name=model.name), rebuild.pairs)
 
 
 def _keras3_layer(layer, rebuild):
@@ -429,7 +442,7 @@ def _keras3_layer(layer, rebuild):
             "Keras 3 form: ship its .tflite (kdtf.export.to_tflite)."
         )
     _require_supported(layer, "tf_keras.src.layers.", "tf_keras")
-    target = getattr(keras3.layers, kind)
+    target = getattr(_keras3().layers, kind)
     config = _layer_config(layer, target, "to Keras 3")
     if "activation" in config:
         activation = config["activation"]

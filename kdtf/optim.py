@@ -29,7 +29,9 @@ the schedule) work with them unchanged.
 import dataclasses
 import math
 
+from kdtf import validation
 from kdtf._keras import keras, tf
+from kdtf.spec import OPTIMIZERS, SCHEDULES, TrainingRecipe
 
 __all__ = [
     "OPTIMIZERS",
@@ -40,92 +42,7 @@ __all__ = [
     "build_optimizer",
 ]
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "cosine", "step")
 _NOT_A_KERNEL = r"^(?!.*kernel)"  # AdamW: decay variables whose name holds "kernel" only
-
-
-def _number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _check(ok, expected, flag, value):
-    if not ok:
-        raise ValueError(f"Expected {expected}. Received: {flag} {value!r}")
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainingRecipe:
-    """The optimizer settings shared by every stage; validated when built.
-
-    Field names are the config keys (the flags with ``-`` for ``_``).
-
-    Attributes:
-        optimizer: ``"sgd"`` (with ``momentum``), ``"adam"`` or ``"adamw"``.
-        learning_rate: peak learning rate (after warm-up), > 0.
-        momentum: SGD momentum in [0, 1); ignored by Adam/AdamW.
-        weight_decay: >= 0; L2 in the loss for sgd/adam, decoupled for adamw (see the
-            module docstring).
-        lr_schedule: ``"constant"``, ``"cosine"`` (to 0 at the end of training) or
-            ``"step"`` (times ``gamma`` at each of ``milestones``).
-        warmup_epochs: epochs of linear warm-up from ``learning_rate / warmup_steps``
-            to ``learning_rate``; must be fewer than the stage's epochs.
-        l1: >= 0, L1 kernel regularisation added to the loss.
-        milestones: for ``"step"``: fractions of the stage's training steps, increasing,
-            in (0, 1).
-        gamma: for ``"step"``: factor in (0, 1] applied at each milestone.
-    """
-
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    lr_schedule: str = "constant"
-    warmup_epochs: int = 0
-    l1: float = 0.0
-    milestones: tuple = (0.5, 0.75)
-    gamma: float = 0.1
-
-    def __post_init__(self):
-        object.__setattr__(self, "milestones", tuple(self.milestones))
-        _check(self.optimizer in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}", "--optimizer", self.optimizer)
-        _check(self.lr_schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}", "--lr-schedule", self.lr_schedule)
-        _check(_number(self.learning_rate) and self.learning_rate > 0, "a learning rate > 0", "--lr", self.learning_rate)
-        _check(_number(self.momentum) and 0 <= self.momentum < 1, "momentum in [0, 1)", "--momentum", self.momentum)
-        _check(_number(self.weight_decay) and self.weight_decay >= 0, "weight decay >= 0", "--weight-decay", self.weight_decay)
-        _check(_number(self.l1) and self.l1 >= 0, "an L1 factor >= 0", "--l1", self.l1)
-        warmup = self.warmup_epochs
-        _check(isinstance(warmup, int) and not isinstance(warmup, bool) and warmup >= 0,
-               "an integer number of warm-up epochs >= 0", "--warmup-epochs", warmup)
-        fractions = self.milestones
-        _check(all(_number(m) and 0 < m < 1 for m in fractions) and list(fractions) == sorted(set(fractions)),
-               "increasing milestones in (0, 1)", "milestones", fractions)
-        _check(_number(self.gamma) and 0 < self.gamma <= 1, "gamma in (0, 1]", "gamma", self.gamma)
-
-    @classmethod
-    def from_config(cls, config, **overrides):
-        """The recipe from any object (a ``DistillConfig``, argparse namespace) holding
-        some of the fields as attributes; missing ones keep their defaults."""
-        names = [field.name for field in dataclasses.fields(cls)]
-        values = {name: getattr(config, name) for name in names if hasattr(config, name)}
-        return cls(**dict(values, **overrides))
-
-    @property
-    def kernel_penalties(self):
-        """``(l1, l2)`` for :func:`add_kernel_regularization`: ``l2 = weight_decay / 2``
-        for sgd/adam (gradient ``+ weight_decay * w``), 0 for adamw (decoupled)."""
-        l2 = 0.0 if self.optimizer == "adamw" else self.weight_decay / 2
-        return self.l1, l2
-
-    def check_epochs(self, epochs, flag="--epochs"):
-        """Raises ValueError unless the warm-up is shorter than ``epochs``."""
-        _check(isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 1,
-               "a positive number of epochs", flag, epochs)
-        if self.warmup_epochs >= epochs:
-            raise ValueError(
-                f"Expected --warmup-epochs below the {epochs} epochs of {flag}. Received: "
-                f"--warmup-epochs {self.warmup_epochs}"
-            )
 
 
 @keras.saving.register_keras_serializable(package="kdtf")
@@ -196,7 +113,7 @@ def build_optimizer(recipe, steps_per_epoch, epochs, learning_rate=None):
     """
     if not isinstance(recipe, TrainingRecipe):
         raise TypeError(f"Expected a kdtf.optim.TrainingRecipe. Received: recipe={recipe!r}")
-    _check(isinstance(steps_per_epoch, int) and not isinstance(steps_per_epoch, bool) and steps_per_epoch >= 1,
+    validation.check(isinstance(steps_per_epoch, int) and not isinstance(steps_per_epoch, bool) and steps_per_epoch >= 1,
            "a positive integer", "steps_per_epoch", steps_per_epoch)
     recipe.check_epochs(epochs)
     if learning_rate is not None:
@@ -272,8 +189,8 @@ def add_kernel_regularization(model, l1=0.0, l2=0.0):
     Returns:
         ``model`` (the same object).
     """
-    _check(_number(l1) and l1 >= 0, "an L1 factor >= 0", "--l1", l1)
-    _check(_number(l2) and l2 >= 0, "an L2 factor >= 0 (weight_decay / 2)", "--weight-decay", l2)
+    validation.check(validation.is_number(l1) and l1 >= 0, "an L1 factor >= 0", "--l1", l1)
+    validation.check(validation.is_number(l2) and l2 >= 0, "an L2 factor >= 0 (weight_decay / 2)", "--weight-decay", l2)
     if not (l1 or l2):
         return model
     penalty = keras.regularizers.L1L2(l1=float(l1), l2=float(l2))

@@ -27,10 +27,11 @@ from kdtf.data.augment import mixes_labels
 from kdtf.distiller import Distiller
 from kdtf.distribute import describe, make_strategy, several_workers, worker_scratch
 from kdtf.finetune import fine_tune
-from kdtf.io import check_free_space, check_writable_dir, gzip_size
+from kdtf.io import check_free_space, check_writable_dir
 from kdtf.models import build
 from kdtf.models.io import load_model, save_model
 from kdtf.models.transfer import is_backbone_classifier
+from kdtf.optim import add_kernel_regularization, build_optimizer
 from kdtf.report import report_header, stage_record, write_report
 from kdtf.runstate import RunState, StepCheckpoint
 from kdtf.stages import Stage, StageRunner
@@ -52,6 +53,7 @@ class _Run:
     labelled_ds: object
     train_ds: object
     val_ds: object
+    recipe: object = None
     user_teacher: object = None
     distill_ds: object = None
 
@@ -102,7 +104,7 @@ def _run(config, spec, strategy_text, resume):
     teacher = ctx.runner.run(_teacher_stage(ctx))
     ctx.runner.run(_scratch_stage(ctx))
     keras.utils.set_random_seed(config.seed + 1)  # same initial weights as scratch
-    student = build(config.student, ctx.data.input_shape, ctx.data.num_classes, name="student", weights=config.student_weights or None)
+    student = _build(ctx, "student", config.student, config.student_weights)
     ctx.distill_ds = _distillation_data(ctx, student, teacher)
     student = ctx.runner.run(_distill_stage(ctx, student, teacher))
     recipe = recipe_for(config)
@@ -196,7 +198,20 @@ def _prepare(config, spec, strategy_text, resume):
     if mixes_labels(config.augment):  # training labels are one-hot rows: validate alike
         val_ds = val_ds.map(lambda x, y: (x, tf.one_hot(y, data.num_classes)))
     runner = StageRunner(state, log)
-    return _Run(config, spec, data, out, runner, steps, labelled_ds, train_ds.repeat(), val_ds, user_teacher)
+    return _Run(config, spec, data, out, runner, steps, labelled_ds, train_ds.repeat(), val_ds, config.training_recipe(), user_teacher)
+
+
+def _optimizer(ctx, learning_rate, warmup=True):
+    """``(epochs, steps) -> optimizer`` of the run's training recipe at ``learning_rate``;
+    fine-tuning phases and compression steps start without the warm-up."""
+    recipe = ctx.recipe if warmup else dataclasses.replace(ctx.recipe, warmup_epochs=0)
+    return lambda epochs, steps: build_optimizer(recipe, steps, epochs, learning_rate=learning_rate)
+
+
+def _build(ctx, name, model_name, weights):
+    """A zoo model or backbone classifier, with the recipe's kernel penalties (L1, L2)."""
+    model = build(model_name, ctx.data.input_shape, ctx.data.num_classes, name=name, weights=weights or None)
+    return add_kernel_regularization(model, *ctx.recipe.kernel_penalties)
 
 
 def _train(ctx, model, weights, train_ds, epochs, callbacks, teacher=None):
@@ -208,14 +223,14 @@ def _train(ctx, model, weights, train_ds, epochs, callbacks, teacher=None):
     loss = cross_entropy_loss(one_hot=mixes_labels(config.augment))
     fit_args = dict(steps_per_epoch=ctx.steps, verbose=ctx.verbose, teacher=teacher, spec=ctx.spec, loss=loss)
     if not (is_backbone_classifier(model) and weights):
-        fit(model, train_ds, epochs=epochs, optimizer=config.learning_rate, validation_data=ctx.val_ds,
+        fit(model, train_ds, epochs=epochs, optimizer=_optimizer(ctx, config.learning_rate), validation_data=ctx.val_ds,
             callbacks=callbacks, name="distill", **fit_args)
         return model
     log(f"  two-phase fine-tuning of {model.name}: head only for {epochs} epochs, then the top "
         f"{config.unfreeze_layers} layers for {config.finetune_epochs} epochs (BatchNormalization frozen)")
     fine_tune(model, train_ds, ctx.val_ds, head_epochs=epochs, epochs=config.finetune_epochs,
-              unfreeze_layers=config.unfreeze_layers, learning_rate=config.learning_rate,
-              finetune_learning_rate=config.finetune_learning_rate, **fit_args)
+              unfreeze_layers=config.unfreeze_layers, learning_rate=_optimizer(ctx, config.learning_rate),
+              finetune_learning_rate=_optimizer(ctx, config.finetune_learning_rate, warmup=False), **fit_args)
     for layer in model.layers:  # compression fine-tunes every layer; BN stays frozen
         layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
     return model
@@ -260,7 +275,7 @@ def _teacher_cache_path(config, data):
         [config.teacher, data.name, data.input_shape, config.seed, config.teacher_epochs,
          config.batch_size, config.learning_rate, config.labels, keras.__version__, fingerprint,
          config.augment, _file_digest(config.teacher_weights), config.finetune_epochs,
-         config.unfreeze_layers, config.finetune_learning_rate],
+         config.unfreeze_layers, config.finetune_learning_rate, dataclasses.asdict(config.training_recipe())],
         sort_keys=True,
     )
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]
@@ -280,7 +295,7 @@ def _teacher_stage(ctx):
             log(f"stage teacher: reusing cached {cache['path']}")
             cache["reused"] = True
             return keras.models.load_model(cache["path"], compile=False)
-        teacher = build(config.teacher, data.input_shape, data.num_classes, name="teacher", weights=config.teacher_weights or None)
+        teacher = _build(ctx, "teacher", config.teacher, config.teacher_weights)
         _train(ctx, teacher, config.teacher_weights, ctx.labelled_ds, config.teacher_epochs, callbacks)
         save_model(teacher, cache["path"])
         return teacher
@@ -296,7 +311,7 @@ def _scratch_stage(ctx):
 
     def train(callbacks):
         keras.utils.set_random_seed(config.seed + 1)
-        scratch = build(config.student, data.input_shape, data.num_classes, name="scratch", weights=config.student_weights or None)
+        scratch = _build(ctx, "scratch", config.student, config.student_weights)
         return _train(ctx, scratch, config.student_weights, ctx.labelled_ds, config.epochs, callbacks)
 
     return _model_stage(ctx, "scratch", "scratch.keras",
@@ -330,7 +345,7 @@ def _distill_stage(ctx, student, teacher):
 def _compress_stage(ctx, recipe, student, teacher):
     config, name = ctx.config, recipe.short_name
     state = ctx.runner.state
-    fine_tuner = FineTuner(teacher, ctx.distill_ds, spec=ctx.spec, optimizer=config.finetune_learning_rate,
+    fine_tuner = FineTuner(teacher, ctx.distill_ds, spec=ctx.spec, optimizer=_optimizer(ctx, config.finetune_learning_rate, warmup=False),
                            validation_data=ctx.val_ds, steps_per_epoch=ctx.steps, verbose=ctx.verbose)
     steps = {}
 
@@ -353,32 +368,59 @@ def _compress_stage(ctx, recipe, student, teacher):
                  measure, load, timing="compress_s")
 
 
+def _post_training_quantized(ctx, model):
+    """``--ptq MODE`` (with ``--no-qat``): the float export quantized by litert-quantizer,
+    optionally with the most sensitive ops kept in float until the accuracy on the
+    validation split is within ``--ptq-max-drop`` of float; plus the per-op error."""
+    config, data = ctx.config, ctx.data
+    float_file = export.to_tflite(model, "float32")
+    calibration = data.x_train[:256]
+    extra = {"ptq": {"mode": config.ptq, "tool": "litert-quantizer", "kept_float": []}}
+    if config.ptq_mixed:
+        result = export.mixed_precision(float_file, data.x_val, data.y_val, config.ptq_max_drop, mode=config.ptq,
+                                        representative_data=calibration)
+        flatbuffer = result.model
+        extra["ptq"].update(kept_float=result.kept, float_accuracy=result.float_accuracy, accuracy=result.accuracy,
+                            reached=result.reached)
+        log(f"stage export: mixed precision kept {len(result.kept)} op(s) in float ({result.accuracy:.4f} on val, float {result.float_accuracy:.4f})")
+    else:
+        flatbuffer = export.quantize(float_file, config.ptq, calibration)
+    extra["layer_errors"] = export.layer_errors(float_file, flatbuffer, data.x_val[:256])
+    return flatbuffer, extra
+
+
 def _export_stage(ctx, recipe, compressed):
-    tflite_path = os.path.join(ctx.out, "student_int8.tflite")
-    verified = {}
+    mode = ctx.config.ptq or "int8"
+    tflite_path = os.path.join(ctx.out, f"student_{mode}.tflite")
+    extra = {}
 
     def train(callbacks):
+        flatbuffer = None
+        if ctx.config.ptq:
+            flatbuffer, more = _post_training_quantized(ctx, compressed)
+            extra.update(more)
         steps = ctx.runner.records["compress"]["compression_steps"]
         return export.export_for_android(
-            compressed, tflite_path, splits=ctx.data, mode="int8",
-            source_stages=["teacher", "distilled"] + [step["step"] for step in steps],
+            compressed, tflite_path, splits=ctx.data, mode=f"litert-quantizer {mode}" if ctx.config.ptq else mode,
+            flatbuffer=flatbuffer, source_stages=["teacher", "distilled"] + [step["step"] for step in steps],
         )
 
     def measure(card, paths):
-        verified.update(recipe.verify(tflite_path))
-        log(f"stage tflite-int8: verified in the flatbuffer: {verified}")
+        # int4 weights are not read by the flatbuffer checks: what the steps promised is checked on int8 files
+        verified = recipe.verify(tflite_path) if mode != "int4w" else {"skipped": "int4 weights"}
+        log(f"stage tflite-{mode}: verified in the flatbuffer: {verified}")
         result = card["metrics_on_litert"]
         timing = export.latency(tflite_path, num_threads=1, runs=ctx.config.latency_runs)
-        row = stage_record("tflite-int8", result["accuracy"], "litert", ctx.runner.records["compress"]["compression_steps"][-1]["params"],
+        row = stage_record(f"tflite-{mode}", result["accuracy"], "litert", ctx.runner.records["compress"]["compression_steps"][-1]["params"],
                            tflite_path, card["weight_sparsity"], timing, "litert, 1 thread, batch 1")
         row.update(agreement_with_keras=result["agreement"], ops=card["ops"])
-        log(f"stage tflite-int8: LiteRT test accuracy {result['accuracy']:.4f} (agreement with Keras "
+        log(f"stage tflite-{mode}: LiteRT test accuracy {result['accuracy']:.4f} (agreement with Keras "
             f"{result['agreement']:.4f}), {timing['median_ms']:.3f} ms/image")
-        return {"row": row, "verified": dict(verified)}
+        return {"row": row, "verified": verified, **extra}
 
-    return Stage("export", "full-integer int8 export (int8 input and output), evaluated on LiteRT", train,
-                 lambda card: [tflite_path], measure, load=lambda record: None, timing="export_s")
-
+    describe = (f"post-training {mode} quantization with litert-quantizer" if ctx.config.ptq
+                else "full-integer int8 export (int8 input and output)") + ", evaluated on LiteRT"
+    return Stage("export", describe, train, lambda card: [tflite_path], measure, load=lambda record: None, timing="export_s")
 
 def run_report(config, data, runner, strategy_text):
     """The report dict of a finished run: the stage rows with how each was measured,
@@ -397,4 +439,5 @@ def run_report(config, data, runner, strategy_text):
         compression_steps=records["compress"]["compression_steps"],
         verified_in_tflite=records["export"]["verified"],
         timings=runner.timings,
+        **{key: records["export"][key] for key in ("ptq", "layer_errors") if key in records["export"]},
     )

@@ -1,4 +1,6 @@
-"""The distillation spec: temperature, alpha, terms and teacher weights, validated once.
+"""The specs a run settles once: what the teacher teaches (:class:`DistillSpec`:
+temperature, alpha, terms, teacher weights) and how every stage trains
+(:class:`TrainingRecipe`: optimizer, schedule, weight decay, L1).
 
 A :class:`DistillSpec` is built where settings enter kdtf (a config file, the command
 line, the arguments of :class:`kdtf.Distiller`) and travels whole to the Distiller,
@@ -18,7 +20,10 @@ import dataclasses
 
 from kdtf import validation
 
-__all__ = ["DistillSpec", "TermSpec", "parse_terms"]
+__all__ = ["DistillSpec", "TermSpec", "parse_terms", "TrainingRecipe", "OPTIMIZERS", "SCHEDULES"]
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "cosine", "step")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,3 +148,77 @@ class DistillSpec:
         """One line for logs: ``T=4.0, alpha=0.5, terms kd``."""
         names = ",".join(t.loss + (f":{t.weight:g}" if t.weight != 1 else "") for t in self.terms)
         return f"T={self.temperature:g}, alpha={self.alpha:g}, terms {names}"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingRecipe:
+    """The optimizer settings shared by every stage; validated when built.
+
+    Field names are the config keys (the flags with ``-`` for ``_``).
+
+    Attributes:
+        optimizer: ``"sgd"`` (with ``momentum``), ``"adam"`` or ``"adamw"``.
+        learning_rate: peak learning rate (after warm-up), > 0.
+        momentum: SGD momentum in [0, 1); ignored by Adam/AdamW.
+        weight_decay: >= 0; L2 in the loss for sgd/adam, decoupled for adamw (see the
+            module docstring).
+        lr_schedule: ``"constant"``, ``"cosine"`` (to 0 at the end of training) or
+            ``"step"`` (times ``gamma`` at each of ``milestones``).
+        warmup_epochs: epochs of linear warm-up from ``learning_rate / warmup_steps``
+            to ``learning_rate``; must be fewer than the stage's epochs.
+        l1: >= 0, L1 kernel regularisation added to the loss.
+        milestones: for ``"step"``: fractions of the stage's training steps, increasing,
+            in (0, 1).
+        gamma: for ``"step"``: factor in (0, 1] applied at each milestone.
+    """
+
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"
+    warmup_epochs: int = 0
+    l1: float = 0.0
+    milestones: tuple = (0.5, 0.75)
+    gamma: float = 0.1
+
+    def __post_init__(self):
+        object.__setattr__(self, "milestones", tuple(self.milestones))
+        validation.check(self.optimizer in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}", "--optimizer", self.optimizer)
+        validation.check(self.lr_schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}", "--lr-schedule", self.lr_schedule)
+        validation.check(validation.is_number(self.learning_rate) and self.learning_rate > 0, "a learning rate > 0", "--lr", self.learning_rate)
+        validation.check(validation.is_number(self.momentum) and 0 <= self.momentum < 1, "momentum in [0, 1)", "--momentum", self.momentum)
+        validation.check(validation.is_number(self.weight_decay) and self.weight_decay >= 0, "weight decay >= 0", "--weight-decay", self.weight_decay)
+        validation.check(validation.is_number(self.l1) and self.l1 >= 0, "an L1 factor >= 0", "--l1", self.l1)
+        warmup = self.warmup_epochs
+        validation.check(isinstance(warmup, int) and not isinstance(warmup, bool) and warmup >= 0,
+               "an integer number of warm-up epochs >= 0", "--warmup-epochs", warmup)
+        fractions = self.milestones
+        validation.check(all(validation.is_number(m) and 0 < m < 1 for m in fractions) and list(fractions) == sorted(set(fractions)),
+               "increasing milestones in (0, 1)", "milestones", fractions)
+        validation.check(validation.is_number(self.gamma) and 0 < self.gamma <= 1, "gamma in (0, 1]", "gamma", self.gamma)
+
+    @classmethod
+    def from_config(cls, config, **overrides):
+        """The recipe from any object (a ``DistillConfig``, argparse namespace) holding
+        some of the fields as attributes; missing ones keep their defaults."""
+        names = [field.name for field in dataclasses.fields(cls)]
+        values = {name: getattr(config, name) for name in names if hasattr(config, name)}
+        return cls(**dict(values, **overrides))
+
+    @property
+    def kernel_penalties(self):
+        """``(l1, l2)`` for :func:`add_kernel_regularization`: ``l2 = weight_decay / 2``
+        for sgd/adam (gradient ``+ weight_decay * w``), 0 for adamw (decoupled)."""
+        l2 = 0.0 if self.optimizer == "adamw" else self.weight_decay / 2
+        return self.l1, l2
+
+    def check_epochs(self, epochs, flag="--epochs"):
+        """Raises ValueError unless the warm-up is shorter than ``epochs``."""
+        validation.check(isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 1,
+               "a positive number of epochs", flag, epochs)
+        if self.warmup_epochs >= epochs:
+            raise ValueError(
+                f"Expected --warmup-epochs below the {epochs} epochs of {flag}. Received: "
+                f"--warmup-epochs {self.warmup_epochs}"
+            )

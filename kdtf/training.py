@@ -59,7 +59,7 @@ def fit(model, train_data, *, epochs, optimizer=1e-3, teacher=None, spec=None, l
     """
     fit_args = dict(validation_data=validation_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
                     callbacks=callbacks, verbose=verbose)
-    optimizer = make_optimizer(optimizer, epochs, steps_per_epoch)
+    optimizer = make_optimizer(optimizer, epochs, steps_per_epoch or _count_batches(train_data))
     if teacher is None:
         if is_pruned(model):
             fit_args["callbacks"] = list(callbacks or []) + pruning_callbacks()

@@ -7,9 +7,10 @@ A value is checked once, where it enters kdtf (a config, a spec, a public constr
 the code behind that door trusts it.
 """
 
+import math
 import numbers
 
-__all__ = ["integer", "number", "one_of", "weights"]
+__all__ = ["integer", "number", "one_of", "weights", "check", "is_number"]
 
 
 def _is_int(value):
@@ -18,6 +19,18 @@ def _is_int(value):
 
 def _is_number(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def is_number(value):
+    """A finite real number, not a bool."""
+    return _is_number(value) and math.isfinite(value)
+
+
+def check(ok, expected, name, value):
+    """Raises ``ValueError("Expected <expected>. Received: <name> <value>")`` unless
+    ``ok``; ``name`` is the flag as the user typed it (``--weight-decay``)."""
+    if not ok:
+        raise ValueError(f"Expected {expected}. Received: {name} {value!r}")
 
 
 def _describe(low, high, low_open, high_open):

@@ -38,7 +38,7 @@ def cluster(model, clusters=16, *, init="kmeans++", preserve_sparsity=False, lay
     Returns:
         A new model with ``ClusterWeights`` wrappers; fine-tune it, then strip.
     """
-    require_graph_model(model)
+    model = require_graph_model(model)
     validation.integer("clusters", clusters, 2)
     if init not in INITIALIZATIONS:
         raise ValueError(f"Unknown centroid initialisation {init!r}. Expected one of {', '.join(INITIALIZATIONS)}.")

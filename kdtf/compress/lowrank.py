@@ -102,7 +102,7 @@ def factorize(model, *, rank=None, energy=None, layers=None, only_if_smaller=Tru
         ``(model, ranks)``: the new model, weights set from the SVD, and
         ``{layer_name: rank}`` of the layers factorized.
     """
-    require_graph_model(model)
+    model = require_graph_model(model)
     if rank is None and energy is None:
         raise ValueError("Give a rank (int or {layer: rank}) or an energy threshold in (0, 1].")
     names = [layer.name for layer in model.layers]

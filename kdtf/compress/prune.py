@@ -70,7 +70,7 @@ def prune(
     Returns:
         A new model with ``PruneLowMagnitude`` wrappers.
     """
-    require_graph_model(model)
+    model = require_graph_model(model)
     sparsity = check_sparsity(sparsity)
     if schedule == "polynomial":
         if not 0 <= begin_step < end_step:

@@ -114,7 +114,7 @@ def quantize(model, *, preserve=None, skip=()):
             ``"clusters+sparsity"`` (PCQAT).
         skip: names of layers left in float.
     """
-    require_graph_model(model)
+    model = require_graph_model(model)
     if is_pruned(model):
         raise ValueError(
             f"'{model.name}' still holds pruning wrappers: call "

@@ -3,8 +3,8 @@
 import json
 import os
 
-from kdtf.export.litert import evaluate, load_interpreter
 from kdtf.export.flatbuffer import check_builtin_ops, weight_sparsity
+from kdtf.export.litert import evaluate, load_interpreter
 from kdtf.export.tflite import save_tflite, to_tflite
 from kdtf.io import gzip_size, write_text
 

@@ -29,13 +29,14 @@ import warnings
 
 import numpy as np
 
-from kdtf._keras import tf
+from kdtf import catalog
+from kdtf.export.flatbuffer import read_flatbuffer
 from kdtf.export.litert import predict
-from kdtf.export.tflite import _read
+from kdtf.export.samples import representative_samples
 
 __all__ = ["PTQ_MODES", "MixedPrecision", "layer_error_table", "layer_errors", "mixed_precision", "quantize"]
 
-PTQ_MODES = ("int8", "int16x8", "int4w")
+PTQ_MODES = catalog.PTQ_MODES
 BLOCK_SIZES = (0, 32, 64, 128, 256)
 _NO_QUANTIZE = "no_quantize"
 
@@ -97,7 +98,7 @@ class _FloatModel:
     def __init__(self, flatbuffer_or_path):
         from ai_edge_litert.interpreter import Interpreter
 
-        self.data = _read(flatbuffer_or_path)
+        self.data = read_flatbuffer(flatbuffer_or_path)
         if self.data[4:8] != b"TFL3":
             raise ValueError("Expected TFLite flatbuffer bytes (with the 'TFL3' identifier). Received: other bytes")
         self.ops = _parse_ops(self.data)
@@ -141,44 +142,6 @@ class _FloatModel:
                 )
             chosen.update(found)
         return sorted(chosen)
-
-
-def _as_inputs(element):
-    if isinstance(element, dict):
-        element = element.get("x", next(iter(element.values())) if len(element) == 1 else None)
-    elif isinstance(element, (tuple, list)) and element and not np.isscalar(element[0]):
-        element = element[0]  # (x, y[, weights]) from a labelled dataset
-    if element is None:
-        raise ValueError("Expected dataset elements x, (x, y) or {'x': x}. Received: a dict without an 'x' key")
-    return np.asarray(element)
-
-
-def _samples(data, input_shape, argument, max_examples=256):
-    """At most ``max_examples`` float32 examples shaped ``(n, *input_shape)`` from an array
-    of examples, a ``tf.data.Dataset`` or an iterable of batches (or of single examples)."""
-    if data is None:
-        raise ValueError(f"Expected {argument}: examples shaped {input_shape}. Received: {argument}=None")
-    if isinstance(data, np.ndarray) or tf.is_tensor(data):
-        parts = [np.asarray(data)]
-    else:
-        parts, count = [], 0
-        for element in data.as_numpy_iterator() if isinstance(data, tf.data.Dataset) else data:
-            part = _as_inputs(element)
-            parts.append(part[None] if part.ndim == len(input_shape) else part)
-            count += len(parts[-1])
-            if count >= max_examples:
-                break
-    if not parts:
-        raise ValueError(f"Expected {argument} to hold examples shaped {input_shape}. Received: no examples")
-    for part in parts:
-        if part.ndim != len(input_shape) + 1 or tuple(part.shape[1:]) != tuple(input_shape):
-            raise ValueError(
-                f"Expected {argument} of examples shaped {tuple(input_shape)} (the model's input). "
-                f"Received: an array of shape {tuple(part.shape)}"
-            )
-        if not np.issubdtype(part.dtype, np.number):
-            raise ValueError(f"Expected numeric {argument}. Received: dtype {part.dtype}")
-    return np.concatenate(parts)[:max_examples].astype(np.float32)
 
 
 def _check_mode(mode, block_size):
@@ -315,7 +278,7 @@ def _ranges(model, mode, representative_data, max_examples):
     depend on which ops are later kept in float, so one calibration serves them all."""
     if mode == "int4w":
         return {}
-    samples = _samples(representative_data, model.input_shape, "representative_data", max_examples)
+    samples = representative_samples(representative_data, model.input_shape, "representative_data", max_examples)
     return _calibrate(_quantizer(model, mode, (), (), 0), model, samples)
 
 
@@ -373,8 +336,8 @@ def layer_errors(float_tflite, quantized_tflite, samples, *, max_examples=256):
         also ``None`` for an op that adds no noise, such as a reshape).
     """
     model = _FloatModel(float_tflite)
-    quantized = _read(quantized_tflite)
-    samples = _samples(samples, model.input_shape, "samples", max_examples)
+    quantized = read_flatbuffer(quantized_tflite)
+    samples = representative_samples(samples, model.input_shape, "samples", max_examples)
     compared, dtypes = _compare(model, quantized, samples), _tensor_types(quantized)
     rows = []
     for op in model.ops:
@@ -482,7 +445,7 @@ def mixed_precision(float_tflite, samples, labels=None, max_drop=0.01, *, mode="
     if isinstance(max_drop, bool) or not isinstance(max_drop, (int, float)) or not 0 <= max_drop < 1:
         raise ValueError(f"Expected max_drop in [0, 1). Received: max_drop={max_drop!r}")
     model = _FloatModel(float_tflite)
-    samples = _samples(samples, model.input_shape, "samples", max_examples)
+    samples = representative_samples(samples, model.input_shape, "samples", max_examples)
     reference = _top1(model.data, samples)
     truth = reference if labels is None else np.asarray(labels).reshape(-1)[: len(samples)]
     if len(truth) != len(samples):

@@ -1,17 +1,14 @@
 """Keras -> TFLite conversion (reading the flatbuffer is :mod:`kdtf.export.flatbuffer`)."""
 
-import contextlib
-import os
-import sys
-import tempfile
 
-import numpy as np
 import tensorflow_model_optimization as tfmot
 from tensorflow_model_optimization.python.core.clustering.keras import cluster_wrapper
 from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
 
 from kdtf._keras import tf
-from kdtf.io import write_bytes
+from kdtf.export.samples import representative_samples
+from kdtf.io import captured_stderr, write_bytes
+from kdtf.keras3 import as_tf_keras
 
 __all__ = ["MODES", "to_tflite", "save_tflite"]
 
@@ -40,28 +37,32 @@ def to_tflite(
     input_type=None,
     output_type=None,
     allow_flex=False,
+    max_examples=500,
 ):
     """Converts a tf_keras model to a TFLite flatbuffer.
 
     Args:
-        model: tf_keras model; pruning/clustering wrappers are stripped first.
+        model: tf_keras model (a Keras 3 model is converted first); pruning/clustering
+            wrappers are stripped.
         mode: ``"float32"``, ``"float16"`` (float16 weights), ``"dynamic"`` (int8
             weights, float activations), ``"int8"`` (full integer) or ``"int16x8"``
             (int16 activations, int8 weights).
-        representative_data: iterable of input batches (numpy or tensors) for
-            calibration; required for ``int8``/``int16x8`` unless the model went through
+        representative_data: calibration inputs: an array of examples, a ``tf.data``
+            pipeline or an iterable of batches (at most ``max_examples`` are used);
+            required for ``int8``/``int16x8`` unless the model went through
             quantization-aware training.
         input_type, output_type: for ``int8``: ``tf.int8``, ``tf.uint8`` or ``tf.float32``
             (default int8); for ``int16x8``: ``tf.int16`` or ``tf.float32`` (default float).
         allow_flex: allow SELECT_TF_OPS (not recommended for Android; see
-            :func:`check_builtin_ops`).
+            :func:`kdtf.export.check_builtin_ops`).
+        max_examples: calibration examples used at most.
 
     Returns:
         The flatbuffer bytes.
     """
     if mode not in MODES:
         raise ValueError(f"Unknown TFLite mode {mode!r}. Expected one of {', '.join(MODES)}.")
-    model = _strip_wrappers(model)
+    model = _strip_wrappers(as_tf_keras(model, "model"))
     qat = _is_quantized(model)
     if mode in ("int8", "int16x8") and representative_data is None and not qat:
         raise ValueError(
@@ -76,14 +77,8 @@ def to_tflite(
     if mode == "float16":
         converter.target_spec.supported_types = [tf.float16]
     if representative_data is not None and mode in ("int8", "int16x8"):
-        batches = list(representative_data)
-
-        def gen():
-            for batch in batches:
-                for example in np.asarray(batch, dtype=np.float32):
-                    yield [example[None]]
-
-        converter.representative_dataset = gen
+        samples = representative_samples(representative_data, tuple(model.input_shape[1:]), max_examples=max_examples)
+        converter.representative_dataset = lambda: ([example[None]] for example in samples)
     if mode == "int8":
         # A QAT model carries its ranges; TFLITE_BUILTINS_INT8 would demand calibration
         # data anyway (TF 2.21 checks before it sees the fake-quant ops).
@@ -98,7 +93,7 @@ def to_tflite(
     if allow_flex:
         ops = ops + [tf.lite.OpsSet.SELECT_TF_OPS]
     converter.target_spec.supported_ops = ops
-    with _captured_stderr() as log:
+    with captured_stderr() as log:
         try:
             return converter.convert()
         except Exception as error:  # the converter raises many types
@@ -115,25 +110,6 @@ def _first_error_line(text):
             return line[line.index("error:") + len("error:"):].strip()[:300]
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[0][:300] if lines else ""
-
-
-@contextlib.contextmanager
-def _captured_stderr():
-    """Sends the converter's C++ logging (MLIR dumps, often hundreds of lines) to a
-    temporary file instead of the terminal; yields a dict whose "text" holds it after."""
-    captured = {"text": ""}
-    with tempfile.TemporaryFile(mode="w+") as log:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        os.dup2(log.fileno(), 2)
-        try:
-            yield captured
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            log.seek(0)
-            captured["text"] = log.read()
 
 
 def save_tflite(flatbuffer, path):

@@ -30,6 +30,7 @@ from kdtf.distiller import Distiller
 from kdtf.io import atomic_path, check_writable_dir, gzip_size, write_text
 from kdtf.models import ENCODERS
 from kdtf.models.io import load_model, save_model
+from kdtf.optim import add_kernel_regularization, build_optimizer
 from kdtf.report import report_header
 from kdtf.runstate import RunState, StepCheckpoint
 from kdtf.spec import DistillSpec
@@ -67,7 +68,16 @@ class _Run:
 
 def _encoder(config, name, input_shape, seed_offset):
     keras.utils.set_random_seed(config.seed + seed_offset)
-    return ENCODERS[getattr(config, name)](input_shape, dim=config.dim, name=name)
+    encoder = ENCODERS[getattr(config, name)](input_shape, dim=config.dim, name=name)
+    return add_kernel_regularization(encoder, *config.training_recipe().kernel_penalties)
+
+
+def _optimizer(ctx, epochs, steps, learning_rate, warmup=True):
+    """An optimizer of the run's training recipe for ``epochs`` of ``steps`` batches."""
+    recipe = ctx.config.training_recipe()
+    if not warmup:
+        recipe = dataclasses.replace(recipe, warmup_epochs=0)
+    return build_optimizer(recipe, steps, epochs, learning_rate=learning_rate)
 
 
 def _evaluate(ctx, name, embed_fn, params, path=None, measured_on="keras"):
@@ -105,7 +115,7 @@ def _encoder_stage(ctx, name, label, describe, build, train, filename, timing):
 def _pretrain(ctx, encoder, epochs, callbacks):
     config = ctx.config
     byol = BYOL(encoder, base_tau=config.base_tau)
-    byol.compile(keras.optimizers.Adam(config.learning_rate))
+    byol.compile(_optimizer(ctx, epochs, max(1, len(ctx.x) // config.batch_size), config.learning_rate))  # full batches
     views = byol_views(ctx.x, config.batch_size, seed=config.seed, crop_area=(config.crop_area, 1.0), flip=config.flip)
     return byol.fit(views, epochs=epochs, verbose=ctx.verbose, callbacks=callbacks).history["loss"]
 
@@ -162,7 +172,8 @@ def run(config, resume=False):
 
 def _distil(ctx, student, teacher, cached, callbacks):
     distiller = Distiller(student, teacher, SPEC, name="distill")
-    distiller.compile(keras.optimizers.Adam(ctx.config.distill_learning_rate))
+    steps = int(np.ceil(len(ctx.x) / ctx.config.batch_size))
+    distiller.compile(_optimizer(ctx, ctx.config.distill_epochs, steps, ctx.config.distill_learning_rate))
     return distiller.fit(cached, epochs=ctx.config.distill_epochs, verbose=ctx.verbose, callbacks=callbacks).history["loss"]
 
 
@@ -171,7 +182,7 @@ def _compress_stage(ctx, student, teacher, cached):
     recipe = compress.Recipe.parse(config.compression_steps())
     for step in recipe.steps:
         step.epochs = config.qat_epochs if isinstance(step, compress.QAT) else config.prune_epochs
-    fine_tuner = FineTuner(teacher, cached, spec=SPEC, optimizer=config.distill_learning_rate / 3,
+    fine_tuner = FineTuner(teacher, cached, spec=SPEC, optimizer=lambda epochs, steps: _optimizer(ctx, epochs, steps, config.distill_learning_rate / 3, False),
                            steps_per_epoch=int(np.ceil(len(ctx.x) / config.batch_size)), verbose=ctx.verbose)
     steps = {}
 
