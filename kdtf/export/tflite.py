@@ -65,6 +65,7 @@ def to_tflite(
             quantization-aware training.
         input_type, output_type: for ``int8``: ``tf.int8``, ``tf.uint8`` or ``tf.float32``
             (default int8); for ``int16x8``: ``tf.int16`` or ``tf.float32`` (default float).
+            Integer inputs (token ids) keep their type whatever ``input_type`` says.
         allow_flex: allow SELECT_TF_OPS (not recommended for Android; see
             :func:`check_builtin_ops`).
 
@@ -89,12 +90,15 @@ def to_tflite(
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if mode == "float16":
         converter.target_spec.supported_types = [tf.float16]
+    # Token ids (integer inputs) stay integer: only float inputs are quantized.
+    input_dtype = model.inputs[0].dtype.as_numpy_dtype
+    integer_inputs = not np.issubdtype(input_dtype, np.floating)
     if representative_data is not None and mode in ("int8", "int16x8"):
         batches = list(representative_data)
 
         def gen():
             for batch in batches:
-                for example in np.asarray(batch, dtype=np.float32):
+                for example in np.asarray(batch, dtype=input_dtype):
                     yield [example[None]]
 
         converter.representative_dataset = gen
@@ -103,7 +107,7 @@ def to_tflite(
         # data anyway (TF 2.21 checks before it sees the fake-quant ops).
         if not qat:
             ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = input_type or tf.int8
+        converter.inference_input_type = tf.float32 if integer_inputs else input_type or tf.int8
         converter.inference_output_type = output_type or tf.int8
     elif mode == "int16x8":
         ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
