@@ -22,11 +22,12 @@ transpose), ``AttentionLogits`` (batched ``q k^T / sqrt(d_h)``), a ``Softmax`` l
   BATCH_MATMUL, SOFTMAX, GELU, MEAN/…), so the float and int8 exports need no Flex op.
 
 Patches: a ``Conv2D(dim, patch, strides=patch)`` embeds non-overlapping patches. A side
-that ``patch`` does not divide is zero-padded at the bottom/right to the next multiple
-(``ZeroPadding2D``, split evenly, the extra pixel at the end), so any image size works.
-The presets keep a fixed 7x7 token grid: ``patch = ceil(side / 7)`` per axis (4 at 28x28,
-5 at 32x32 padded to 35, 32 at 224x224), so cost and attention-map shapes do not grow with
-``--image-size`` and the teacher's and student's maps match token for token.
+that ``patch`` does not divide is zero-padded to the next multiple (``ZeroPadding2D``,
+split evenly, the odd pixel at the end), so any image size works. The presets keep a
+fixed 7x7 token grid: ``patch = ceil(side / 7)`` per axis and the image zero-padded to
+``7 * patch`` (patch 4 at 28x28; 5 at 32x32, padded to 35; 6 at a side of 36, padded to
+42; 32 at 224x224), so cost and attention-map shapes do not grow with ``--image-size``
+and the teacher's and student's maps match token for token.
 """
 
 import math
@@ -170,17 +171,20 @@ def _encoder_head(tokens, inputs, num_classes, depth, heads, mlp_dim, pooling, n
     return keras.Model(inputs, layers.Dense(num_classes, name="logits")(x), name=name)
 
 
-def _pad_to_patches(x, patch):
+def _pad_to_patches(x, patch, grid):
+    """Zero-pads each side to ``grid * patch`` (split evenly, the odd pixel at the end)."""
     pads = []
-    for side, p in zip(x.shape[1:3], patch):
-        extra = -side % p
+    for side, p, g, axis in zip(x.shape[1:3], patch, grid, ("rows", "cols")):
+        if g * p < side:
+            raise ValueError(f"Expected grid * patch_size to cover the image: {axis} {g} x {p} < {side}. Received: grid={grid}, patch_size={patch}")
+        extra = g * p - side
         pads.append((extra // 2, extra - extra // 2))
     if any(sum(pad) for pad in pads):
         x = keras.layers.ZeroPadding2D(tuple(pads), name="patch_padding")(x)
     return x
 
 
-def vit_classifier(input_shape, num_classes, *, patch_size, dim, depth, heads, mlp_dim, pooling="mean", name="vit"):
+def vit_classifier(input_shape, num_classes, *, patch_size, dim, depth, heads, mlp_dim, pooling="mean", grid=None, name="vit"):
     """A Vision Transformer classifier (Functional tf_keras model) that outputs logits.
 
     Args:
@@ -192,6 +196,8 @@ def vit_classifier(input_shape, num_classes, *, patch_size, dim, depth, heads, m
         heads: attention heads.
         mlp_dim: hidden width of each block's MLP.
         pooling: ``"mean"`` (average of the tokens) or ``"cls"`` (a learned class token).
+        grid: ``(rows, cols)`` of patch tokens; the image is zero-padded to ``grid *
+            patch_size``. Default: ``ceil(side / patch)`` per axis.
         name: model name.
     """
     patch = (patch_size, patch_size) if isinstance(patch_size, int) else tuple(patch_size)
@@ -201,7 +207,8 @@ def vit_classifier(input_shape, num_classes, *, patch_size, dim, depth, heads, m
     if len(input_shape) != 3 or None in input_shape:
         raise ValueError(f"Expected input_shape (height, width, channels) with known sizes. Received: input_shape={input_shape!r}")
     inputs = keras.Input(input_shape, name="image")
-    x = keras.layers.Conv2D(dim, patch, strides=patch, name="patch_embedding")(_pad_to_patches(inputs, patch))
+    grid = tuple(grid) if grid is not None else tuple(-(-side // p) for side, p in zip(input_shape[:2], patch))
+    x = keras.layers.Conv2D(dim, patch, strides=patch, name="patch_embedding")(_pad_to_patches(inputs, patch, grid))
     tokens = keras.layers.Reshape((x.shape[1] * x.shape[2], dim), name="patch_tokens")(x)
     return _encoder_head(tokens, inputs, num_classes, depth, heads, mlp_dim, pooling, name)
 
@@ -229,13 +236,13 @@ def preset_patch_size(input_shape, grid=PRESET_GRID):
 def vit_teacher(input_shape=(28, 28, 1), num_classes=10, name="teacher"):
     """ViT teacher: dim 96, 4 blocks, 4 heads, MLP 192, mean pooling, 7x7 tokens
     (patch 4 at 28x28): about 0.31 M parameters at 28x28x1."""
-    return vit_classifier(input_shape, num_classes, patch_size=preset_patch_size(input_shape), dim=96, depth=4, heads=4, mlp_dim=192, name=name)
+    return vit_classifier(input_shape, num_classes, patch_size=preset_patch_size(input_shape), grid=(PRESET_GRID,) * 2, dim=96, depth=4, heads=4, mlp_dim=192, name=name)
 
 
 def vit_student(input_shape=(28, 28, 1), num_classes=10, name="student"):
     """ViT student: dim 48, 2 blocks, 4 heads (the teacher's, so attention maps transfer
     head by head), MLP 96, mean pooling, 7x7 tokens: about 41 k parameters at 28x28x1."""
-    return vit_classifier(input_shape, num_classes, patch_size=preset_patch_size(input_shape), dim=48, depth=2, heads=4, mlp_dim=96, name=name)
+    return vit_classifier(input_shape, num_classes, patch_size=preset_patch_size(input_shape), grid=(PRESET_GRID,) * 2, dim=48, depth=2, heads=4, mlp_dim=96, name=name)
 
 
 PRESETS = {"vit_teacher": vit_teacher, "vit_student": vit_student}
