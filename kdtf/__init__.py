@@ -2,11 +2,14 @@
 
 Public API, by task:
 
-* distill: :class:`Distiller`, :mod:`kdtf.losses`
-* compress: :mod:`kdtf.compress` (prune / strip_pruning, quantize)
+* distill: :class:`Distiller`, :mod:`kdtf.losses` (:mod:`kdtf.losses.transformer`:
+  attention matrices and hidden states)
+* compress: :mod:`kdtf.compress` (prune / strip_pruning, quantize;
+  :mod:`kdtf.compress.transformer_qat` for LayerNorm, attention and Embedding)
 * export and verify: :mod:`kdtf.export` (to_tflite, evaluate, latency, op check)
 * data and models: :mod:`kdtf.data` (specs, augmentation), :mod:`kdtf.models` (zoo,
-  application backbones), :mod:`kdtf.finetune` (two-phase, teacher-assisted)
+  application backbones, :mod:`kdtf.models.vit` Transformers), :mod:`kdtf.finetune`
+  (two-phase, teacher-assisted)
 * self-supervised teachers: :mod:`kdtf.ssl` (BYOL, linear probe, k-NN)
 * scale: :mod:`kdtf.distribute` (strategies by name)
 * the end-to-end recipes: :mod:`kdtf.pipeline`, :mod:`kdtf.ssl.pipeline`, :mod:`kdtf.report`,

@@ -14,7 +14,7 @@ RNG = np.random.default_rng(3)
 
 def small_vit(pooling="mean", seed=0, **kwargs):
     keras.utils.set_random_seed(seed)
-    options = dict(patch_size=7, dim=16, depth=2, heads=2, mlp_dim=32, pooling=pooling)
+    options = {"patch_size": 7, "dim": 16, "depth": 2, "heads": 2, "mlp_dim": 32, "pooling": pooling}
     options.update(kwargs)
     return vit.vit_classifier((28, 28, 1), 10, **options)
 
