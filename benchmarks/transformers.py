@@ -74,18 +74,16 @@ class LocalTerms:
 
     def __init__(self, student, teacher, weights):
         self.weights = weights
-        kinds = [k for k in ("attention", "hidden") if k in weights]
         s_names, t_names, self.pairs = [], [], {}
-        if kinds:
-            mapping = vit.uniform_block_mapping(len(vit.block_layer_names(student)), len(vit.block_layer_names(teacher)))
-        for kind in kinds:
-            s_blocks, t_blocks = vit.block_layer_names(student, kind), vit.block_layer_names(teacher, kind)
-            self.pairs[kind] = range(len(s_names) + 1, len(s_names) + 1 + len(s_blocks))
-            s_names += s_blocks
-            t_names += [t_blocks[j] for j in mapping]
+        for kind in ("attention", "hidden"):
+            if kind in weights:
+                pairs = vit.block_pairs(student, teacher, kind)
+                self.pairs[kind] = range(len(s_names) + 1, len(s_names) + 1 + len(pairs))
+                s_names += [s for s, _ in pairs]
+                t_names += [t for _, t in pairs]
         self.student_view, self.teacher_view = tap(student, s_names), tap(teacher, t_names)
         self.adapters = []
-        if "hidden" in kinds:
+        if "hidden" in weights:
             widths = [(student.get_layer(s).output_shape[-1], teacher.get_layer(t).output_shape[-1]) for s, t in zip(s_names, t_names) if s.endswith("_output")]
             self.adapters = [losses.hidden_adapter(ws, wt, name=f"hidden_adapter{i}") for i, (ws, wt) in enumerate(widths)]
 

@@ -71,6 +71,12 @@ def test_uniform_block_mapping_is_ceil_of_the_proportional_depth_minus_one(stude
     assert expected[-1] == teacher - 1
 
 
+def test_block_pairs_map_student_blocks_to_teacher_blocks_uniformly():
+    student, teacher = small_vit(depth=2), small_vit(depth=4, seed=1)
+    assert vit.block_pairs(student, teacher, "hidden") == [("block0_output", "block1_output"), ("block1_output", "block3_output")]
+    assert vit.block_pairs(student, teacher)[1] == ("block1_attention_scores", "block3_attention_scores")
+
+
 def test_models_reject_bad_sizes_with_the_argument_named():
     with pytest.raises(ValueError, match="dim=30, heads=4"):
         vit.vit_classifier((28, 28, 1), 10, patch_size=7, dim=30, depth=1, heads=4, mlp_dim=8)
@@ -85,6 +91,8 @@ def test_quantize_wraps_every_transformer_layer():
     assert compress.unsupported_layers(small_vit("cls")) == []
     wrapped = {layer.layer.name for layer in quantized.layers if hasattr(layer, "quantize_config")}
     assert {"block0_norm1", "block0_attention_scores", "block0_attention_logits", "block1_mlp_gelu", "class_token", "final_norm"} <= wrapped
+    with pytest.raises(ValueError, match="quantization-aware Transformer 'vit' needs representative_data"):
+        export.to_tflite(quantized, "int8")
 
 
 def _litert_agreement(flatbuffer, model, x):

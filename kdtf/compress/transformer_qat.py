@@ -33,7 +33,7 @@ import tensorflow_model_optimization as tfmot
 from kdtf._keras import keras
 from kdtf.models import vit
 
-__all__ = ["quantize_config", "LayerNormQuantizeConfig", "SoftmaxQuantizeConfig", "OutputQuantizeConfig", "PassThroughQuantizeConfig", "EmbeddingQuantizeConfig", "CUSTOM_OBJECTS"]
+__all__ = ["quantize_config", "LayerNormQuantizeConfig", "SoftmaxQuantizeConfig", "OutputQuantizeConfig", "PassThroughQuantizeConfig", "EmbeddingQuantizeConfig", "IntegerInputsScheme", "needs_calibration", "CUSTOM_OBJECTS"]
 
 _qk = tfmot.quantization.keras
 _quantizers = _qk.quantizers
@@ -163,3 +163,17 @@ class IntegerInputsScheme(_qk.QuantizeScheme):
 
     def get_quantize_registry(self):
         return self.scheme.get_quantize_registry()
+
+
+def needs_calibration(model):
+    """True when a quantization-aware ``model`` still has tensors without a trained
+    range, so its int8 export needs representative data: LayerNormalization's internal
+    ops (mean, variance, rsqrt) and Dense layers on token sequences (TF-MOT
+    fake-quantizes after the bias, the converter splits the matmul from the bias add)."""
+    for layer in model.layers:
+        inner = getattr(layer, "layer", layer)
+        if isinstance(inner, keras.layers.LayerNormalization):
+            return True
+        if isinstance(inner, keras.layers.Dense) and len(inner.input_shape) > 2:
+            return True
+    return False

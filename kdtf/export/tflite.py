@@ -78,12 +78,7 @@ def to_tflite(
 
     model = _strip_wrappers(model)
     qat = is_quantized(model)
-    if mode in ("int8", "int16x8") and representative_data is None and not qat:
-        raise ValueError(
-            f"mode={mode!r} needs representative_data (a few hundred training inputs) to "
-            f"calibrate activation ranges of '{model.name}', or a quantization-aware "
-            "trained model. Pass representative_data=..., or use mode='dynamic'."
-        )
+    _require_calibration(model, mode, representative_data is not None, qat)
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if mode != "float32" or qat:
@@ -125,6 +120,28 @@ def to_tflite(
     raise ValueError(
         f"The TFLite converter refused '{model.name}' in mode {mode!r}: {reason}"
     ) from None
+
+
+def _require_calibration(model, mode, calibrated, qat):
+    """Raises unless an integer ``mode`` has the ranges it needs: representative data,
+    or quantization-aware training that covered every tensor."""
+    from kdtf.compress.transformer_qat import needs_calibration
+
+    if mode not in ("int8", "int16x8") or calibrated:
+        return
+    if not qat:
+        raise ValueError(
+            f"mode={mode!r} needs representative_data (a few hundred training inputs) to "
+            f"calibrate activation ranges of '{model.name}', or a quantization-aware "
+            "trained model. Pass representative_data=..., or use mode='dynamic'."
+        )
+    if needs_calibration(model):
+        raise ValueError(
+            f"mode={mode!r} for the quantization-aware Transformer '{model.name}' needs "
+            "representative_data (a few hundred training inputs): its LayerNormalization "
+            "internals and the matmuls before each bias have no trained range, and would "
+            "stay float. Pass representative_data=..."
+        )
 
 
 def _first_error_line(text):

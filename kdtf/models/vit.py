@@ -43,11 +43,13 @@ __all__ = [
     "PRESETS",
     "block_layer_names",
     "uniform_block_mapping",
+    "block_pairs",
     "preset_patch_size",
     "CUSTOM_OBJECTS",
 ]
 
 PRESET_GRID = 7  # tokens per side for the presets
+LN_EPSILON = 1e-6
 
 
 @keras.saving.register_keras_serializable(package="kdtf")
@@ -141,13 +143,13 @@ def encoder_block(x, index, *, heads, mlp_dim):
     """One pre-norm encoder block on ``(batch, tokens, dim)``; layers ``block{index}_*``."""
     layers = keras.layers
     dim, p = x.shape[-1], f"block{index}_"
-    h = layers.LayerNormalization(epsilon=1e-6, name=p + "norm1")(x)
+    h = layers.LayerNormalization(epsilon=LN_EPSILON, name=p + "norm1")(x)
     q, k, v = (SplitHeads(heads, name=p + n + "_heads")(layers.Dense(dim, name=p + n)(h)) for n in ("query", "key", "value"))
     logits = AttentionLogits(name=p + "attention_logits")([q, k])
     scores = layers.Softmax(axis=-1, name=p + "attention_scores")(logits)
     context = MergeHeads(name=p + "merge_heads")(AttentionContext(name=p + "attention_context")([scores, v]))
     x = layers.Add(name=p + "attention_residual")([x, layers.Dense(dim, name=p + "attention_output")(context)])
-    h = layers.LayerNormalization(epsilon=1e-6, name=p + "norm2")(x)
+    h = layers.LayerNormalization(epsilon=LN_EPSILON, name=p + "norm2")(x)
     h = layers.Activation("gelu", name=p + "mlp_gelu")(layers.Dense(mlp_dim, name=p + "mlp_dense1")(h))
     return layers.Add(name=p + "output")([x, layers.Dense(dim, name=p + "mlp_dense2")(h)])
 
@@ -162,7 +164,7 @@ def _encoder_head(tokens, inputs, num_classes, depth, heads, mlp_dim, pooling, n
     x = PositionEmbedding(name="position_embedding")(tokens)
     for i in range(depth):
         x = encoder_block(x, i, heads=heads, mlp_dim=mlp_dim)
-    x = layers.LayerNormalization(epsilon=1e-6, name="final_norm")(x)
+    x = layers.LayerNormalization(epsilon=LN_EPSILON, name="final_norm")(x)
     if pooling == "cls":
         x = layers.Cropping1D((0, x.shape[1] - 1), name="cls_select")(x)
         x = layers.Flatten(name="pool")(x)
@@ -270,3 +272,10 @@ def uniform_block_mapping(student_blocks, teacher_blocks):
     student block always maps to the last teacher block)."""
     _check_positive(student_blocks=student_blocks, teacher_blocks=teacher_blocks)
     return [-(-(i + 1) * teacher_blocks // student_blocks) - 1 for i in range(student_blocks)]
+
+
+def block_pairs(student, teacher, kind="attention"):
+    """``[(student_layer, teacher_layer), ...]``: each student block's ``kind`` layer
+    (see :func:`block_layer_names`) and the teacher's on the uniform block mapping."""
+    s_names, t_names = block_layer_names(student, kind), block_layer_names(teacher, kind)
+    return [(s, t_names[j]) for s, j in zip(s_names, uniform_block_mapping(len(s_names), len(t_names)))]
