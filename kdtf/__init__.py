@@ -2,14 +2,17 @@
 
 Public API, by task:
 
-* distill: :class:`Distiller`, :class:`DistillSpec`, :mod:`kdtf.losses`, :mod:`kdtf.terms`
+* distill: :class:`Distiller`, :class:`DistillSpec`, :mod:`kdtf.losses` (incl. attention
+  matrices and hidden states of Transformers), :mod:`kdtf.terms`
 * train: :mod:`kdtf.optim` (SGD/Adam/AdamW, learning-rate schedules, weight decay, L1)
 * compress: :mod:`kdtf.compress` (prune / strip_pruning, cluster, quantize, factorize,
-  ``Recipe``), fine-tuned by :class:`FineTuner` (:mod:`kdtf.training`)
+  ``Recipe``; :mod:`kdtf.compress.transformer_qat` for LayerNorm, attention and
+  Embedding), fine-tuned by :class:`FineTuner` (:mod:`kdtf.training`)
 * export and verify: :mod:`kdtf.export` (to_tflite, evaluate, latency, op check;
   litert-quantizer post-training quantization, per-op error, mixed precision)
 * data and models: :mod:`kdtf.data` (specs, augmentation), :mod:`kdtf.models` (zoo,
-  application backbones), :mod:`kdtf.finetune` (two-phase, teacher-assisted)
+  application backbones, :mod:`kdtf.models.vit` Transformers), :mod:`kdtf.finetune`
+  (two-phase, teacher-assisted)
 * Keras 3 in and out: :func:`from_keras3`, :func:`to_keras3` (:mod:`kdtf.keras3`)
 * self-supervised teachers: :mod:`kdtf.ssl` (BYOL, linear probe, k-NN)
 * scale: :mod:`kdtf.distribute` (strategies by name)

@@ -28,6 +28,8 @@ def _quantize(x, detail):
     if np.issubdtype(dtype, np.floating):
         return x.astype(dtype)
     scale, zero_point = detail["quantization"]
+    if scale == 0:  # an integer input that is not quantized (token ids)
+        return x.astype(dtype)
     info = np.iinfo(dtype)
     return np.clip(np.round(x / scale + zero_point), info.min, info.max).astype(dtype)
 

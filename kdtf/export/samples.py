@@ -19,7 +19,7 @@ def _as_inputs(element):
     return np.asarray(element)
 
 
-def representative_samples(data, input_shape, argument="representative_data", max_examples=256):
+def representative_samples(data, input_shape, argument="representative_data", max_examples=256, dtype=np.float32):
     """At most ``max_examples`` float32 examples shaped ``(n, *input_shape)`` from an array
     of examples, a ``tf.data.Dataset`` or an iterable of batches (or of single examples)."""
     if data is None:
@@ -44,4 +44,4 @@ def representative_samples(data, input_shape, argument="representative_data", ma
             )
         if not np.issubdtype(part.dtype, np.number):
             raise ValueError(f"Expected numeric {argument}. Received: dtype {part.dtype}")
-    return np.concatenate(parts)[:max_examples].astype(np.float32)
+    return np.concatenate(parts)[:max_examples].astype(dtype)

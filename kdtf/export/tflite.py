@@ -1,16 +1,17 @@
 """Keras -> TFLite conversion (reading the flatbuffer is :mod:`kdtf.export.flatbuffer`)."""
 
 
+import numpy as np
 import tensorflow_model_optimization as tfmot
 from tensorflow_model_optimization.python.core.clustering.keras import cluster_wrapper
 from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
 
-from kdtf._keras import tf
+from kdtf._keras import keras, tf
 from kdtf.export.samples import representative_samples
 from kdtf.io import captured_stderr, write_bytes
 from kdtf.keras3 import as_tf_keras
 
-__all__ = ["MODES", "to_tflite", "save_tflite"]
+__all__ = ["MODES", "to_tflite", "save_tflite", "needs_calibration"]
 
 MODES = ("float32", "float16", "dynamic", "int8", "int16x8")
 
@@ -53,6 +54,7 @@ def to_tflite(
             quantization-aware training.
         input_type, output_type: for ``int8``: ``tf.int8``, ``tf.uint8`` or ``tf.float32``
             (default int8); for ``int16x8``: ``tf.int16`` or ``tf.float32`` (default float).
+            Integer inputs (token ids) keep their type whatever ``input_type`` says.
         allow_flex: allow SELECT_TF_OPS (not recommended for Android; see
             :func:`kdtf.export.check_builtin_ops`).
         max_examples: calibration examples used at most.
@@ -64,27 +66,26 @@ def to_tflite(
         raise ValueError(f"Unknown TFLite mode {mode!r}. Expected one of {', '.join(MODES)}.")
     model = _strip_wrappers(as_tf_keras(model, "model"))
     qat = _is_quantized(model)
-    if mode in ("int8", "int16x8") and representative_data is None and not qat:
-        raise ValueError(
-            f"mode={mode!r} needs representative_data (a few hundred training inputs) to "
-            f"calibrate activation ranges of '{model.name}', or a quantization-aware "
-            "trained model. Pass representative_data=..., or use mode='dynamic'."
-        )
+    _require_calibration(model, mode, representative_data is not None, qat)
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if mode != "float32" or qat:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if mode == "float16":
         converter.target_spec.supported_types = [tf.float16]
+    # Token ids (integer inputs) stay integer: only float inputs are quantized.
+    input_dtype = model.inputs[0].dtype.as_numpy_dtype
+    integer_inputs = not np.issubdtype(input_dtype, np.floating)
     if representative_data is not None and mode in ("int8", "int16x8"):
-        samples = representative_samples(representative_data, tuple(model.input_shape[1:]), max_examples=max_examples)
+        samples = representative_samples(representative_data, tuple(model.input_shape[1:]), max_examples=max_examples,
+                                         dtype=input_dtype)
         converter.representative_dataset = lambda: ([example[None]] for example in samples)
     if mode == "int8":
         # A QAT model carries its ranges; TFLITE_BUILTINS_INT8 would demand calibration
         # data anyway (TF 2.21 checks before it sees the fake-quant ops).
         if not qat:
             ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = input_type or tf.int8
+        converter.inference_input_type = tf.float32 if integer_inputs else input_type or tf.int8
         converter.inference_output_type = output_type or tf.int8
     elif mode == "int16x8":
         ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
@@ -102,6 +103,40 @@ def to_tflite(
     raise ValueError(
         f"The TFLite converter refused '{model.name}' in mode {mode!r}: {reason}"
     ) from None
+
+
+def needs_calibration(model):
+    """True when a quantization-aware ``model`` still has tensors without a trained
+    range, so its int8 export needs representative data: LayerNormalization's internal
+    ops (mean, variance, rsqrt) and Dense layers on token sequences (TF-MOT
+    fake-quantizes after the bias, the converter splits the matmul from the bias add)."""
+    for layer in model.layers:
+        inner = getattr(layer, "layer", layer)
+        if isinstance(inner, keras.layers.LayerNormalization):
+            return True
+        if isinstance(inner, keras.layers.Dense) and len(inner.input_shape) > 2:
+            return True
+    return False
+
+
+def _require_calibration(model, mode, calibrated, qat):
+    """Raises unless an integer ``mode`` has the ranges it needs: representative data,
+    or quantization-aware training that covered every tensor."""
+    if mode not in ("int8", "int16x8") or calibrated:
+        return
+    if not qat:
+        raise ValueError(
+            f"mode={mode!r} needs representative_data (a few hundred training inputs) to "
+            f"calibrate activation ranges of '{model.name}', or a quantization-aware "
+            "trained model. Pass representative_data=..., or use mode='dynamic'."
+        )
+    if needs_calibration(model):
+        raise ValueError(
+            f"mode={mode!r} for the quantization-aware Transformer '{model.name}' needs "
+            "representative_data (a few hundred training inputs): its LayerNormalization "
+            "internals and the matmuls before each bias have no trained range, and would "
+            "stay float. Pass representative_data=..."
+        )
 
 
 def _first_error_line(text):

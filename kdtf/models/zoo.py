@@ -1,7 +1,9 @@
-"""Small teacher and student CNNs for the offline defaults. All output logits."""
+"""Small teacher and student CNNs for the offline defaults, and the ViT presets of
+:mod:`kdtf.models.vit`. All output logits."""
 
 from kdtf._keras import keras
 from kdtf.models.resnet import resnet18_cifar
+from kdtf.models.vit import vit_student, vit_teacher
 
 __all__ = ["teacher_cnn", "student_cnn", "teacher_encoder", "student_encoder", "ENCODERS", "build", "names", "is_backbone"]
 
@@ -81,7 +83,8 @@ def student_encoder(input_shape=(28, 28, 1), dim=128, name="student_encoder"):
     )
 
 
-_ZOO = {"teacher_cnn": teacher_cnn, "student_cnn": student_cnn, "resnet18_cifar": resnet18_cifar}
+_ZOO = {"teacher_cnn": teacher_cnn, "student_cnn": student_cnn, "resnet18_cifar": resnet18_cifar,
+        "vit_teacher": vit_teacher, "vit_student": vit_student}
 ENCODERS = {"teacher_encoder": teacher_encoder, "student_encoder": student_encoder}
 
 
@@ -106,7 +109,7 @@ def build(model, input_shape, num_classes, name=None, weights=None):
         weights: a local weights file for backbones (``None``: random); zoo models
             accept only ``None``.
     """
-    from kdtf.models.transfer import backbone_classifier
+    from kdtf.models.transfer import BACKBONES, backbone_classifier
 
     if is_backbone(model):
         return backbone_classifier(model, input_shape, num_classes, weights=weights, model_name=name)
