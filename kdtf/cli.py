@@ -12,7 +12,7 @@ import os
 import sys
 
 __all__ = ["ArgumentParser", "parse_config", "load_yaml_defaults", "exit_on_error", "save_args", "log",
-           "keras_verbosity", "resume_args", "VERBOSE_HELP"]
+           "keras_verbosity", "resume_args", "load_tensorflow", "VERBOSE_HELP"]
 
 VERBOSE_HELP = "Keras verbosity: 0 silent, 1 progress bars, 2 one line per epoch (default: 1 on a terminal, 2 in a log file)"
 
@@ -134,6 +134,13 @@ def exit_on_error(main):
             return 130
 
     return wrapper
+
+
+def load_tensorflow():
+    """Loads TensorFlow and tf_keras through :mod:`kdtf._keras`, which keeps their
+    start-up lines off the terminal. Scripts call it after their flags are checked and
+    before anything that imports TensorFlow or TF-MOT on its own."""
+    import kdtf._keras  # noqa: F401  (heavy: loaded only once the flags are known to be good)
 
 
 def log(message):

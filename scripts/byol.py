@@ -17,7 +17,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from kdtf.cli import VERBOSE_HELP, exit_on_error, parse_config  # noqa: E402  (light: no TensorFlow yet)
+from kdtf.cli import VERBOSE_HELP, exit_on_error, load_tensorflow, parse_config  # noqa: E402  (light: no TensorFlow yet)
 from kdtf.config import ByolConfig  # noqa: E402
 
 HELP = {
@@ -65,6 +65,7 @@ def parse_args(argv):
 def main(argv=None):
     config, resume = parse_args(argv)
     config.validate()  # before TensorFlow loads
+    load_tensorflow()
     from kdtf.ssl import pipeline
 
     pipeline.run(config, resume=resume)

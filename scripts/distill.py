@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from kdtf import catalog  # noqa: E402  (light: no TensorFlow before the flags are checked)
-from kdtf.cli import VERBOSE_HELP, exit_on_error, parse_config  # noqa: E402
+from kdtf.cli import VERBOSE_HELP, exit_on_error, load_tensorflow, parse_config  # noqa: E402
 from kdtf.config import DistillConfig  # noqa: E402
 
 _MODELS = ", ".join(catalog.MODELS + catalog.BACKBONES)
@@ -85,6 +85,7 @@ def main(argv=None):
     config.output = config.output or config.default_output()
     if not resume and os.path.exists(os.path.join(config.output, "manifest.json")):
         raise ValueError(f"--output {config.output!r} already holds a run; continue it with --resume {config.output}, or choose another --output.")
+    load_tensorflow()
     from kdtf import pipeline
     from kdtf.distribute import make_strategy
 
