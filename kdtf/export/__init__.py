@@ -1,5 +1,6 @@
 """Export to TFLite and verification on the LiteRT runtime."""
 
+from kdtf.export.macs import count_macs
 from kdtf.export.package import export_for_android, model_card
 from kdtf.export.litert import evaluate, keras_latency, latency, load_interpreter, predict
 from kdtf.export.tflite import (
@@ -7,6 +8,7 @@ from kdtf.export.tflite import (
     TFLiteOpError,
     check_builtin_ops,
     list_ops,
+    operators,
     save_tflite,
     to_tflite,
     weight_sparsity,
@@ -17,6 +19,8 @@ __all__ = [
     "to_tflite",
     "save_tflite",
     "list_ops",
+    "operators",
+    "count_macs",
     "check_builtin_ops",
     "weight_sparsity",
     "TFLiteOpError",

@@ -16,6 +16,7 @@ __all__ = [
     "to_tflite",
     "save_tflite",
     "list_ops",
+    "operators",
     "check_builtin_ops",
     "weight_sparsity",
     "weight_tensors",
@@ -200,14 +201,23 @@ def list_ops(flatbuffer_or_path):
     return sorted(names)
 
 
-def _op_tensors(model):
-    # (op name, output tensor names) for every operator of every subgraph
+def operators(flatbuffer_or_path):
+    """Every operator of every subgraph, in execution order, as ``(name, op, graph)``:
+    the builtin name (``"CONV_2D"``, or ``FLEX:<op>`` / ``CUSTOM:<op>``), the schema
+    ``Operator`` and its ``SubGraph`` (``graph.Tensors(op.Inputs(i))`` is an input tensor).
+    """
+    model, _ = _model(flatbuffer_or_path)
     for g in range(model.SubgraphsLength()):
         graph = model.Subgraphs(g)
         for i in range(graph.OperatorsLength()):
             op = graph.Operators(i)
-            outputs = [graph.Tensors(op.Outputs(j)).Name().decode() for j in range(op.OutputsLength())]
-            yield _op_name(model, op.OpcodeIndex()), outputs
+            yield _op_name(model, op.OpcodeIndex()), op, graph
+
+
+def _op_tensors(flatbuffer_or_path):
+    # (op name, output tensor names) for every operator of every subgraph
+    for name, op, graph in operators(flatbuffer_or_path):
+        yield name, [graph.Tensors(op.Outputs(j)).Name().decode() for j in range(op.OutputsLength())]
 
 
 def check_builtin_ops(flatbuffer_or_path):
@@ -216,8 +226,7 @@ def check_builtin_ops(flatbuffer_or_path):
     The message names each op and the tensor (hence the Keras layer) that produced it.
     Returns the sorted list of ops otherwise.
     """
-    model, _ = _model(flatbuffer_or_path)
-    offending = [(op, outputs) for op, outputs in _op_tensors(model) if op.startswith(("FLEX:", "CUSTOM:"))]
+    offending = [(op, outputs) for op, outputs in _op_tensors(flatbuffer_or_path) if op.startswith(("FLEX:", "CUSTOM:"))]
     if offending:
         lines = [
             f"  {'Flex op ' + op[5:] if op.startswith('FLEX:') else 'custom op ' + op[7:]}, "
