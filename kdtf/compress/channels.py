@@ -18,7 +18,7 @@ import collections
 
 import numpy as np
 
-from kdtf._keras import keras
+from kdtf._keras import keras, tf
 from kdtf.compress.graph import walk
 
 __all__ = ["ChannelGraph", "FilterGroup", "PRODUCER_TYPES", "filter_count"]
@@ -68,6 +68,10 @@ def _unsupported(layer):
     if isinstance(layer, keras.Model):
         return "a nested model (rebuild it flat, as kdtf.models.backbone_classifier does)"
     return "a layer type filter pruning cannot slice"
+
+
+def _output_widths(node):
+    return [t.shape[-1] for t in tf.nest.flatten(node.outputs)]
 
 
 class ChannelGraph:
@@ -179,7 +183,7 @@ class ChannelGraph:
         return labels[0]
 
     def _elementwise(self, node, labels):
-        width = node.outputs[0].shape[-1]
+        width = _output_widths(node)[0]
         full = [ids for ids in labels if ids is not None and len(ids) == width]
         if len(full) != len([ids for ids in labels if ids is not None and len(ids) != 1]):
             return self._block(node, labels, "inputs of different widths")
@@ -193,7 +197,7 @@ class ChannelGraph:
         for ids in labels:
             self._freeze(ids, _Reason(layer.name, f"is {why}", f"feeds {kind} '{layer.name}' ({why})"))
         blocked = _Reason(layer.name, f"is {why}", f"is tied to the output of {kind} '{layer.name}' ({why})")
-        outputs = [self._new(t.shape[-1], blocked) for t in node.outputs]
+        outputs = [self._new(width, blocked) for width in _output_widths(node)]
         return outputs if len(outputs) > 1 else outputs[0]
 
     def frozen_reason(self, root):
