@@ -215,6 +215,16 @@ def test_count_macs_matches_hand_counts_of_the_default_student():
     assert [e["op"] for e in macs["per_op"]] == ["CONV_2D", "CONV_2D", "FULLY_CONNECTED", "FULLY_CONNECTED"]
 
 
+def test_count_macs_uses_runtime_shapes_of_a_dense_on_a_sequence_and_batch_matmul():
+    from kdtf._keras import tf
+
+    x = keras.Input((3, 5))
+    a = layers.Dense(4, name="d")(x)  # (3, 4): a RESHAPE to rows, then FULLY_CONNECTED
+    model = keras.Model(x, tf.linalg.matmul(a, x, transpose_a=True))  # (4, 3) @ (3, 5), adj_x
+    per_op = count_macs(export.to_tflite(model))["per_op"]
+    assert [(e["op"], e["macs"]) for e in per_op] == [("FULLY_CONNECTED", 3 * 5 * 4), ("BATCH_MATMUL", 4 * 5 * 3)]
+
+
 def _keras_macs(model):
     total = 0
     for layer in model.layers:

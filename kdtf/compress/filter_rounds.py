@@ -16,7 +16,7 @@ import dataclasses
 import math
 import numbers
 
-from kdtf.compress.filters import SCOPES, check_fraction, count_filters, describe_pruning, prune_filters
+from kdtf.compress.filters import SCOPES, check_fraction, count_filters, prune_filters
 from kdtf.compress.importance import CRITERIA
 from kdtf.compress.layers import clone_with_weights
 
@@ -119,9 +119,13 @@ class FilterPrune:
                 model, share, criterion=self.criterion, scope=self.scope, min_keep=minimum, data=data,
             )
             reports.append(report)
+            kept = sum(v["kept"] for v in report["layers"].values())
+            total = sum(v["total"] for v in report["layers"].values())
             context.log(
-                f"filters round {index + 1}/{self.rounds}: {'; '.join(describe_pruning(report))}; "
-                f"fine-tuning {epochs} epoch(s)" + (" from the unpruned student" if teacher else "")
+                f"filters round {index + 1}/{self.rounds}: {kept}/{total} filters kept in {len(report['layers'])} "
+                f"layers, {report['params'][0]:,} -> {report['params'][1]:,} parameters"
+                + (f" (not pruned: {', '.join(report['unprunable'])})" if report["unprunable"] else "")
+                + f"; fine-tuning {epochs} epoch(s)" + (" from the unpruned student" if teacher else "")
             )
             tuned = context.fine_tune(model, epochs, **teacher)
             model = model if tuned is None else tuned

@@ -202,21 +202,22 @@ def list_ops(flatbuffer_or_path):
 
 
 def operators(flatbuffer_or_path):
-    """Every operator of every subgraph, in execution order, as ``(name, op, graph)``:
-    the builtin name (``"CONV_2D"``, or ``FLEX:<op>`` / ``CUSTOM:<op>``), the schema
-    ``Operator`` and its ``SubGraph`` (``graph.Tensors(op.Inputs(i))`` is an input tensor).
+    """Every operator of every subgraph, in execution order, as ``(name, op, graph,
+    index)``: the builtin name (``"CONV_2D"``, or ``FLEX:<op>`` / ``CUSTOM:<op>``), the
+    schema ``Operator``, its ``SubGraph`` (``graph.Tensors(op.Inputs(i))`` is an input
+    tensor) and the subgraph's index (0: the main graph).
     """
     model, _ = _model(flatbuffer_or_path)
     for g in range(model.SubgraphsLength()):
         graph = model.Subgraphs(g)
         for i in range(graph.OperatorsLength()):
             op = graph.Operators(i)
-            yield _op_name(model, op.OpcodeIndex()), op, graph
+            yield _op_name(model, op.OpcodeIndex()), op, graph, g
 
 
 def _op_tensors(flatbuffer_or_path):
     # (op name, output tensor names) for every operator of every subgraph
-    for name, op, graph in operators(flatbuffer_or_path):
+    for name, op, graph, _ in operators(flatbuffer_or_path):
         yield name, [graph.Tensors(op.Outputs(j)).Name().decode() for j in range(op.OutputsLength())]
 
 
