@@ -115,6 +115,27 @@ def test_dense_rows_behind_a_flatten_are_removed_with_the_conv_filters():
     np.testing.assert_allclose(pruned(x, training=False), zeroed(x, training=False), atol=1e-5, rtol=1e-5)
 
 
+def test_squeeze_excitation_reshape_and_multiply_keep_channels_aligned():
+    keras.utils.set_random_seed(0)
+    x = keras.Input((6, 6, 2))
+    a = layers.ReLU(name="relu")(layers.BatchNormalization(name="bn")(layers.Conv2D(6, 3, padding="same", name="conv")(x)))
+    se = layers.Reshape((1, 1, 6), name="se_reshape")(layers.GlobalAveragePooling2D(name="se_pool")(a))
+    se = layers.Conv2D(6, 1, activation="sigmoid", name="se_expand")(layers.Conv2D(3, 1, activation="relu", name="se_reduce")(se))
+    y = layers.GlobalAveragePooling2D(name="pool")(layers.Multiply(name="scale")([a, se]))
+    model = keras.Model(x, layers.Dense(3, name="logits")(y))
+    _randomise_batch_norms(model, np.random.default_rng(0))
+    for name in ("conv", "se_expand"):
+        _scale(model, name, [2, 5], 1e-3)
+    pruned, report = compress.prune_filters(model, 1 / 3, layers=["conv"])
+    assert report["groups"] == [["conv", "se_expand"]]
+    assert pruned.get_layer("se_reshape").output_shape == (None, 1, 1, 4)
+    zeroed = compress.clone_with_weights(model)
+    _zero(zeroed, "conv", [2, 5], {0: 3, 1: 0})
+    _zero(zeroed, "bn", [2, 5], {1: 0, 2: 0})
+    x = _inputs(model)
+    np.testing.assert_allclose(pruned(x, training=False), zeroed(x, training=False), atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("fraction", [0, 1, -0.1, "x", True, None])
 def test_bad_fraction_is_one_clear_line(fraction):
     with pytest.raises(ValueError, match=r"Expected the fraction of filters to remove in \(0, 1\)") as error:
@@ -132,7 +153,7 @@ def test_unprunable_layers_are_named_with_the_reason_in_one_line():
     out = layers.Dense(2, name="out")(layers.Concatenate(name="cat")([layers.Flatten()(r), layers.Flatten()(y)]))
     model = keras.Model(x, out)
     reasons = compress.unprunable_filters(model)
-    assert reasons == {"a": "feeds Reshape 'reshape' (a layer type filter pruning cannot slice)", "out": "is a model output"}
+    assert reasons == {"a": "feeds Reshape 'reshape' (a reshape that moves the channel axis)", "out": "is a model output"}
     assert [g.layers for g in compress.prunable_groups(model)] == [("b",), ("c",)]
     for names, message in ((["a"], "Layer 'a' cannot be pruned: it feeds Reshape 'reshape'"),
                            (["out"], "Layer 'out' cannot be pruned: it is a model output"),

@@ -3,15 +3,17 @@
 Every filter of a Conv2D, SeparableConv2D or Dense layer (a *producer*) gets a channel
 id. :class:`ChannelGraph` walks the model and labels the last axis of every tensor with
 the ids it carries: channel-wise layers (BatchNormalization, activations, pooling,
-DepthwiseConv2D, padding, dropout) pass the labels on; ``Concatenate`` on the channel
-axis joins them; ``Flatten`` repeats them once per spatial position (so the Dense after
-it loses whole rows); ``Add``/``Multiply``/... tie the channels they combine (union-find
+DepthwiseConv2D, padding, dropout, a Reshape that keeps the last axis as in
+squeeze-and-excitation) pass the labels on; ``Concatenate`` on the channel axis joins
+them; ``Flatten`` repeats them once per spatial position (so the Dense after it loses
+whole rows); ``Add``/``Multiply``/... tie the channels they combine (union-find
 over ids), so a ResNet block's convolutions and its shortcut are pruned together.
 
 A channel class (ids tied together) is *frozen*, never removed, when it reaches a model
-output, the model input, a layer type that cannot be sliced (``Reshape``, ``Lambda``,
-``LayerNormalization``, ...), a grouped convolution, a softmax, or a layer that is not
-trainable. A producer all of whose classes are frozen is *unprunable*, with the reason.
+output, the model input, a layer type that cannot be sliced (``Lambda``,
+``LayerNormalization``, a ``Reshape`` that moves the channel axis, ...), a grouped
+convolution, a softmax, or a layer that is not trainable. A producer all of whose
+classes are frozen is *unprunable*, with the reason.
 """
 
 import collections
@@ -61,7 +63,9 @@ def _unsupported(layer):
         return f"normalises axis {layer.axis}, not the channel axis"
     if kind is layers.Rescaling and (np.ndim(config["scale"]) or np.ndim(config["offset"])):
         return "per-channel scale or offset"
-    if kind is layers.Concatenate or kind in _ELEMENTWISE or kind is layers.Flatten:
+    if kind is layers.Reshape and layer.input_shape[-1] != layer.output_shape[-1]:
+        return "a reshape that moves the channel axis"
+    if kind in (layers.Concatenate, layers.Flatten, layers.Reshape) or kind in _ELEMENTWISE:
         return None
     if kind in PRODUCER_TYPES or kind in _PASS_THROUGH:
         return None
@@ -142,7 +146,7 @@ class ChannelGraph:
         if why is not None:
             return self._block(node, labels, why)
         kind = type(layer)
-        if kind in PRODUCER_TYPES or kind in _PASS_THROUGH:
+        if kind in PRODUCER_TYPES or kind in _PASS_THROUGH or kind is layers.Reshape:
             self.inputs[layer.name] = labels[0]
         if kind in PRODUCER_TYPES:
             return self._producer(layer)

@@ -177,6 +177,8 @@ def _slicer(graph, removed):
         config = layer.get_config()
         if keep_out is not None:
             config["units" if type(layer) is keras.layers.Dense else "filters"] = int(keep_out.sum())
+        if type(layer) is keras.layers.Reshape and config["target_shape"][-1] != -1:  # keeps the channel axis
+            config["target_shape"] = tuple(config["target_shape"][:-1]) + (int(keep_in.sum()),)
         return clone_layer(layer, args, kwargs, config, _sliced_weights(layer, keep_in, keep_out))
 
     return apply
