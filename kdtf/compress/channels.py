@@ -85,7 +85,8 @@ class ChannelGraph:
     Attributes:
         producers: ``{layer_name: int array}``, the ids of the layer's filters.
         inputs: ``{layer_name: int array}``, the ids on the last axis of the layer's
-            (first) input, for every layer whose weights follow its input channels.
+            (first) input, for every layer whose weights (or Reshape target) follow
+            its input channels.
         groups: list of :class:`FilterGroup`, input side first.
         unprunable: ``{layer_name: reason}`` for producers nothing can be removed from.
     """
@@ -99,8 +100,7 @@ class ChannelGraph:
         labels = [self._new(t.shape[-1], _Reason(n, "", f"is tied to the model input '{n}'"))
                   for t, n in zip(model.inputs, model.input_names)]
         outputs = walk(model, labels, self._propagate)
-        for tensor, ids in zip(model.outputs, outputs):
-            site = tensor._keras_history.layer.name
+        for site, ids in zip(model.output_names, outputs):
             self._freeze(ids, _Reason(site, "is a model output", f"reaches the model output '{site}'"))
         self._frozen_by_root = {}
         for i, reason in sorted(self._frozen.items()):
