@@ -356,10 +356,11 @@ def _compress_stage(ctx, recipe, student, teacher):
 
     def measure(model, paths):
         row = _measured(ctx, name, model, paths, params=steps["records"][-1]["params"])  # low-rank changes the count
-        return {"row": row, "compression_steps": steps["records"], "pruned": recipe.pruned_layers, "clustered": recipe.clustered_layers}
+        return {"row": row, "compression_steps": steps["records"], "pruned": recipe.pruned_layers,
+                "clustered": recipe.clustered_layers, "filtered": recipe.filtered_layers}
 
     def load(record):
-        recipe.pruned_layers, recipe.clustered_layers = record["pruned"], record["clustered"]
+        recipe.pruned_layers, recipe.clustered_layers, recipe.filtered_layers = record["pruned"], record["clustered"], record["filtered"]
         return load_model(os.path.join(ctx.out, record["row"]["file"]))
 
     filename = f"student_{name.replace('+', '_').replace(':', '')}.keras"

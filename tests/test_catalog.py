@@ -21,7 +21,7 @@ def test_catalog_names_match_the_registries():
 
 
 def test_every_catalog_step_parses_to_a_registered_step():
-    examples = {"prune": "prune:0.5", "2:4": "2:4", "cluster": "cluster:8", "qat": "qat", "lowrank": "lowrank:0.9"}
+    examples = {"prune": "prune:0.5", "2:4": "2:4", "cluster": "cluster:8", "qat": "qat", "lowrank": "lowrank:0.9", "filters": "filters:0.5"}
     assert set(examples) == set(catalog.STEPS)
     for text in examples.values():
         assert isinstance(compress.parse_step(text), tuple(compress.recipe.STEP_TYPES))

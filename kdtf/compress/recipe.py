@@ -7,20 +7,23 @@ to measure what distillation adds), training wrappers stripped between steps.
 
 Steps (string form / object, see :mod:`kdtf.compress.steps`): ``prune:S`` / ``Prune(S)``,
 ``2:4`` / ``Prune(m_by_n=(2, 4))``, ``cluster:K`` / ``Cluster(K)``, ``qat`` / ``QAT()``
-(last), ``lowrank:E`` or ``lowrank:R`` / ``LowRank(...)`` (first).
+(last), ``lowrank:E`` or ``lowrank:R`` / ``LowRank(...)`` (first), ``filters:F`` /
+``FilterPrune(F)`` (whole filters removed, before any magnitude pruning or clustering).
 """
 
 import numpy as np
 
+from kdtf import catalog
+from kdtf.compress.filter_rounds import FilterPrune
 from kdtf.compress.layers import kernel_sparsity, unique_weights
 from kdtf.compress.quantize import is_quantized
 from kdtf.compress.steps import QAT, Cluster, LowRank, Prune, StepContext
-from kdtf.compress.verify import verify_clusters, verify_m_by_n, verify_sparsity
+from kdtf.compress.verify import verify_clusters, verify_filters, verify_m_by_n, verify_sparsity
 
 __all__ = ["Recipe", "STEP_TYPES", "STEP_NAMES", "parse_step"]
 
-STEP_TYPES = [LowRank, Prune, Cluster, QAT]  # a new step: its class here
-STEP_NAMES = ("prune:S", "2:4", "cluster:K", "qat", "lowrank:E|R")
+STEP_TYPES = [LowRank, FilterPrune, Prune, Cluster, QAT]  # a new step: its class here (and its name in kdtf.catalog)
+STEP_NAMES = tuple(catalog.STEPS.values())
 
 
 def parse_step(text):
@@ -53,8 +56,11 @@ class Recipe:
                 raise ValueError("'qat' must be the last compression step (later steps would undo its ranges).")
             if isinstance(step, LowRank) and i != 0:
                 raise ValueError("'lowrank' must be the first compression step (it rebuilds the model).")
+            if isinstance(step, FilterPrune) and any(isinstance(s, (Prune, Cluster)) for s in steps[:i]):
+                raise ValueError("'filters' must come before prune, 2:4 and cluster steps (it rebuilds the model; "
+                                 "their zeros and clusters would not survive its fine-tuning).")
         self.steps = steps
-        self.pruned_layers, self.clustered_layers = {}, {}
+        self.pruned_layers, self.clustered_layers, self.filtered_layers = {}, {}, {}
 
     @classmethod
     def parse(cls, text):
@@ -105,6 +111,7 @@ class Recipe:
             if restored is not None:
                 model, record, pruned, clustered = restored
                 context.pruned, context.clustered = dict(pruned), dict(clustered)
+                self.filtered_layers.update(_kept_filters(record))
                 records.append(record)
                 context.log(f"compress step {step.name}: completed before, resumed from its saved model")
                 continue
@@ -112,6 +119,7 @@ class Recipe:
             context.log(f"compress step {step.name}: fine-tuned for {step.epochs or epochs} epochs")
             model, extra = step.run(model, context)
             records.append(_record(step, model, extra))
+            self.filtered_layers.update(_kept_filters(records[-1]))
             if checkpoint is not None and index < len(self.steps) - 1:
                 checkpoint.save_step(index, model, records[-1], dict(context.pruned), dict(context.clustered))
         self.pruned_layers, self.clustered_layers = context.pruned, context.clustered
@@ -132,6 +140,8 @@ class Recipe:
         if self.clustered_layers:
             clusters = max(self.clustered_layers.values())
             result["clusters"] = verify_clusters(flatbuffer_or_path, sorted(self.clustered_layers), clusters)
+        if self.filtered_layers:
+            result["filters"] = verify_filters(flatbuffer_or_path, self.filtered_layers)
         return result
 
 
@@ -143,8 +153,13 @@ def _with_callbacks(fine_tune, callbacks):
 
 def _record(step, model, extra):
     per_layer, overall = kernel_sparsity(model)
-    return dict(step=step.name, params=_float_params(model), sparsity=overall, layer_sparsity=per_layer,
-                unique_weights=unique_weights(model), **extra)
+    record = dict(step=step.name, params=_float_params(model), sparsity=overall, layer_sparsity=per_layer,
+                  unique_weights=unique_weights(model))
+    return {**record, **extra}
+
+
+def _kept_filters(record):
+    return {name: counts["kept"] for name, counts in record.get("filters", {}).items()}
 
 
 def _float_params(model):

@@ -11,8 +11,14 @@ import re
 import numpy as np
 
 from kdtf.export.flatbuffer import weight_tensors, zero_mask
+from kdtf.export.macs import count_macs
 
-__all__ = ["layer_weights", "verify_sparsity", "verify_m_by_n", "verify_clusters"]
+__all__ = ["layer_weights", "verify_sparsity", "verify_m_by_n", "verify_clusters", "verify_filters"]
+
+
+def _layer_pattern(layer):
+    # TFLite tensor names carry "<model>/<layer>/...", maybe after "...;" and TF-MOT prefixes
+    return re.compile(rf"(^|[/;])(quant_|prune_low_magnitude_|cluster_)?{re.escape(layer)}/")
 
 
 def layer_weights(flatbuffer_or_path, layer_names):
@@ -20,7 +26,7 @@ def layer_weights(flatbuffer_or_path, layer_names):
     tensors = weight_tensors(flatbuffer_or_path, min_size=1)
     found, missing = {}, []
     for layer in layer_names:
-        pattern = re.compile(rf"(^|[/;])(quant_|prune_low_magnitude_|cluster_)?{re.escape(layer)}/")
+        pattern = _layer_pattern(layer)
         matches = [name for name in tensors if pattern.search(name)]
         if not matches:
             missing.append(layer)
@@ -84,3 +90,35 @@ def verify_clusters(flatbuffer_or_path, layer_names, clusters):
     if wrong:
         raise ValueError(f"More than {clusters} distinct weights per channel in the .tflite: {wrong}")
     return counts
+
+
+def verify_filters(flatbuffer_or_path, expected):
+    """Each layer's op in the ``.tflite`` has the expected number of output channels.
+
+    A layer's op is the CONV_2D or FULLY_CONNECTED whose weight tensor carries the layer
+    name (for SeparableConv2D, the pointwise CONV_2D), else its DEPTHWISE_CONV_2D.
+
+    Args:
+        expected: ``{layer_name: output channels}``, e.g. from
+            :func:`kdtf.compress.filters.count_filters` of the pruned model.
+
+    Returns:
+        ``{layer_name: output channels found}``.
+    """
+    ops = count_macs(flatbuffer_or_path)["per_op"]
+    found, missing = {}, []
+    for layer in expected:
+        pattern = _layer_pattern(layer)
+        matches = sorted((op["op"] == "DEPTHWISE_CONV_2D", i) for i, op in enumerate(ops) if pattern.search(op["weights"]))
+        if not matches:
+            missing.append(layer)
+            continue
+        op = ops[matches[0][1]]
+        found[layer] = op["weight_shape"][-1 if op["op"] == "DEPTHWISE_CONV_2D" else 0]
+    wrong = {k: f"{v} (expected {expected[k]})" for k, v in found.items() if v != expected[k]}
+    if missing or wrong:
+        raise ValueError(
+            "Output channels in the .tflite differ from the pruned model: "
+            + ", ".join([f"{k}: {v}" for k, v in wrong.items()] + [f"{k}: no CONV_2D/FULLY_CONNECTED op found" for k in missing])
+        )
+    return found

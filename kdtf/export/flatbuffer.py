@@ -10,7 +10,7 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 __all__ = [
-    "read_flatbuffer", "parse", "list_ops", "op_tensors", "check_builtin_ops", "weight_tensors",
+    "read_flatbuffer", "parse", "list_ops", "operators", "op_tensors", "check_builtin_ops", "weight_tensors",
     "zero_mask", "weight_sparsity", "TFLiteOpError",
 ]
 
@@ -69,15 +69,24 @@ def list_ops(flatbuffer_or_path):
     return sorted(names)
 
 
-def op_tensors(model):
-    """``(op name, output tensor names)`` for every operator of every subgraph of a
-    parsed model."""
+def operators(flatbuffer_or_path):
+    """Every operator of every subgraph, in execution order, as ``(name, op, graph,
+    index)``: the builtin name (``"CONV_2D"``, or ``FLEX:<op>`` / ``CUSTOM:<op>``), the
+    schema ``Operator``, its ``SubGraph`` (``graph.Tensors(op.Inputs(i))`` is an input
+    tensor) and the subgraph's index (0: the main graph).
+    """
+    model, _ = parse(flatbuffer_or_path)
     for g in range(model.SubgraphsLength()):
         graph = model.Subgraphs(g)
         for i in range(graph.OperatorsLength()):
             op = graph.Operators(i)
-            outputs = [graph.Tensors(op.Outputs(j)).Name().decode() for j in range(op.OutputsLength())]
-            yield _op_name(model, op.OpcodeIndex()), outputs
+            yield _op_name(model, op.OpcodeIndex()), op, graph, g
+
+
+def op_tensors(flatbuffer_or_path):
+    """``(op name, output tensor names)`` for every operator of every subgraph."""
+    for name, op, graph, _ in operators(flatbuffer_or_path):
+        yield name, [graph.Tensors(op.Outputs(j)).Name().decode() for j in range(op.OutputsLength())]
 
 
 def check_builtin_ops(flatbuffer_or_path):
@@ -86,8 +95,7 @@ def check_builtin_ops(flatbuffer_or_path):
     The message names each op and the tensor (hence the Keras layer) that produced it.
     Returns the sorted list of ops otherwise.
     """
-    model, _ = parse(flatbuffer_or_path)
-    offending = [(op, outputs) for op, outputs in op_tensors(model) if op.startswith(("FLEX:", "CUSTOM:"))]
+    offending = [(op, outputs) for op, outputs in op_tensors(flatbuffer_or_path) if op.startswith(("FLEX:", "CUSTOM:"))]
     if offending:
         lines = [
             f"  {'Flex op ' + op[5:] if op.startswith('FLEX:') else 'custom op ' + op[7:]}, "
