@@ -155,6 +155,8 @@ class Distiller(keras.Model):
         self.student_logits = logits_view(student, "student", copy_dense=False)
         self.teacher_logits_views = [logits_view(t, "teacher", copy_dense=True) for t in teachers]
         self.teacher_logits = self.teacher_logits_views[0]
+        for term in self.terms:
+            term.resolve(self.student_logits, self.teacher_logits_views)
         self._student_names = sorted({n for term in self.terms for n in term.student_layers})
         self._student_view = tap(self.student_logits, self._student_names, argument="student")
         self._teacher_names = [
@@ -209,7 +211,7 @@ class Distiller(keras.Model):
         and teachers (frozen), with the trainable and frozen totals."""
         print_fn = print_fn or print
         self.student.summary(print_fn=print_fn, **kwargs)
-        rows = [("adapter", a.name, a.count_params(), "trained") for a in self.adapters if a is not None]
+        rows = [("adapter", a.name, a.count_params(), "trained") for a in _adapter_layers(self.adapters)]
         rows += [("teacher", t.name, t.count_params(), "frozen") for t in self.teachers]
         print_fn(f"Distiller '{self.name}': {self.spec.describe()}")
         for kind, name, params, state in rows:
@@ -390,7 +392,7 @@ class Distiller(keras.Model):
     @property
     def trainable_student_variables(self):
         """What training updates: the student's trainable weights and the adapters'."""
-        adapters = [v for a in self.adapters if a is not None for v in a.trainable_variables]
+        adapters = [v for a in _adapter_layers(self.adapters) for v in a.trainable_variables]
         return self.student.trainable_variables + adapters
 
     def train_step(self, data):
@@ -448,6 +450,15 @@ class Distiller(keras.Model):
         else:
             teacher = keras.saving.deserialize_keras_object(teacher, custom_objects)
         return cls(student, teacher, **config)
+
+
+def _adapter_layers(adapters):
+    """The adapter layers of every term (a term holds one, a list, or ``None``)."""
+    for adapter in adapters:
+        if isinstance(adapter, (list, tuple)):
+            yield from (a for a in adapter if a is not None)
+        elif adapter is not None:
+            yield adapter
 
 
 def _unique(variables):

@@ -19,10 +19,12 @@ from kdtf import losses
 from kdtf._keras import keras, tf
 from kdtf.labels import is_one_hot
 from kdtf.losses.response import dkd_loss, mixed_kd_loss
+from kdtf.losses.transformer import hidden_adapter
+from kdtf.models.vit import block_pairs
 from kdtf.taps import find_layer
 
 __all__ = ["Term", "ResponseTerm", "KDTerm", "DKDTerm", "FeatureTerm", "AttentionTransferTerm",
-           "RelationTerm", "EmbeddingTerm", "TERMS", "names", "build_terms", "reduce_loss"]
+           "RelationTerm", "EmbeddingTerm", "BlockTerm", "AttentionMatrixTerm", "HiddenStateTerm", "TERMS", "names", "build_terms", "reduce_loss"]
 
 
 def reduce_loss(values, sample_weight, reduction):
@@ -49,7 +51,8 @@ class Term:
     Attributes:
         name, weight, teacher: from the spec.
         loss: the registered ``DistillationLoss`` (its options and reduction).
-        adapter: the learnable adapter (a Keras layer) or ``None``.
+        adapter: the learnable adapter (a Keras layer, or a list of them for block
+            terms) or ``None``.
     """
 
     layers = "optional"
@@ -72,6 +75,10 @@ class Term:
 
     def _options(self, spec, temperature):
         return dict(spec.options)
+
+    def resolve(self, student, teachers):
+        """Settles which layers the term reads, once both models (logits views) are known;
+        terms that name their layers have nothing to settle."""
 
     @property
     def student_layers(self):
@@ -190,6 +197,61 @@ class EmbeddingTerm(Term):
     adapts = True
 
 
+class BlockTerm(Term):
+    """Reads one layer per Transformer block: the attention weights
+    ``block{i}_attention_scores`` or the hidden states ``block{i}_output`` of
+    :mod:`kdtf.models.vit` models. Without layer names, student block ``i`` reads teacher
+    block ``ceil((i + 1) * L_t / L_s) - 1`` (uniform mapping, TinyBERT) and the term is the
+    mean over the mapped blocks; ``@student_layer/teacher_layer`` names one pair."""
+
+    kind = None
+    adapts = False
+
+    def resolve(self, student, teachers):
+        if self.spec.student_layer:
+            self.pairs = [(self.spec.student_layer, self.spec.teacher_layer or self.spec.student_layer)]
+        else:
+            self.pairs = block_pairs(student, teachers[self.teacher] if self.teacher < len(teachers) else teachers[0], self.kind)
+
+    @property
+    def student_layers(self):
+        return [s for s, _ in self.pairs]
+
+    @property
+    def teacher_layers(self):
+        return [t for _, t in self.pairs]
+
+    def values(self, teachers, student, labels):
+        adapters = self.adapter or [None] * len(self.pairs)
+        values = []
+        for (s_name, t_name), adapter in zip(self.pairs, adapters):
+            s_feat = student[s_name] if adapter is None else adapter(student[s_name])
+            values.append(self.loss.call(teachers[self.teacher][t_name], s_feat))
+        return tf.add_n(values) / len(values)
+
+
+class AttentionMatrixTerm(BlockTerm):
+    """Attention matrices, head by head (head-averaged when head counts differ)."""
+
+    kind = "attention"
+
+
+class HiddenStateTerm(BlockTerm):
+    """Hidden states through one learnable linear adapter per block pair where widths
+    differ (:func:`kdtf.losses.hidden_adapter`)."""
+
+    kind = "hidden"
+
+    def check(self, student, teachers):
+        super().check(student, teachers)
+        adapters = []
+        for i, (s_name, t_name) in enumerate(self.pairs):
+            s_dim = int(find_layer(student, s_name).output.shape[-1])
+            t_dim = int(find_layer(teachers[self.teacher], t_name).output.shape[-1])
+            adapters.append(None if s_dim == t_dim else hidden_adapter(s_dim, t_dim, name=f"adapter_hidden_{i}_{s_name}"))
+        self.adapter = adapters if any(a is not None for a in adapters) else None
+
+
 TERMS = {
     "kd": KDTerm,
     "dkd": DKDTerm,
@@ -199,6 +261,8 @@ TERMS = {
     "rkd_angle": RelationTerm,
     "sp": RelationTerm,
     "embedding": EmbeddingTerm,
+    "attention": AttentionMatrixTerm,
+    "hidden": HiddenStateTerm,
 }
 
 

@@ -193,3 +193,52 @@ def test_token_id_transformer_distils_on_mock_imdb_and_exports_int8_with_integer
     assert export.load_interpreter(flatbuffer).get_input_details()[0]["dtype"] == np.int32
     agreement, _ = _litert_agreement(flatbuffer, quantized, ids)
     assert agreement >= 0.9
+
+
+def test_attention_and_hidden_terms_map_blocks_and_match_numpy_references():
+    import kdtf
+    from reference_losses_transformer import attention_matrix, hidden_state
+
+    keras.utils.set_random_seed(0)
+    teacher = vit.vit_classifier((16, 16, 1), 3, patch_size=4, dim=16, depth=4, heads=2, mlp_dim=16, name="t")
+    student = vit.vit_classifier((16, 16, 1), 3, patch_size=4, dim=8, depth=2, heads=2, mlp_dim=8, name="s")
+    x = np.random.default_rng(0).random((6, 16, 16, 1), dtype=np.float32)
+    y = np.arange(6) % 3
+    distiller = kdtf.Distiller(student, teacher, distill="kd,attention:2,hidden:0.5")
+    attention, hidden = distiller.terms[1], distiller.terms[2]
+    assert attention.pairs == [("block0_attention_scores", "block1_attention_scores"),
+                               ("block1_attention_scores", "block3_attention_scores")]
+    assert hidden.teacher_layers == ["block1_output", "block3_output"] and len(hidden.adapter) == 2
+    _, _, _, _, terms = distiller._compute_losses(tf_constant(x), tf_constant(y), None, False)
+    s_taps = tap(student, ["block0_attention_scores", "block1_attention_scores", "block0_output", "block1_output"])(x)
+    t_taps = tap(teacher, ["block1_attention_scores", "block3_attention_scores", "block1_output", "block3_output"])(x)
+    s_att, t_att = [a.numpy() for a in s_taps[1:3]], [a.numpy() for a in t_taps[1:3]]
+    expected_attention = np.mean([attention_matrix(t, s).mean() for t, s in zip(t_att, s_att)])
+    np.testing.assert_allclose(float(terms[1]), expected_attention, rtol=1e-4)
+    s_hidden = [hidden.adapter[i](s_taps[3 + i]).numpy() for i in range(2)]
+    expected_hidden = np.mean([hidden_state(t.numpy(), s).mean() for t, s in zip(t_taps[3:], s_hidden)])
+    np.testing.assert_allclose(float(terms[2]), expected_hidden, rtol=1e-4)
+
+
+def test_block_terms_train_student_and_adapters_and_refuse_a_cnn_teacher():
+    import kdtf
+
+    keras.utils.set_random_seed(1)
+    teacher = vit.vit_classifier((16, 16, 1), 3, patch_size=4, dim=16, depth=2, heads=2, mlp_dim=16, name="t")
+    student = vit.vit_classifier((16, 16, 1), 3, patch_size=4, dim=8, depth=1, heads=2, mlp_dim=8, name="s")
+    x = np.random.default_rng(1).random((16, 16, 16, 1), dtype=np.float32)
+    distiller = kdtf.Distiller(student, teacher, distill="kd,attention,hidden")
+    distiller.compile(keras.optimizers.Adam(1e-2))
+    adapter = distiller.terms[2].adapter[0].kernel.numpy().copy()
+    history = distiller.fit(x, np.arange(16) % 3, epochs=1, verbose=0)
+    assert np.isfinite(history.history["attention_loss"][0]) and np.isfinite(history.history["hidden_loss"][0])
+    assert not np.array_equal(adapter, distiller.terms[2].adapter[0].kernel.numpy())
+    cnn = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    with pytest.raises(ValueError, match="block"):
+        kdtf.Distiller(student, cnn, distill="kd,attention")
+
+
+def tf_constant(value):
+    from kdtf._keras import tf
+
+    return tf.constant(value)

@@ -23,6 +23,7 @@ inferred from the token count ``n`` as a square (``n = g^2``, no special token, 
 import math
 
 from kdtf._keras import keras, tf
+from kdtf.losses.base import DistillationLoss
 
 __all__ = [
     "attention_matrix_loss",
@@ -163,20 +164,8 @@ def _grid_config(grid):
     return None if grid is None else [int(g) for g in grid]
 
 
-class _TokenGridLoss(keras.losses.Loss):
-    """Base: a loss of ``(teacher, student)`` with optional token grids."""
-
-    def __init__(self, teacher_grid=None, student_grid=None, reduction="auto", name=None):
-        super().__init__(reduction=reduction, name=name)
-        self.teacher_grid = _grid_config(teacher_grid)
-        self.student_grid = _grid_config(student_grid)
-
-    def get_config(self):
-        return dict(super().get_config(), teacher_grid=self.teacher_grid, student_grid=self.student_grid)
-
-
 @keras.saving.register_keras_serializable(package="kdtf")
-class AttentionMatrixLoss(_TokenGridLoss):
+class AttentionMatrixLoss(DistillationLoss):
     """Attention-matrix distillation (see :func:`attention_matrix_loss`):
     ``1/(N*H) sum_n sum_h ||A_n^h - S_n^h||^2``, summed over keys, averaged over
     queries. ``y_true``: teacher attention weights, ``y_pred``: student's, both
@@ -191,14 +180,12 @@ class AttentionMatrixLoss(_TokenGridLoss):
     """
 
     def __init__(self, teacher_grid=None, student_grid=None, reduction="auto", name="attention_loss"):
-        super().__init__(teacher_grid, student_grid, reduction, name)
-
-    def call(self, y_true, y_pred):
-        return attention_matrix_loss(y_true, y_pred, self.teacher_grid, self.student_grid)
+        super().__init__(attention_matrix_loss, reduction, name, teacher_grid=_grid_config(teacher_grid),
+                         student_grid=_grid_config(student_grid))
 
 
 @keras.saving.register_keras_serializable(package="kdtf")
-class HiddenStateLoss(_TokenGridLoss):
+class HiddenStateLoss(DistillationLoss):
     """Hidden-state distillation (see :func:`hidden_state_loss`): ``mean((H_t - H_s W)^2)``
     per example. ``y_true``: a teacher block's output, ``y_pred``: the student's after
     its adapter ``W``, both ``(batch, tokens, width)``.
@@ -210,7 +197,5 @@ class HiddenStateLoss(_TokenGridLoss):
     """
 
     def __init__(self, teacher_grid=None, student_grid=None, reduction="auto", name="hidden_loss"):
-        super().__init__(teacher_grid, student_grid, reduction, name)
-
-    def call(self, y_true, y_pred):
-        return hidden_state_loss(y_true, y_pred, self.teacher_grid, self.student_grid)
+        super().__init__(hidden_state_loss, reduction, name, teacher_grid=_grid_config(teacher_grid),
+                         student_grid=_grid_config(student_grid))
