@@ -40,60 +40,45 @@ MODELS = {"student_cnn": ("student_cnn", "teacher_cnn"), "mobilenet_v2_035": ("m
 RECOVERIES = ("distillation", "cross-entropy")
 
 
-class Recovery:
-    """The fine-tuning context of a FilterPrune step: distillation or cross-entropy for
-    ``setup.steps`` steps per epoch (the recipe's context protocol)."""
+def recovery(setup, teacher, mode, args):
+    """The fine-tuning context of a FilterPrune step: distillation from ``teacher`` on
+    every training image, or cross-entropy on the labelled ones, for ``setup.steps`` steps
+    per epoch either way (kdtf.FineTuner behind the recipe's step protocol)."""
+    from kdtf import DistillSpec, FineTuner
+    from kdtf.compress import StepContext
 
-    def __init__(self, setup, teacher, mode, args):
-        self.setup, self.teacher, self.mode, self.args = setup, teacher, mode, args
-        self.epochs, self.steps_per_epoch = args.prune_epochs, setup.steps
-        self.train_data = setup.train_ds if mode == "distillation" else setup.labelled_ds
-        self.pruned, self.clustered = {}, {}
-
-    def log(self, line):
-        print(f"  {self.mode}: {line}", file=sys.stderr, flush=True)
-
-    def fine_tune(self, model, epochs, *, teacher=None, callbacks=None):
-        from kdtf import Distiller, keras
-
-        optimizer = keras.optimizers.Adam(self.args.finetune_learning_rate)
-        if self.mode == "distillation":
-            trainer = Distiller(model, teacher or self.teacher, temperature=4.0, alpha=0.5)
-            trainer.compile(optimizer)
-            trainer.fit(self.setup.train_ds, epochs=epochs, steps_per_epoch=self.steps_per_epoch, callbacks=callbacks, verbose=0)
-        else:
-            model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-            model.fit(self.setup.labelled_ds, epochs=epochs, steps_per_epoch=self.steps_per_epoch, callbacks=callbacks, verbose=0)
-        return model
+    data = setup.train_ds if mode == "distillation" else setup.labelled_ds
+    tuner = FineTuner(teacher if mode == "distillation" else None, data, spec=DistillSpec(temperature=4.0, alpha=0.5),
+                      optimizer=args.finetune_learning_rate, steps_per_epoch=setup.steps)
+    return StepContext(tuner, args.prune_epochs, setup.steps, log=lambda line: print(f"  {mode}: {line}", file=sys.stderr, flush=True),
+                       train_data=data)
 
 
-def to_int8(model, context, args):
+def to_int8(model, context, setup, args):
     """int8 flatbuffer of ``model``: QAT fine-tuned by ``context``, or post-training."""
     from kdtf import compress, export
 
     if args.int8 == "ptq":
-        return export.to_tflite(model, "int8", representative_data=[context.setup.data.x_train[:256]])
+        return export.to_tflite(model, "int8", representative_data=setup.data.x_train[:256])
     float_layers = [layer.name for layer in model.layers if layer.name.startswith("preprocess_")]
     qat = compress.quantize(model, skip=float_layers)
     return export.to_tflite(context.fine_tune(qat, args.qat_epochs), "int8")
 
 
-def measure(flatbuffer, model, setup, args):
+def measure(flatbuffer, model, setup):
+    """Size, MACs and LiteRT accuracy of one int8 file (latency is timed later, side by side)."""
     from kdtf import compress, export
     from kdtf.export.macs import count_macs
 
     compress.verify_filters(flatbuffer, compress.count_filters(model))
-    return dict(
-        params=int(model.count_params()), macs=count_macs(flatbuffer)["total"], size_bytes=len(flatbuffer),
-        latency_ms=export.latency(flatbuffer, num_threads=1, runs=args.runs)["median_ms"],
-        accuracy=export.evaluate(flatbuffer, setup.data.x_test, setup.data.y_test)["accuracy"],
-    )
+    return dict(params=int(model.count_params()), macs=count_macs(flatbuffer)["total"], size_bytes=len(flatbuffer),
+                accuracy=export.evaluate(flatbuffer, setup.data.x_test, setup.data.y_test)["accuracy"])
 
 
 def one_seed(seed, track, args):
     from label_scarce import LabelScarce
 
-    from kdtf import Distiller, keras
+    from kdtf import Distiller, export, keras
     from kdtf.compress import FilterPrune, clone_with_weights
 
     student_name, teacher_name = MODELS[track]
@@ -106,19 +91,22 @@ def one_seed(seed, track, args):
     distiller.fit(setup.train_ds, epochs=args.epochs, verbose=0)
     result = {"seed": seed, "model": track, "float_accuracy": setup.accuracy(student)}
     keras.utils.set_random_seed(seed)
-    baseline = Recovery(setup, teacher, "distillation", args)
-    result["unpruned"] = measure(to_int8(clone_with_weights(student), baseline, args), student, setup, args)
+    files = {"unpruned": to_int8(clone_with_weights(student), recovery(setup, teacher, "distillation", args), setup, args)}
+    result["unpruned"] = measure(files["unpruned"], student, setup)
     for fraction in args.fractions:
         for mode in RECOVERIES:
             keras.utils.set_random_seed(seed)
-            context = Recovery(setup, teacher, mode, args)
+            context = recovery(setup, teacher, mode, args)
             step = FilterPrune(fraction, criterion=args.criterion, scope=args.scope, rounds=args.rounds,
                                self_distill=args.self_distill and mode == "distillation")
             pruned, record = step.run(clone_with_weights(student), context)
-            row = measure(to_int8(clone_with_weights(pruned), context, args), pruned, setup, args)
-            result[f"{fraction:g} {mode}"] = dict(row, filters=record["filters"], removed=record["removed"])
-            print(f"{track} seed {seed} {fraction:.0%} {mode}: accuracy {row['accuracy']:.4f}, "
-                  f"{row['latency_ms']:.3f} ms", file=sys.stderr, flush=True)
+            key = f"{fraction:g} {mode}"
+            files[key] = to_int8(clone_with_weights(pruned), context, setup, args)
+            result[key] = dict(measure(files[key], pruned, setup), filters=record["filters"], removed=record["removed"])
+            print(f"{track} seed {seed} {fraction:.0%} {mode}: accuracy {result[key]['accuracy']:.4f}", file=sys.stderr, flush=True)
+    # every file of the seed timed in turns, so a busy spell of the machine hits them alike
+    for key, timing in export.latency_side_by_side(files, num_threads=1, runs=args.runs).items():
+        result[key]["latency_ms"] = timing["median_ms"]
     return result
 
 
@@ -152,7 +140,7 @@ def table(runs, args):
         f"\n\nint8 TFLite ({'QAT' if args.int8 == 'qat' else 'post-training'}) on LiteRT; mean ± std over "
         f"{len(args.seeds)} seed(s) ({', '.join(map(str, args.seeds))}); {args.labels} labels + the rest unlabeled; "
         f"filters removed in {args.rounds} round(s) by {args.criterion} ({args.scope}), {args.prune_epochs} fine-tuning "
-        f"epochs per step, {args.qat_epochs} QAT epochs; latency: median of {args.runs} batch-1 runs, 1 thread. "
+        f"epochs per step, {args.qat_epochs} QAT epochs; latency: median of {args.runs} batch-1 runs, 1 thread, every file of a seed timed in turns (10 rounds). "
         "Params, MACs and size of the distillation-recovered file.\n"
     )
 

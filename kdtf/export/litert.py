@@ -8,7 +8,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from kdtf.export.flatbuffer import read_flatbuffer
 
-__all__ = ["load_interpreter", "predict", "evaluate", "latency", "keras_latency"]
+__all__ = ["load_interpreter", "predict", "evaluate", "latency", "latency_side_by_side", "keras_latency"]
 
 
 def load_interpreter(flatbuffer_or_path, num_threads=1):
@@ -126,3 +126,39 @@ def keras_latency(model, input_shape, runs=100, warmup=10):
         fn(x).numpy()
         times.append(time.perf_counter() - start)
     return dict(_summary(times), runs=runs)
+
+
+def latency_side_by_side(flatbuffers, num_threads=1, runs=300, rounds=10, warmup=10):
+    """Latency of several models measured in turns, for fair ratios on a busy machine.
+
+    Each of ``rounds`` rounds times every model for ``runs / rounds`` batch-1 invocations,
+    in turn, so a slow spell of the machine (other work sharing the cores) falls on all
+    models alike instead of on whichever was being timed.
+
+    Args:
+        flatbuffers: ``{name: flatbuffer bytes or path}``.
+
+    Returns:
+        ``{name: {"median_ms", "p90_ms", "runs", "threads"}}`` over all of a model's runs.
+    """
+    interpreters = {}
+    for name, model in flatbuffers.items():
+        interpreter = load_interpreter(model, num_threads=num_threads)
+        detail = interpreter.get_input_details()[0]
+        shape = (1,) + tuple(detail["shape"][1:])
+        if tuple(detail["shape"]) != shape:
+            interpreter.resize_tensor_input(detail["index"], shape)
+            interpreter.allocate_tensors()
+        interpreter.set_tensor(detail["index"], np.zeros(shape, dtype=detail["dtype"]))
+        for _ in range(warmup):
+            interpreter.invoke()
+        interpreters[name] = interpreter
+    times = {name: [] for name in flatbuffers}
+    per_round = max(1, runs // rounds)
+    for _ in range(rounds):
+        for name, interpreter in interpreters.items():
+            for _ in range(per_round):
+                start = time.perf_counter()
+                interpreter.invoke()
+                times[name].append(time.perf_counter() - start)
+    return {name: dict(_summary(values), threads=num_threads, runs=len(values)) for name, values in times.items()}
