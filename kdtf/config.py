@@ -15,7 +15,9 @@ import time
 from kdtf import catalog, validation
 from kdtf.spec import DistillSpec, TrainingRecipe
 
-__all__ = ["RunConfig", "DistillConfig", "ByolConfig", "is_model_file"]
+__all__ = ["RunConfig", "DistillConfig", "ByolConfig", "is_model_file", "DEMO_LABELS"]
+
+DEMO_LABELS = 500  # labels kept on the bundled demo sets unless --labels says otherwise
 
 
 def is_model_file(name):
@@ -118,7 +120,7 @@ class DistillConfig(RunConfig):
     finetune_learning_rate: float = 3e-4
     temperature: float = 4.0
     alpha: float = 0.5
-    labels: int = 500
+    labels: int = None
     distill: str = "kd"
     compress: str = ""
     prune_min_weights: int = 1000
@@ -126,6 +128,7 @@ class DistillConfig(RunConfig):
     strategy: str = "default"
     unsafe_load: bool = False
     cache_dir: str = "saved_models/cache"
+    allow_weak_teacher: bool = False
     ptq: str = ""
     ptq_mixed: bool = False
     ptq_max_drop: float = 0.01
@@ -136,7 +139,8 @@ class DistillConfig(RunConfig):
     def validate(self):
         """Raises ValueError naming the first bad setting; returns ``self``."""
         super().validate()
-        validation.integer("labels", self.labels, 0, what="an integer >= 0 (0 keeps every label)")
+        if self.labels is not None:
+            validation.integer("labels", self.labels, 0, what="an integer >= 0 (0 keeps every label)")
         if 0 < self.image_size < 8:
             raise ValueError(f"Expected an image size of at least 8 pixels (or 0: the data set's own). Received: image_size={self.image_size}")
         spec = self.spec()
@@ -186,6 +190,14 @@ class DistillConfig(RunConfig):
                 )
             if weights and not os.path.isfile(weights):
                 raise ValueError(f"Weights file not found: {weights!r} (--{name}-weights).")
+
+    def labels_kept(self):
+        """Training labels to keep: ``--labels`` if given; otherwise 500 on the bundled
+        demo sets (the label-scarce regime where a teacher pays) and every label (0) on
+        a user's own data."""
+        if self.labels is not None:
+            return self.labels
+        return DEMO_LABELS if self.dataset in catalog.DATASETS else 0
 
     def spec(self):
         """The run's :class:`kdtf.spec.DistillSpec` (temperature, alpha, terms)."""

@@ -102,6 +102,7 @@ def _run(config, spec, strategy_text, resume):
     started = time.time()
     ctx = _prepare(config, spec, strategy_text, resume)
     teacher = ctx.runner.run(_teacher_stage(ctx))
+    _check_teacher(ctx, ctx.runner.records["teacher"]["val_accuracy"])
     ctx.runner.run(_scratch_stage(ctx))
     keras.utils.set_random_seed(config.seed + 1)  # same initial weights as scratch
     student = _build(ctx, "student", config.student, config.student_weights)
@@ -123,11 +124,12 @@ def _load_data(config):
     skipped = f", {data.meta['skipped']} unreadable image(s) skipped" if data.meta.get("skipped") else ""
     log(f"data {data.name}: {len(data.x_train)} train / {len(data.x_val)} val / {len(data.x_test)} test, "
         f"input {data.input_shape}, {data.num_classes} classes{skipped}")
-    data.meta["labelled"] = config.labels or len(data.x_train)
-    if config.labels:
-        data.y_train = keep_labels(data.y_train, config.labels, seed=config.seed)
-        log(f"labels: keeping {config.labels} labelled training examples (stratified); the other "
-            f"{len(data.x_train) - config.labels} are an unlabeled transfer set for distillation")
+    labels = config.labels_kept()
+    data.meta["labelled"] = labels or len(data.x_train)
+    if labels:
+        data.y_train = keep_labels(data.y_train, labels, seed=config.seed)
+        log(f"labels: keeping {labels} labelled training examples (stratified); the other "
+            f"{len(data.x_train) - labels} are an unlabeled transfer set for distillation")
     data.meta["transfer_set"] = 0
     if config.transfer_set:
         extra = load_unlabeled(config.transfer_set, image_size=data.input_shape[0], channels=data.input_shape[-1],
@@ -238,7 +240,7 @@ def _train(ctx, model, weights, train_ds, epochs, callbacks, teacher=None):
 
 def _measured(ctx, name, model, paths, params=None):
     """The report row of a Keras stage: accuracy, size, sparsity, LiteRT latency."""
-    accuracy = float(np.mean(model.predict(ctx.data.x_test, batch_size=256, verbose=0).argmax(-1) == ctx.data.y_test))
+    accuracy = _accuracy(model, ctx.data.x_test, ctx.data.y_test)
     timing = export.latency(export.to_tflite(model, "float32"), num_threads=1, runs=ctx.config.latency_runs)
     row = stage_record(name, accuracy, "keras", params if params is not None else model.count_params(), paths[0],
                        compress.kernel_sparsity(model)[1], timing, "litert, 1 thread, batch 1, TFLite export of this model")
@@ -246,12 +248,17 @@ def _measured(ctx, name, model, paths, params=None):
     return row
 
 
+def _accuracy(model, x, y):
+    return float(np.mean(model.predict(x, batch_size=256, verbose=0).argmax(-1) == y))
+
+
 def _model_stage(ctx, name, filename, describe, train, timing=None, extra=None):
-    """A stage whose product is one model saved as ``filename`` in the run folder."""
+    """A stage whose product is one model saved as ``filename`` in the run folder;
+    ``extra(model)`` adds to its record."""
     return Stage(
         name, describe, train,
         save=lambda model: [save_model(model, os.path.join(ctx.out, filename))],
-        measure=lambda model, paths: {"row": _measured(ctx, name, model, paths), **(extra() if extra else {})},
+        measure=lambda model, paths: {"row": _measured(ctx, name, model, paths), **(extra(model) if extra else {})},
         load=lambda record: load_model(os.path.join(ctx.out, record["row"]["file"])),
         timing=timing,
     )
@@ -273,7 +280,7 @@ def _teacher_cache_path(config, data):
     fingerprint = hashlib.sha256(data.x_train.tobytes() + data.y_train.tobytes()).hexdigest()
     key = json.dumps(
         [config.teacher, data.name, data.input_shape, config.seed, config.teacher_epochs,
-         config.batch_size, config.learning_rate, config.labels, keras.__version__, fingerprint,
+         config.batch_size, config.learning_rate, config.labels_kept(), keras.__version__, fingerprint,
          config.augment, _file_digest(config.teacher_weights), config.finetune_epochs,
          config.unfreeze_layers, config.finetune_learning_rate, dataclasses.asdict(config.training_recipe())],
         sort_keys=True,
@@ -303,7 +310,31 @@ def _teacher_stage(ctx):
     source = "the user's model" if ctx.user_teacher is not None else f"{config.teacher}" + (
         f" from {config.teacher_weights}" if config.teacher_weights else "")
     return _model_stage(ctx, "teacher", "teacher.keras", f"{source}, {config.teacher_epochs} epochs on the labelled examples",
-                        train, extra=lambda: {"cache": dict(cache)})
+                        train, extra=lambda model: {"cache": dict(cache), "val_accuracy": _accuracy(model, data.x_val, data.y_val)})
+
+
+def weak_teacher_threshold(num_classes):
+    """The validation accuracy a teacher must exceed: chance plus a tenth of the way from
+    chance to perfect (19 % for 10 classes, 55 % for 2, 10.9 % for 100)."""
+    chance = 1.0 / num_classes
+    return chance + 0.1 * (1.0 - chance)
+
+
+def _check_teacher(ctx, accuracy):
+    """Stops the run when the teacher has not learned the task: distilling from a
+    chance-level teacher teaches noise (``--allow-weak-teacher`` goes on anyway)."""
+    threshold = weak_teacher_threshold(ctx.data.num_classes)
+    if accuracy >= threshold:
+        return
+    message = (
+        f"The teacher reaches {accuracy:.1%} on the validation split, barely above chance "
+        f"({1 / ctx.data.num_classes:.1%} for {ctx.data.num_classes} classes; needed {threshold:.1%}): it has not learned "
+        "the task. Usual fixes: more --teacher-epochs, pretrained --teacher-weights, a larger --image-size, "
+        "a higher or lower --lr; --allow-weak-teacher goes on anyway."
+    )
+    if not ctx.config.allow_weak_teacher:
+        raise ValueError(message)
+    log(f"warning: {message}")
 
 
 def _scratch_stage(ctx):

@@ -110,44 +110,51 @@ def render_markdown(report):
 
 
 def render_plot(report, path):
-    """Accuracy against size (log scale) and against latency, one labelled point per
-    stage, written atomically to ``path`` (PNG)."""
+    """Accuracy against size (log scale) and against latency, one point per stage told
+    apart by colour and marker in a legend (labels never overlap, whatever the
+    values), written atomically to ``path`` (PNG)."""
+    import matplotlib.pyplot as plt
+
+    fig = plot_figure(report)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_figure(report):
+    """The matplotlib figure of :func:`render_plot`."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     stages = report["stages"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), constrained_layout=True)
     panels = (
         (axes[0], [s["size_bytes"] / 1024 for s in stages], "file size (KB, log scale)"),
         (axes[1], [s["latency_ms"] * 1000 for s in stages], "latency per image (µs, LiteRT, 1 thread, log scale)"),
     )
     accuracy = [100 * s["accuracy"] for s in stages]
-    colors = plt.cm.tab10.colors
+    colors, markers = plt.cm.tab10.colors, "osD^vP*Xh<>"
     low, high = min(accuracy), max(accuracy)
     pad = max(1.0, 0.15 * (high - low))
     for ax, xs, label in panels:
-        labels = {}  # stages that land on the same spot share one label
         for i, (x, y, stage) in enumerate(zip(xs, accuracy, stages)):
-            marker = "s" if stage["accuracy_measured_on"] == "litert" else "o"
-            ax.scatter(x, y, s=70, color=colors[i % 10], marker=marker, zorder=3)
-            key = (round(np.log10(max(x, 1e-9)), 1), round(y, 1))
-            labels.setdefault(key, []).append((x, y, stage["stage"]))
-        for points in labels.values():
-            x, y, _ = points[0]
-            ax.annotate(" / ".join(p[2] for p in points), (x, y), textcoords="offset points", xytext=(7, 6), fontsize=9)
+            measured = "LiteRT" if stage["accuracy_measured_on"] == "litert" else "Keras"
+            ax.scatter(x, y, s=80, color=colors[i % 10], marker=markers[i % len(markers)], zorder=3,
+                       edgecolors="black", linewidths=0.5, label=f"{stage['stage']} ({measured})")
         ax.set_xscale("log")
         ax.set_xlabel(label)
         ax.set_ylabel("test accuracy (%)")
         ax.grid(True, which="both", alpha=0.3)
         ax.set_ylim(low - pad, high + pad)
-        ax.set_xlim(min(xs) / 1.8, max(xs) * 2.5)
-    fig.suptitle(f"kdtf run on {report['data']['name']}: accuracy kept for size and latency shed (squares: measured on LiteRT)", fontsize=10)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    return path
+        ax.set_xlim(min(xs) / 1.8, max(xs) * 1.8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(stages), 5), fontsize=9, frameon=False)
+    fig.suptitle(f"kdtf run on {report['data']['name']}: accuracy kept for size and latency shed (accuracy measured on Keras or LiteRT)",
+                 fontsize=10)
+    return fig
 
 
 def write_report(report, folder):

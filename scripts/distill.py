@@ -54,7 +54,8 @@ HELP = {
     "sparsity": "target sparsity of pruned layers, in [0, 1)",
     "distill": f"distillation terms name:weight@student_layer/teacher_layer#teacher, e.g. 'kd:1.0,fitnets:0.5@conv2/conv4' ({', '.join(catalog.TERMS)})",
     "compress": f"compression steps, e.g. 'prune:0.75,qat', '2:4,qat', 'cluster:16,qat', 'lowrank:0.9,qat' ({', '.join(catalog.STEPS.values())}; default: from --sparsity and --no-qat)",
-    "labels": "keep N training labels (stratified); the rest is an unlabeled transfer set for distillation (0: keep all)",
+    "labels": "keep N training labels (stratified); the rest is an unlabeled transfer set for distillation; 0 keeps all "
+              "(default: 500 on the bundled demo sets mnist5k/digits, every label on your own data)",
     "prune_min_weights": "layers with fewer kernel weights stay dense",
     "cache_teacher": "compute the teacher's outputs once and train from them: auto (when no --augment), on, off",
     "strategy": f"tf.distribute strategy: {', '.join(catalog.STRATEGIES)}",
@@ -69,6 +70,7 @@ FLAG_NAMES = {"learning_rate": "--lr", "finetune_learning_rate": "--finetune-lr"
 SWITCHES = [
     ("--no-qat", "qat", "skip quantization-aware training; int8 uses post-training calibration"),
     ("--ptq-mixed", "ptq_mixed", "with --ptq: keep the most sensitive ops in float until within --ptq-max-drop of float"),
+    ("--allow-weak-teacher", "allow_weak_teacher", "go on when the teacher is barely above chance on the validation split"),
     ("--unsafe-load", "unsafe_load", "load a --teacher .keras file outside Keras safe mode: runs the Python code of its "
                                      "Lambda layers. Only for files you trust"),
 ]

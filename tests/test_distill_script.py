@@ -62,6 +62,8 @@ def test_report_lists_every_stage_with_measurements(tiny_run):
     assert report["verified_in_tflite"]["sparsity"]["fc1"] == pytest.approx(0.75, abs=0.01)
     assert stages["tflite-int8"]["sparsity"] == pytest.approx(stages["pruned+qat"]["sparsity"], abs=0.01)
     assert stages["pruned+qat"]["sparsity"] > 0.5
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["stages"]["teacher"]["record"]["val_accuracy"] > 0.19  # the gate let a good teacher through
     markdown = (out / "report.md").read_text()
     assert all(f"| {name} |" in markdown for name in stages)
 
@@ -273,3 +275,48 @@ def test_tpu_strategy_without_a_tpu_is_one_clear_line(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "error: No TPU found for --strategy tpu" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def _learnable_folder(root, classes=("red", "green", "blue"), per_class=40):
+    """Photos a CNN can tell apart: each class has its own dominant colour channel."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(classes):
+        os.makedirs(root / name, exist_ok=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 90, size=(48, 48, 3)).astype(np.uint8)
+            pixels[..., c] += 150
+            Image.fromarray(pixels).save(root / name / f"{i}.jpg")
+    return root
+
+
+@pytest.mark.slow
+def test_a_120_image_folder_runs_with_no_other_flags_and_keeps_every_label(tmp_path):
+    folder = _learnable_folder(tmp_path / "photos")
+    out = tmp_path / "out"
+    result = run_script("--dataset", f"folder:{folder}", "--output", str(out), "--cache-dir", str(tmp_path / "cache"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["data"]["labelled"] == report["data"]["train"] == 96  # no label-scarce default on a user's data
+    assert report["config"]["labels"] is None
+
+
+@pytest.mark.slow
+def test_the_teacher_gate_stops_a_chance_level_teacher_with_the_fixes(tmp_path):
+    args = ["--dataset", "digits", "--lr", "1e-9", "--teacher-epochs", "1", "--epochs", "1", "--prune-epochs", "1",
+            "--qat-epochs", "1", "--latency-runs", "5", "--cache-dir", str(tmp_path / "cache"), "--verbose", "0"]
+    stopped = run_script(*args, "--output", str(tmp_path / "stopped"))
+    assert stopped.returncode == 2
+    assert "barely above chance (10.0% for 10 classes" in stopped.stderr and "--allow-weak-teacher" in stopped.stderr
+    assert "stage scratch" not in stopped.stdout
+    allowed = run_script(*args, "--output", str(tmp_path / "allowed"), "--allow-weak-teacher")
+    assert allowed.returncode == 0, allowed.stderr[-3000:]
+    assert "warning: The teacher reaches" in allowed.stdout and "stage scratch" in allowed.stdout
+
+
+def test_the_gate_threshold_is_a_tenth_of_the_way_from_chance():
+    from kdtf.pipeline import weak_teacher_threshold
+
+    assert weak_teacher_threshold(10) == pytest.approx(0.19)
+    assert weak_teacher_threshold(2) == pytest.approx(0.55)

@@ -36,3 +36,19 @@ def test_load_report_errors_name_the_file(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(ValueError, match="is not valid JSON"):
         load_report(str(bad))
+
+
+def test_plot_names_stages_in_a_legend_never_in_overlapping_text():
+    import matplotlib.pyplot as plt
+
+    from kdtf.report import plot_figure
+
+    with open(FIXTURE) as f:
+        report = json.load(f)
+    for stage in report["stages"]:  # every point on the same spot: annotations would pile up
+        stage.update(size_bytes=1000, latency_ms=0.01, accuracy=0.9)
+    fig = plot_figure(report)
+    assert all(not ax.texts for ax in fig.axes)
+    labels = [text.get_text() for legend in fig.legends for text in legend.get_texts()]
+    assert len(labels) == len(report["stages"]) and labels[0].startswith(report["stages"][0]["stage"])
+    plt.close(fig)
