@@ -40,7 +40,7 @@ def qat_student(run_dir, report, data, epochs):
 
     from kdtf import compress
     from kdtf.data import keep_labels
-    from kdtf.models.io import load_model
+    from kdtf.saving import load_model
 
     config = report["config"]
     y_train = keep_labels(data.y_train, config["labels"], seed=config["seed"]) if config["labels"] else data.y_train
@@ -125,7 +125,7 @@ def main(argv=None):
 
     from kdtf.data import load
     from kdtf.io import write_text
-    from kdtf.models.io import load_model
+    from kdtf.saving import load_model
     from kdtf.report import load_report
 
     report = load_report(args.run_dir)

@@ -102,7 +102,7 @@ class DistillConfig(RunConfig):
     """Settings of a distillation run. Every field is a flag of ``scripts/distill.py``."""
 
     POSITIVE = RunConfig.POSITIVE + ("teacher_epochs", "epochs")
-    NON_NEGATIVE = ("image_size", "unfreeze_layers", "finetune_epochs")
+    NON_NEGATIVE = ("image_size", "unfreeze_layers", "finetune_epochs", "progressive_epochs")
     RATES = ("learning_rate", "finetune_learning_rate")
 
     data_dir: str = ""
@@ -129,6 +129,7 @@ class DistillConfig(RunConfig):
     unsafe_load: bool = False
     cache_dir: str = "saved_models/cache"
     allow_weak_teacher: bool = False
+    progressive_epochs: int = 0
     ptq: str = ""
     ptq_mixed: bool = False
     ptq_max_drop: float = 0.01

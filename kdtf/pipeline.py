@@ -29,9 +29,10 @@ from kdtf.distribute import describe, make_strategy, several_workers, worker_scr
 from kdtf.finetune import fine_tune
 from kdtf.io import check_free_space, check_writable_dir
 from kdtf.models import build
-from kdtf.models.io import load_model, save_model
+from kdtf.saving import load_model, save_model
 from kdtf.models.transfer import is_backbone_classifier
 from kdtf.optim import add_kernel_regularization, build_optimizer
+from kdtf.progressive import progressive_distillation
 from kdtf.report import report_header, stage_record, write_report
 from kdtf.runstate import RunState, StepCheckpoint
 from kdtf.stages import Stage, StageRunner
@@ -366,11 +367,17 @@ def _distillation_data(ctx, student, teacher):
 
 def _distill_stage(ctx, student, teacher):
     config = ctx.config
-    return _model_stage(
-        ctx, "distilled", "student.keras", f"Distiller({ctx.spec.describe()}) for {config.epochs} epochs",
-        lambda callbacks: _train(ctx, student, config.student_weights, ctx.distill_ds, config.epochs, callbacks, teacher),
-        timing="distill_s",
-    )
+
+    def train(callbacks):
+        if config.progressive_epochs:  # Transformer students: block by block first (not resumable mid-way)
+            progressive_distillation(student, teacher, ctx.train_ds, epochs_per_block=config.progressive_epochs,
+                                     optimizer=_optimizer(ctx, config.learning_rate, warmup=False), steps_per_epoch=ctx.steps,
+                                     verbose=ctx.verbose, log=log)
+        return _train(ctx, student, config.student_weights, ctx.distill_ds, config.epochs, callbacks, teacher)
+
+    progressive = f"layer-wise for {config.progressive_epochs} epoch(s) per block, then " if config.progressive_epochs else ""
+    return _model_stage(ctx, "distilled", "student.keras", f"{progressive}Distiller({ctx.spec.describe()}) for {config.epochs} epochs",
+                        train, timing="distill_s")
 
 
 def _compress_stage(ctx, recipe, student, teacher):
@@ -382,7 +389,7 @@ def _compress_stage(ctx, recipe, student, teacher):
 
     def train(callbacks):
         model, steps["records"] = recipe.run(student, fine_tuner, epochs=config.prune_epochs, log=log,
-                                             checkpoint=StepCheckpoint(state, ctx.out, save_model))
+                                             checkpoint=StepCheckpoint(state, ctx.out))
         return model
 
     def measure(model, paths):

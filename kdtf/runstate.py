@@ -11,7 +11,9 @@ import json
 import os
 import shutil
 
+from kdtf._keras import keras
 from kdtf.io import write_text
+from kdtf.saving import load_model, save_model
 
 __all__ = ["RunState", "StepCheckpoint", "MANIFEST"]
 
@@ -81,25 +83,20 @@ class RunState:
 
     def callbacks(self, stage):
         """``BackupAndRestore`` for the fit of ``stage``: resumes from its last epoch."""
-        from kdtf._keras import keras
-
         return [keras.callbacks.BackupAndRestore(self.backup_dir(stage))]
 
 
 class StepCheckpoint:
     """For :meth:`kdtf.compress.Recipe.run`: saves the model after each compression
     step but the last (``RUN_DIR/.stages/``) and gives it back on ``--resume``, so a
-    finished step is not redone. ``save_model(model, path)`` writes a model atomically
-    and returns the path written."""
+    finished step is not redone."""
 
-    def __init__(self, state, out, save_model):
-        self.state, self.out, self.save_model = state, out, save_model
+    def __init__(self, state, out):
+        self.state, self.out = state, out
 
     def load_step(self, index):
         if not self.state.done(f"compress:{index}"):
             return None
-        from kdtf.models.io import load_model
-
         record = self.state.record(f"compress:{index}")
         return load_model(os.path.join(self.out, record["file"])), record["step"], record["pruned"], record["clustered"]
 
@@ -108,7 +105,7 @@ class StepCheckpoint:
         return self.state.callbacks(f"compress:{index}")
 
     def save_step(self, index, model, record, pruned, clustered):
-        path = self.save_model(model, os.path.join(self.out, ".stages", f"compress-{index}.keras"))
+        path = save_model(model, os.path.join(self.out, ".stages", f"compress-{index}.keras"))
         self.state.complete(f"compress:{index}", {
             "file": os.path.relpath(path, self.out), "step": record, "pruned": pruned, "clustered": clustered,
         }, [path])

@@ -44,7 +44,7 @@ def benchmark(path, data=None, keras_path=None, runs=200, warmup=20, seed=0, uns
     result[f"latency_{threads}_threads"] = export.latency(path, num_threads=threads, runs=runs, warmup=warmup)
     keras_model = None
     if keras_path:
-        from kdtf.models.io import load_model
+        from kdtf.saving import load_model
 
         keras_model = load_model(keras_path, safe_mode=not unsafe_load)
         interpreter = export.load_interpreter(path)

@@ -62,6 +62,8 @@ HELP = {
     "output": "run folder (default: saved_models/<dataset>-<time>)",
     "cache_dir": "folder of cached teachers",
     "latency_runs": "timed invocations per latency measurement",
+    "progressive_epochs": "Transformer students: epochs per student block of layer-wise distillation (hidden states and "
+                          "attention of the mapped blocks) before the end-to-end distillation; 0: off",
     "ptq": f"with --no-qat: post-training quantization by litert-quantizer ({', '.join(catalog.PTQ_MODES)}); empty: the converter's int8",
     "ptq_max_drop": "with --ptq-mixed: largest accepted accuracy drop against float",
     "verbose": VERBOSE_HELP,

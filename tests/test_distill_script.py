@@ -177,7 +177,7 @@ def test_compressed_qat_model_reloads_and_matches_the_tflite_predictions(tiny_ru
     out, _ = tiny_run
     from kdtf.data import load
     from kdtf.export import evaluate
-    from kdtf.models.io import load_model
+    from kdtf.saving import load_model
 
     qat = load_model(out / "student_pruned_qat.h5")
     data = load("mnist5k")

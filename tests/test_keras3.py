@@ -8,7 +8,7 @@ import kdtf
 from kdtf import keras
 from kdtf import keras3 as k3_convert
 from kdtf.keras3 import as_tf_keras, from_keras3, is_keras3_file, to_keras3
-from kdtf.models.io import load_model, save_model
+from kdtf.saving import load_model, save_model
 from kdtf.models.zoo import student_cnn
 
 keras3 = pytest.importorskip("keras")  # the standalone Keras 3 package (TensorFlow >= 2.16)

@@ -46,7 +46,7 @@ def test_a_run_killed_during_distillation_resumes_without_redoing_finished_stage
     assert list(manifest["stages"]) == ["teacher", "scratch"] and not manifest["complete"]
     for name in os.listdir(killed):  # nothing truncated: every model file there loads
         if name.endswith(".keras"):
-            from kdtf.models.io import load_model
+            from kdtf.saving import load_model
 
             load_model(str(killed / name))
     resumed = subprocess.run([sys.executable, SCRIPT, "--resume", str(killed), "--verbose", "0"],
@@ -138,7 +138,7 @@ def test_disk_full_is_refused_before_training_and_at_a_write(tmp_path, monkeypat
 
 def test_lambda_models_need_unsafe_load(tmp_path):
     from kdtf import keras
-    from kdtf.models.io import load_model
+    from kdtf.saving import load_model
 
     model = keras.Sequential([keras.Input((4,)), keras.layers.Lambda(lambda x: x * 2), keras.layers.Dense(3)])
     path = str(tmp_path / "lambda.keras")

@@ -124,7 +124,7 @@ def _float_ops(flatbuffer):
 
 @pytest.mark.slow
 def test_vit_student_qat_to_int8_tflite_is_builtin_only_fully_integer_and_agrees_with_keras(tmp_path):
-    from kdtf.models.io import load_model, save_model
+    from kdtf.saving import load_model, save_model
 
     keras.utils.set_random_seed(0)
     x, y = images(256), RNG.integers(0, 10, 256)
@@ -242,3 +242,25 @@ def tf_constant(value):
     from kdtf._keras import tf
 
     return tf.constant(value)
+
+
+def test_progressive_distillation_trains_the_blocks_stage_by_stage():
+    from kdtf.progressive import progressive_distillation, progressive_specs
+
+    keras.utils.set_random_seed(2)
+    teacher = vit.vit_classifier((16, 16, 1), 3, patch_size=4, dim=16, depth=2, heads=2, mlp_dim=16, name="t")
+    student = vit.vit_classifier((16, 16, 1), 3, patch_size=4, dim=8, depth=2, heads=2, mlp_dim=8, name="s")
+    specs = progressive_specs(student, teacher)
+    assert [len(spec.terms) for spec in specs] == [2, 4] and all(spec.alpha == 0 for spec in specs)
+    assert {t.student_layer for t in specs[0].terms} == {"block0_output", "block0_attention_scores"}
+    x = np.random.default_rng(2).random((16, 16, 16, 1), dtype=np.float32)
+    weights = {layer.name: [w.copy() for w in layer.get_weights()] for layer in student.layers}
+    changed = lambda name: any(not np.array_equal(a, b) for a, b in zip(weights[name], student.get_layer(name).get_weights()))
+    from kdtf.training import as_dataset, fit
+
+    data = as_dataset((x, np.zeros(16, np.int32)), batch_size=8)
+    fit(student, data, epochs=1, teacher=teacher, spec=specs[0])  # stage 1 alone: block 0 only
+    assert changed("block0_query") and not changed("block1_query") and not changed("logits")
+    histories = progressive_distillation(student, teacher, data, epochs_per_block=1)
+    assert len(histories) == 2 and all(np.isfinite(h["loss"][0]) for h in histories)
+    assert changed("block1_query") and not changed("logits")

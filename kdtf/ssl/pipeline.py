@@ -29,7 +29,7 @@ from kdtf.data.augment import byol_views
 from kdtf.distiller import Distiller
 from kdtf.io import atomic_path, check_writable_dir, gzip_size, write_text
 from kdtf.models import ENCODERS
-from kdtf.models.io import load_model, save_model
+from kdtf.saving import load_model, save_model
 from kdtf.optim import add_kernel_regularization, build_optimizer
 from kdtf.report import report_header
 from kdtf.runstate import RunState, StepCheckpoint
@@ -187,7 +187,7 @@ def _compress_stage(ctx, student, teacher, cached):
     steps = {}
 
     def train(callbacks):
-        model, steps["records"] = recipe.run(student, fine_tuner, log=log, checkpoint=StepCheckpoint(ctx.runner.state, ctx.out, save_model))
+        model, steps["records"] = recipe.run(student, fine_tuner, log=log, checkpoint=StepCheckpoint(ctx.runner.state, ctx.out))
         return model
 
     def load(record):

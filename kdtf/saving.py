@@ -1,10 +1,19 @@
-"""Saving run outputs atomically and loading user-supplied ``.keras`` files with clear errors."""
+"""Saving run outputs atomically and loading user-supplied ``.keras`` files with clear errors.
+
+Above :mod:`kdtf.compress` (a QAT model saves as ``.h5`` and reloads in TF-MOT's scope)
+and :mod:`kdtf.keras3` (a Keras 3 file is converted where it enters).
+"""
 
 import os
 import warnings
 import zipfile
 
+import h5py
+from tf_keras.src.saving import serialization_lib
+
+from kdtf import compress
 from kdtf._keras import keras
+from kdtf.io import atomic_path
 from kdtf.keras3 import is_keras3_file, load_keras3_file
 
 __all__ = ["load_model", "save_model"]
@@ -14,9 +23,6 @@ def save_model(model, path):
     """Saves ``model`` to ``path`` atomically, without optimizer state; returns the path
     written. QAT models go to ``.h5`` instead: TF-MOT 0.8.1's quantize layer does not
     reload from the ``.keras`` format ("expected 5 variables, but received 3")."""
-    from kdtf import compress
-    from kdtf.io import atomic_path
-
     if compress.is_quantized(model):
         path = os.path.splitext(path)[0] + ".h5"
         with atomic_path(path) as tmp:
@@ -44,8 +50,6 @@ def load_model(path, *, safe_mode=True, compile=False):
     if not os.path.isfile(path):
         raise ValueError(f"Model file not found: {path!r}")
     if path.endswith((".h5", ".hdf5")):
-        import h5py
-
         if not h5py.is_hdf5(path):
             raise ValueError(f"{path!r} is not an HDF5 file (corrupt or truncated?). Re-save it with model.save(...).")
         kwargs = {}
@@ -55,20 +59,16 @@ def load_model(path, *, safe_mode=True, compile=False):
         return load_keras3_file(path, safe_mode=safe_mode)
     else:
         kwargs = {"safe_mode": safe_mode}
-    from tf_keras.src.saving import serialization_lib
-
-    from kdtf.compress import quantize_scope
-
     try:
         # the scope also covers .h5 files, whose Lambda layers hold marshalled code
-        with quantize_scope(), serialization_lib.SafeModeScope(safe_mode):  # QAT .h5 need TF-MOT's classes
+        with compress.quantize_scope(), serialization_lib.SafeModeScope(safe_mode):  # QAT .h5 need TF-MOT's classes
             return keras.models.load_model(path, compile=compile, **kwargs)
     except ValueError as error:
         message = str(error).strip().splitlines()[0]
         if "safe_mode" in str(error) or "Lambda" in str(error):
             message = (
                 "it holds a Lambda layer with Python code, which safe mode refuses to run. "
-                "Load it only if you trust the file: pass --unsafe-load (kdtf.models.io.load_model(..., safe_mode=False))"
+                "Load it only if you trust the file: pass --unsafe-load (kdtf.saving.load_model(..., safe_mode=False))"
             )
         raise ValueError(f"Cannot load {path!r}: {message}") from None
     except (OSError, KeyError, TypeError) as error:
