@@ -11,7 +11,11 @@ from kdtf._keras import tf
 from kdtf.data import keep_labels, labelled_dataset, load
 from kdtf.data.image_cache import cached_images
 from kdtf.data.rowfile import RowReader, write_rows
-from kdtf.data.teacher_cache import attach_teacher_outputs, teacher_cache_path, write_teacher_outputs
+from kdtf.data.teacher_cache import (
+    attach_teacher_outputs,
+    teacher_cache_path,
+    write_teacher_outputs,
+)
 
 CLASSES = ("ant", "bee", "cat")
 
@@ -141,7 +145,7 @@ def test_an_interrupted_cache_build_leaves_nothing_that_is_trusted(tmp_path):
     with pytest.raises(ValueError, match="Could not decode the images of 'toy'"):
         cached_images(cache, "toy", ["toy", 1], 200, (4, 4, 1), dying)
     assert os.listdir(cache) == []
-    good = lambda: tf.data.Dataset.range(200).map(lambda i: (i, tf.fill((4, 4, 1), tf.cast(i, tf.uint8))))  # noqa: E731
+    good = lambda: tf.data.Dataset.range(200).map(lambda i: (i, tf.fill((4, 4, 1), tf.cast(i, tf.uint8))))
     reader, skipped, built = cached_images(cache, "toy", ["toy", 1], 200, (4, 4, 1), good)
     assert built and len(skipped) == 0 and reader.read([150])[0, 0, 0, 0] == 150
 
@@ -212,6 +216,7 @@ def test_shuffled_training_batches_match_the_in_memory_pipeline():
 def test_sample_is_bounded_seeded_and_arrays_refuse_large_splits(tmp_path, folder):
     data = load(f"folder:{folder}", image_size=16, cache_dir=str(tmp_path / "c"))
     x, y = data.sample("train", 10**6)
+    np.testing.assert_array_equal(y, data.y_train)  # drawn in split order
     assert x.shape == (data.size("train"), 16, 16, 3) and x.dtype == np.float32 and x.max() <= 1
     a, b = data.sample("train", 5, seed=2), data.sample("train", 5, seed=2)
     np.testing.assert_array_equal(a[0], b[0])
@@ -258,7 +263,7 @@ def _teacher():
 def test_teacher_outputs_cached_on_disk_follow_their_examples_through_shuffling(tmp_path, folder):
     data = load(f"folder:{folder}", image_size=16, cache_dir=str(tmp_path / "c"))
     teacher = _teacher()
-    teacher_fn = lambda x: [o.numpy() for o in teacher(x, training=False)]  # noqa: E731
+    teacher_fn = lambda x: [o.numpy() for o in teacher(x, training=False)]
     path = teacher_cache_path(str(tmp_path / "c"), data.fingerprint("train"), "teacher-v1")
     paths = write_teacher_outputs(teacher_fn, data.dataset("train", 8, with_index=True), data.size("train"), path)
     assert [np.load(p).shape for p in paths] == [(data.size("train"), 3), (data.size("train"), 14, 14, 4)]
@@ -316,3 +321,16 @@ def test_export_for_android_calibrates_on_a_sample_and_evaluates_a_stream(tmp_pa
     plain = export.export_for_android(model, str(tmp_path / "b" / "m.tflite"), representative=data.arrays("train")[0],
                                       evaluation=(x, y), class_names=list(CLASSES), normalization="x / 255")
     assert plain["metrics_on_litert"]["examples"] == len(x) and plain["class_names"] == list(CLASSES)
+
+
+def test_fast_jpeg_decoding_is_close_to_an_antialiased_resize(tmp_path):
+    from kdtf.data.decode import decode_file
+
+    yy, xx = np.mgrid[0:256, 0:256]
+    image = np.stack([xx, yy, (xx + yy) // 2], -1).astype(np.uint8)  # smooth ramps
+    path = str(tmp_path / "ramp.jpg")
+    tf.io.write_file(path, tf.io.encode_jpeg(image, quality=95))
+    for size in (32, 64, 100, 224):
+        fast = decode_file(path, size, 3).numpy().astype(np.float32)
+        full = tf.image.resize(tf.io.decode_jpeg(tf.io.read_file(path), channels=3), (size, size), antialias=True).numpy()
+        assert fast.shape == (size, size, 3) and np.abs(fast - full).mean() < 2.0, size

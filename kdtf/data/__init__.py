@@ -21,14 +21,14 @@ from kdtf.data.datasets import (
 from kdtf.data.loaders import BUNDLED
 
 __all__ = [
+    "BUNDLED",
     "Splits",
+    "accuracy",
+    "iterate_batches",
+    "keep_labels",
+    "labelled_dataset",
     "load",
     "load_unlabeled",
     "parse_spec",
     "specs",
-    "keep_labels",
-    "labelled_dataset",
-    "accuracy",
-    "iterate_batches",
-    "BUNDLED",
 ]

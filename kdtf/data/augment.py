@@ -24,7 +24,7 @@ computes the teacher's outputs inside ``train_step`` on the batch ``tf.data`` yi
 
 from kdtf._keras import tf
 
-__all__ = ["AUGMENTATIONS", "parse_augment", "mixes_labels", "Augmenter", "augment_dataset", "quiet_map", "ByolViews", "byol_views"]
+__all__ = ["AUGMENTATIONS", "Augmenter", "ByolViews", "augment_dataset", "byol_views", "mixes_labels", "parse_augment", "quiet_map"]
 
 AUGMENTATIONS = ("flip", "crop", "randaugment", "jitter", "mixup", "cutmix")
 _MIXING = ("mixup", "cutmix")

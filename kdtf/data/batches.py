@@ -7,7 +7,7 @@ split never has to be held whole.
 
 import numpy as np
 
-__all__ = ["iterate_batches", "accuracy", "hard_labels"]
+__all__ = ["accuracy", "hard_labels", "iterate_batches"]
 
 
 def _split_element(element):
@@ -40,7 +40,7 @@ def iterate_batches(data, y=None, batch_size=256):
             yield data[start:start + batch_size], labels[start:start + batch_size]
         return
     if isinstance(data, np.ndarray):
-        raise ValueError("Expected labels y with an array of inputs. Received: y=None")
+        raise TypeError("Expected labels y with an array of inputs. Received: y=None")
     batches = data.as_numpy_iterator() if hasattr(data, "as_numpy_iterator") else data
     for element in batches:
         yield _split_element(element)

@@ -12,13 +12,19 @@ import warnings
 import numpy as np
 
 from kdtf._keras import tf
-from kdtf.data.loaders import DEFAULT_IMAGE_SIZE, open_spec, open_unlabeled, parse_spec, specs
+from kdtf.data.loaders import (
+    DEFAULT_IMAGE_SIZE,
+    open_spec,
+    open_unlabeled,
+    parse_spec,
+    specs,
+)
 from kdtf.data.sources import CacheLog
 from kdtf.data.splits import ARRAYS_MAX_BYTES, Splits
 from kdtf.data.stream import read_examples
 from kdtf.data.table import Table
 
-__all__ = ["Splits", "load", "load_unlabeled", "parse_spec", "specs", "keep_labels", "labelled_dataset", "DEFAULT_IMAGE_SIZE"]
+__all__ = ["DEFAULT_IMAGE_SIZE", "Splits", "keep_labels", "labelled_dataset", "load", "load_unlabeled", "parse_spec", "specs"]
 
 
 def _take(indices, y, fraction, seed):

@@ -7,9 +7,25 @@ until the last step of a pipeline maps them to ``[0, 1]``.
 
 from kdtf._keras import tf
 
-__all__ = ["decode_file", "to_uint8", "looks_like_image", "MAGIC_BYTES"]
+__all__ = ["MAGIC_BYTES", "decode_file", "looks_like_image", "to_uint8"]
 
 MAGIC_BYTES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
+
+
+def _resize(image, image_size):
+    """Bilinear resize to ``image_size`` x ``image_size``, rounded to uint8.
+    Antialiasing (a much slower kernel) only where the image shrinks by more than 2x;
+    below that, plain bilinear (the Keras ``image_dataset_from_directory`` default)
+    touches every source pixel."""
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    factor = tf.reduce_max(shape) / float(image_size)
+
+    def resized(antialias):
+        out = tf.image.resize(image, (image_size, image_size), antialias=antialias)
+        return tf.cast(tf.round(tf.clip_by_value(out, 0.0, 255.0)), tf.uint8)
+
+    same = tf.reduce_all(tf.equal(tf.shape(image)[:2], image_size))
+    return tf.case([(same, lambda: tf.cast(image, tf.uint8)), (factor > 2.0, lambda: resized(True))], default=lambda: resized(False))
 
 
 def to_uint8(image, image_size=None, channels=None):
@@ -19,22 +35,31 @@ def to_uint8(image, image_size=None, channels=None):
         image = tf.image.grayscale_to_rgb(image) if channels == 3 else tf.image.rgb_to_grayscale(image)
     if not image_size:
         return image
-    shape = tf.shape(image)
+    return tf.ensure_shape(_resize(image, image_size), (image_size, image_size, channels or image.shape[-1]))
 
-    def resize():
-        resized = tf.image.resize(image, (image_size, image_size), antialias=True)
-        return tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
 
-    same = tf.logical_and(tf.equal(shape[0], image_size), tf.equal(shape[1], image_size))
-    out = tf.cond(same, lambda: tf.cast(image, tf.uint8), resize)
-    return tf.ensure_shape(out, (image_size, image_size, channels or image.shape[-1]))
+def _jpeg_at_least(raw, image_size, channels):
+    """Decodes a JPEG at the smallest DCT scale (1/1, 1/2, 1/4, 1/8) that keeps both sides
+    at least ``image_size``: a 1,000 px photo for 96 px input decodes at 1/8, several
+    times faster, and the final resize shrinks by less than 2x."""
+    shape = tf.image.extract_jpeg_shape(raw)
+    short = tf.minimum(shape[0], shape[1])
+    branches = [lambda r=r: tf.io.decode_jpeg(raw, channels=channels, ratio=r) for r in (1, 2, 4, 8)]
+    index = tf.add_n([tf.cast(short >= image_size * r, tf.int32) for r in (2, 4, 8)])
+    return tf.switch_case(index, branches)
 
 
 def decode_file(path, image_size, channels):
     """Reads and decodes one file (JPEG, PNG, BMP, GIF's first frame) in a graph; an
     unreadable file raises ``InvalidArgumentError`` (the pipelines drop it with
     ``ignore_errors``)."""
-    image = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
+    raw = tf.io.read_file(path)
+    image = tf.cond(
+        tf.io.is_jpeg(raw),
+        lambda: _jpeg_at_least(raw, image_size, channels),
+        lambda: tf.io.decode_image(raw, channels=channels, expand_animations=False),
+    )
+    image.set_shape((None, None, channels))
     return to_uint8(image, image_size, channels)
 
 

@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-__all__ = ["IMAGE_EXTENSIONS", "SPLIT_NAMES", "list_class_folders", "list_images", "check_classes"]
+__all__ = ["IMAGE_EXTENSIONS", "SPLIT_NAMES", "check_classes", "list_class_folders", "list_images"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}

@@ -24,7 +24,7 @@ from kdtf._keras import tf
 from kdtf.data.rowfile import RowReader, write_rows
 from kdtf.io import write_text
 
-__all__ = ["CACHE_VERSION", "file_identity", "cache_key", "cached_images", "decode_in_order"]
+__all__ = ["CACHE_VERSION", "cache_key", "cached_images", "decode_in_order", "file_identity"]
 
 CACHE_VERSION = 1
 BATCH = 64  # images per write while building

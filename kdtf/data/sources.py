@@ -18,7 +18,7 @@ from kdtf.data.decode import decode_file, looks_like_image
 from kdtf.data.image_cache import cache_key, cached_images, file_identity
 from kdtf.data.table import CachedRows, FileRows, TfdsRows
 
-__all__ = ["open_files", "open_tfds_split", "CacheLog"]
+__all__ = ["CacheLog", "open_files", "open_tfds_split"]
 
 
 class CacheLog:

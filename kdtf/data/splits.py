@@ -16,7 +16,7 @@ from kdtf.data.sources import CacheLog
 from kdtf.data.stream import example_batches, read_examples
 from kdtf.data.table import ArrayRows, Table
 
-__all__ = ["Splits", "SPLITS", "ARRAYS_MAX_BYTES"]
+__all__ = ["ARRAYS_MAX_BYTES", "SPLITS", "Splits"]
 
 SPLITS = ("train", "val", "test")
 ARRAYS_MAX_BYTES = 2 * 2**30  # float32 bytes a split may take when materialised by arrays()

@@ -18,7 +18,7 @@ import numpy as np
 
 from kdtf._keras import tf
 from kdtf.data.decode import decode_file
-from kdtf.data.table import FileRows, TfdsRows
+from kdtf.data.table import TfdsRows
 
 __all__ = ["example_batches", "read_examples"]
 
@@ -43,13 +43,12 @@ def _random_access(table, positions, batch_size, shuffle, seed, repeat, drop_rem
 
 
 def _files(table, positions, batch_size, shuffle, seed, repeat, drop_remainder):
+    if not table.streamable:
+        raise ValueError(
+            "Expected image files or in-memory/cached images in one split, not both. "
+            "Pass cache_dir to kdtf.data.load (--cache-dir) so every source is cached."
+        )
     paths = np.empty(len(table), dtype=object)
-    for source, rows in table.segments:
-        if not isinstance(source, FileRows):
-            raise ValueError(
-                "Expected image files or in-memory/cached images in one split, not both. "
-                "Pass cache_dir to kdtf.data.load (--cache-dir) so every source is cached."
-            )
     for k, mask, rows in table.locate(np.arange(len(table))):
         paths[mask] = table.segments[k][0].paths[rows]
     paths = tf.constant(paths.astype(str))

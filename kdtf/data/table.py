@@ -12,7 +12,7 @@ import hashlib
 
 import numpy as np
 
-__all__ = ["ArrayRows", "CachedRows", "FileRows", "TfdsRows", "Table"]
+__all__ = ["ArrayRows", "CachedRows", "FileRows", "Table", "TfdsRows"]
 
 
 class ArrayRows:

@@ -28,13 +28,13 @@ from kdtf.data.rowfile import RowReader, write_rows
 from kdtf.io import atomic_path
 
 __all__ = [
-    "write_teacher_outputs",
-    "attach_teacher_outputs",
-    "teacher_cache_path",
-    "cached_teacher_outputs",
-    "weights_digest",
     "CACHED_KEY",
     "MAX_BYTES",
+    "attach_teacher_outputs",
+    "cached_teacher_outputs",
+    "teacher_cache_path",
+    "weights_digest",
+    "write_teacher_outputs",
 ]
 
 CACHED_KEY = "teacher_outputs"  # the Distiller's key for cached outputs in a batch

@@ -18,7 +18,7 @@ import numpy as np
 from kdtf._keras import tf
 from kdtf.data.decode import to_uint8
 
-__all__ = ["parse_tfds_name", "open_tfds", "TfdsSource"]
+__all__ = ["TfdsSource", "open_tfds", "parse_tfds_name"]
 
 SHUFFLE_BUFFER = 1024  # encoded examples held for shuffling a streamed split (no cache)
 

@@ -9,7 +9,7 @@ from ai_edge_litert.interpreter import Interpreter
 from kdtf.data.batches import hard_labels, iterate_batches
 from kdtf.export.tflite import _read
 
-__all__ = ["load_interpreter", "predict", "evaluate", "latency", "keras_latency"]
+__all__ = ["evaluate", "keras_latency", "latency", "load_interpreter", "predict"]
 
 
 def load_interpreter(flatbuffer_or_path, num_threads=1):

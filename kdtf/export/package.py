@@ -6,7 +6,12 @@ import os
 import numpy as np
 
 from kdtf.export.litert import evaluate, load_interpreter
-from kdtf.export.tflite import check_builtin_ops, save_tflite, to_tflite, weight_sparsity
+from kdtf.export.tflite import (
+    check_builtin_ops,
+    save_tflite,
+    to_tflite,
+    weight_sparsity,
+)
 from kdtf.io import gzip_size, write_text
 
 __all__ = ["export_for_android", "model_card"]
