@@ -5,7 +5,8 @@ Public API, by task:
 * distill: :class:`Distiller`, :mod:`kdtf.losses`
 * compress: :mod:`kdtf.compress` (prune / strip_pruning, quantize)
 * export and verify: :mod:`kdtf.export` (to_tflite, evaluate, latency, op check)
-* data and models: :mod:`kdtf.data` (specs, augmentation), :mod:`kdtf.models` (zoo,
+* data and models: :mod:`kdtf.data` (specs streamed through tf.data, image cache,
+  teacher-output cache, augmentation), :mod:`kdtf.models` (zoo,
   application backbones), :mod:`kdtf.finetune` (two-phase, teacher-assisted)
 * self-supervised teachers: :mod:`kdtf.ssl` (BYOL, linear probe, k-NN)
 * scale: :mod:`kdtf.distribute` (strategies by name)

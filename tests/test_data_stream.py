@@ -286,13 +286,16 @@ def test_with_index_refuses_augmentation(folder):
 
 def test_accuracy_and_litert_evaluation_stream_the_same_numbers_as_arrays(tmp_path, folder):
     from kdtf import export
-    from kdtf.data import accuracy
+    from kdtf.data import accuracy, outputs_and_labels
 
     data = load(f"folder:{folder}", image_size=16, cache_dir=str(tmp_path / "c"))
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Flatten(), keras.layers.Dense(3)])
     x, y = data.arrays("train")
-    assert accuracy(model, data.dataset("train", 7)) == pytest.approx(np.mean(model.predict(x, verbose=0).argmax(-1) == y))
+    expected = np.mean(model.predict(x, verbose=0).argmax(-1) == y)
+    assert accuracy(model, data.dataset("train", 7)) == pytest.approx(expected)
+    logits, labels = outputs_and_labels(model.predict_on_batch, data.dataset("train", 7, shuffle=True))
+    assert np.mean(logits.argmax(-1) == labels) == pytest.approx(expected)
     flatbuffer = export.to_tflite(model, "float32")
     arrays = export.evaluate(flatbuffer, x, y, keras_model=model, batch_size=5)
     streamed = export.evaluate(flatbuffer, data.dataset("train", 5), keras_model=model)
@@ -334,3 +337,14 @@ def test_fast_jpeg_decoding_is_close_to_an_antialiased_resize(tmp_path):
         fast = decode_file(path, size, 3).numpy().astype(np.float32)
         full = tf.image.resize(tf.io.decode_jpeg(tf.io.read_file(path), channels=3), (size, size), antialias=True).numpy()
         assert fast.shape == (size, size, 3) and np.abs(fast - full).mean() < 2.0, size
+
+
+def test_distributed_dataset_feeds_fit_under_a_strategy(tmp_path, folder):
+    data = load(f"folder:{folder}", image_size=16, cache_dir=str(tmp_path / "c"))
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    with strategy.scope():
+        model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Flatten(), keras.layers.Dense(3)])
+        model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    ds = data.distributed(strategy, "train", 8, shuffle=True, repeat=True)
+    history = model.fit(ds, epochs=1, steps_per_epoch=3, verbose=0)
+    assert np.isfinite(history.history["loss"][0])

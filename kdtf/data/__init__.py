@@ -8,7 +8,7 @@ splits are decoded in parallel inside ``tf.data``, once into an on-disk image ca
 (:mod:`kdtf.data.teacher_cache`).
 """
 
-from kdtf.data.batches import accuracy, iterate_batches
+from kdtf.data.batches import accuracy, iterate_batches, outputs_and_labels
 from kdtf.data.datasets import (
     Splits,
     keep_labels,
@@ -29,6 +29,7 @@ __all__ = [
     "labelled_dataset",
     "load",
     "load_unlabeled",
+    "outputs_and_labels",
     "parse_spec",
     "specs",
 ]

@@ -65,3 +65,16 @@ def accuracy(model, data, y=None, batch_size=256):
     if not total:
         raise ValueError("Expected at least one labelled example to measure accuracy. Received: none")
     return correct / total
+
+
+def outputs_and_labels(fn, data, y=None, batch_size=256):
+    """``(fn(x) for every batch, concatenated; the labels in the same order)``: for
+    embeddings and probes over a stream whose order is not the split's (a TFDS split
+    read without a cache comes in source order)."""
+    outputs, labels = [], []
+    for x, batch_labels in iterate_batches(data, y, batch_size):
+        outputs.append(np.asarray(fn(x)))
+        labels.append(batch_labels)
+    if not outputs:
+        raise ValueError("Expected at least one batch. Received: none")
+    return np.concatenate(outputs), np.concatenate(labels)

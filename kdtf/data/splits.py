@@ -156,6 +156,20 @@ class Splits:
             ds = ds.with_options(options)
         return ds.prefetch(tf.data.AUTOTUNE)
 
+    def distributed(self, strategy, split, global_batch_size, **options):
+        """:meth:`dataset` for ``strategy`` (``distribute_datasets_from_function``): each
+        input pipeline (one per worker under MultiWorkerMirroredStrategy) reads only its
+        shard of the files, in per-replica batches; ``options`` go to :meth:`dataset`.
+        Pass the result to ``fit`` like a dataset (with ``steps_per_epoch`` when it
+        repeats)."""
+
+        def make(context):
+            pipelines = context.num_input_pipelines
+            shard = (pipelines, context.input_pipeline_id) if pipelines > 1 else None
+            return self.dataset(split, context.get_per_replica_batch_size(global_batch_size), shard=shard, **options)
+
+        return strategy.distribute_datasets_from_function(make)
+
     def _augment(self, ds, augment, seed):
         from kdtf.data.augment import augment_dataset, quiet_map
 
