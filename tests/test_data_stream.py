@@ -105,14 +105,27 @@ def test_corrupt_images_are_skipped_before_the_split_and_counted_from_the_cache(
         assert data.describe("test", np.arange(data.size("test"))) == list(reference["test"][0])
 
 
-def test_without_a_cache_a_header_check_skips_garbage_and_the_pipeline_drops_truncated_files(tmp_path):
+def test_without_a_cache_a_check_of_first_and_last_bytes_skips_garbage_and_truncated_files(tmp_path):
     path = make_folder(tmp_path / "bugs", corrupt=True)
-    with pytest.warns(UserWarning, match=r"Skipped 1 unreadable image"):
+    with pytest.warns(UserWarning, match=r"Skipped 2 unreadable image"):
         data = load(f"folder:{path}", image_size=16)
-    total = sum(data.size(s) for s in ("train", "val", "test"))
-    assert data.meta["skipped"] == 1 and total == 37  # the truncated JPEG passes the header check
-    seen = sum(len(x) for s in ("train", "val", "test") for x, _ in data.dataset(s, 8))
-    assert seen == 36
+    assert data.meta["skipped"] == 2
+    assert sum(len(x) for s in ("train", "val", "test") for x, _ in data.dataset(s, 8)) == 36
+
+
+def test_without_a_cache_a_file_that_fails_to_decode_is_dropped_and_arrays_say_why(tmp_path):
+    path = make_folder(tmp_path / "bugs")
+    damaged = os.path.join(path, "cat", "000.jpg")
+    with open(damaged, "rb") as f:
+        head = f.read(20)
+    with open(damaged, "wb") as f:  # a JPEG signature and end marker around garbage
+        f.write(head + bytes(range(256)) * 4 + b"\xff\xd9")
+    data = load(f"folder:{path}", image_size=16)
+    assert data.meta["skipped"] == 0
+    assert sum(len(x) for s in ("train", "val", "test") for x, _ in data.dataset(s, 8)) == 35
+    split = next(s for s in ("train", "val", "test") if damaged in data.describe(s, np.arange(data.size(s))))
+    with pytest.raises(ValueError, match="failed to decode while streaming.*cache_dir"):
+        getattr(data, f"x_{split}")
 
 
 def test_cache_is_reused_and_invalidated_when_a_file_changes(tmp_path, folder):

@@ -5,11 +5,11 @@ antialiasing, then rounded back to uint8: they travel as uint8 (a quarter of flo
 until the last step of a pipeline maps them to ``[0, 1]``.
 """
 
+import os
+
 from kdtf._keras import tf
 
-__all__ = ["MAGIC_BYTES", "decode_file", "looks_like_image", "to_uint8"]
-
-MAGIC_BYTES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
+__all__ = ["decode_file", "looks_like_image", "to_uint8"]
 
 
 def _resize(image, image_size):
@@ -63,12 +63,29 @@ def decode_file(path, image_size, channels):
     return to_uint8(image, image_size, channels)
 
 
+def _complete(head, tail, size):
+    """Whether a file with these first and last bytes ends as its format says."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return b"\xff\xd9" in tail  # the end-of-image marker (trailing padding allowed)
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return b"IEND" in tail
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return b";" in tail[-16:]
+    if head.startswith(b"BM"):
+        return len(head) >= 6 and size >= int.from_bytes(head[2:6], "little")
+    return False
+
+
 def looks_like_image(path):
-    """Cheap check of a file's first bytes against the image formats decoded here; used
-    where no decoding pass precedes the split (no image cache)."""
+    """A cheap check of a file's first and last bytes (format signature, and the end
+    marker that an interrupted download lacks); used where no decoding pass precedes
+    the split (no image cache)."""
     try:
+        size = os.path.getsize(path)
         with open(path, "rb") as f:
-            head = f.read(8)
+            head = f.read(16)
+            f.seek(max(0, size - 1024))
+            tail = f.read()
     except OSError:
         return False
-    return head.startswith(MAGIC_BYTES)
+    return _complete(head, tail, size)

@@ -5,8 +5,9 @@ With a cache folder, a source is decoded once into the image cache
 unreadable files, so they are skipped before the split is made (the split is the one
 an in-memory loader would make) and never decoded twice. Without one, files are
 decoded on every pass, and unreadable files are found by a cheap check of their first
-bytes (:func:`kdtf.data.decode.looks_like_image`); a file that passes it but fails to
-decode is dropped from the batches.
+and last bytes (:func:`kdtf.data.decode.looks_like_image`: format signature and end
+marker, which catches non-images and truncated files); a file that passes it but
+still fails to decode is dropped from the batches.
 """
 
 import time

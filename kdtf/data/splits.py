@@ -235,7 +235,14 @@ class Splits:
     # In-memory access, kept for the small sets and older callers (see arrays()).
     def _get_x(split):
         def get(self):
-            return self.arrays(split)[0]
+            x, _ = self.arrays(split)
+            if len(x) != self.size(split):
+                raise ValueError(
+                    f"{self.size(split) - len(x)} image(s) of the {split} split of {self.name} failed to decode while "
+                    "streaming, so x and y would not line up. Load with cache_dir=... (--cache-dir): the decoding "
+                    "pass then skips unreadable images before the split."
+                )
+            return x
 
         def set_(self, x):
             self._tables[split] = _as_table(x)
