@@ -13,6 +13,7 @@ from kdtf.data.image_cache import cached_images
 from kdtf.data.rowfile import RowReader, write_rows
 from kdtf.data.teacher_cache import (
     attach_teacher_outputs,
+    cached_teacher_outputs,
     teacher_cache_path,
     write_teacher_outputs,
 )
@@ -285,6 +286,10 @@ def test_teacher_outputs_cached_on_disk_follow_their_examples_through_shuffling(
         expected = teacher_fn(inputs["x"])
         for cached, fresh in zip(inputs["teacher_outputs"], expected):
             np.testing.assert_allclose(cached.numpy(), fresh, rtol=1e-5, atol=1e-6)
+    def no_teacher(x):
+        raise AssertionError("the cache at this key is complete; the teacher must not run again")
+
+    assert cached_teacher_outputs(no_teacher, data.dataset("train", 8, with_index=True), data.size("train"), path) == paths
     with pytest.raises(ValueError, match="conv: 3,136 B per example.*max_bytes=1000"):
         write_teacher_outputs(teacher_fn, data.dataset("train", 8, with_index=True), data.size("train"),
                               str(tmp_path / "small"), names=["logits", "conv"], max_bytes=1000)
@@ -315,6 +320,7 @@ def test_accuracy_and_litert_evaluation_stream_the_same_numbers_as_arrays(tmp_pa
     assert streamed == pytest.approx(arrays) and streamed["examples"] == len(x)
 
 
+@pytest.mark.slow
 def test_byol_views_stream_from_splits_in_full_batches(folder):
     from kdtf.data.augment import byol_views
 
@@ -360,4 +366,24 @@ def test_distributed_dataset_feeds_fit_under_a_strategy(tmp_path, folder):
         model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     ds = data.distributed(strategy, "train", 8, shuffle=True, repeat=True)
     history = model.fit(ds, epochs=1, steps_per_epoch=3, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_the_distiller_reads_the_streamed_teacher_cache_like_its_own(tmp_path, folder):
+    from kdtf import Distiller
+
+    data = load(f"folder:{folder}", image_size=16, cache_dir=str(tmp_path / "c"))
+    keras.utils.set_random_seed(1)
+    student = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(2, 3, name="conv"), keras.layers.Flatten(), keras.layers.Dense(3)])
+    full = _teacher()
+    teacher = keras.Model(full.input, full.outputs[0])
+    distiller = Distiller(student, teacher, temperature=2.0, alpha=0.5, distill="kd,fitnets:0.5@conv/conv")
+    path = teacher_cache_path(str(tmp_path / "c"), data.fingerprint("train"), "t")
+    paths = write_teacher_outputs(distiller.teacher_outputs, data.dataset("train", 16, with_index=True), data.size("train"), path)
+    inputs, y = next(iter(attach_teacher_outputs(data.dataset("train", 16, shuffle=True, with_index=True), paths)))
+    cached = distiller._compute_losses(inputs, y, None, False)
+    fresh = distiller._compute_losses(inputs["x"], y, None, False)
+    np.testing.assert_allclose([float(v) for v in cached[1:4]], [float(v) for v in fresh[1:4]], rtol=1e-5)
+    distiller.compile(keras.optimizers.SGD(0.01))
+    history = distiller.fit(attach_teacher_outputs(data.dataset("train", 16, with_index=True), paths), epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
