@@ -1,13 +1,7 @@
 """Export to TFLite and verification on the LiteRT runtime."""
 
-from kdtf.export.litert import (
-    evaluate,
-    keras_latency,
-    latency,
-    load_interpreter,
-    predict,
-)
 from kdtf.export.package import export_for_android, model_card
+from kdtf.export.litert import evaluate, keras_latency, latency, load_interpreter, predict
 from kdtf.export.tflite import (
     MODES,
     TFLiteOpError,
@@ -20,17 +14,17 @@ from kdtf.export.tflite import (
 
 __all__ = [
     "MODES",
-    "TFLiteOpError",
-    "check_builtin_ops",
-    "evaluate",
-    "export_for_android",
-    "keras_latency",
-    "latency",
-    "list_ops",
-    "load_interpreter",
-    "model_card",
-    "predict",
-    "save_tflite",
     "to_tflite",
+    "save_tflite",
+    "list_ops",
+    "check_builtin_ops",
     "weight_sparsity",
+    "TFLiteOpError",
+    "load_interpreter",
+    "predict",
+    "evaluate",
+    "latency",
+    "keras_latency",
+    "export_for_android",
+    "model_card",
 ]

@@ -13,13 +13,13 @@ from kdtf.io import write_bytes
 
 __all__ = [
     "MODES",
-    "TFLiteOpError",
-    "check_builtin_ops",
-    "list_ops",
-    "save_tflite",
     "to_tflite",
+    "save_tflite",
+    "list_ops",
+    "check_builtin_ops",
     "weight_sparsity",
     "weight_tensors",
+    "TFLiteOpError",
 ]
 
 MODES = ("float32", "float16", "dynamic", "int8", "int16x8")
@@ -31,9 +31,7 @@ class TFLiteOpError(ValueError):
 
 
 def _strip_wrappers(model):
-    from tensorflow_model_optimization.python.core.clustering.keras import (
-        cluster_wrapper,
-    )
+    from tensorflow_model_optimization.python.core.clustering.keras import cluster_wrapper
 
     from kdtf.compress.prune import is_pruned, strip_pruning
 
