@@ -15,13 +15,14 @@ class LabelScarce:
         seed: split, label choice, shuffling and (through ``supervised``) initial weights.
         labels: training labels to keep; ``None`` keeps them all.
         batch_size: batch size of both datasets.
+        image_size: resize the images to this many pixels a side (default: 28).
     """
 
-    def __init__(self, seed, labels=None, batch_size=64):
+    def __init__(self, seed, labels=None, batch_size=64, image_size=None):
         from kdtf.data import keep_labels, labelled_dataset, load
 
         self.seed = seed
-        self.data = load("mnist5k", seed=seed)
+        self.data = load("mnist5k", seed=seed, image_size=image_size)
         if labels is not None:
             self.data.y_train = keep_labels(self.data.y_train, labels, seed=seed)
         self.steps = int(np.ceil(len(self.data.x_train) / batch_size))

@@ -1,13 +1,20 @@
-"""Helpers shared by the scripts: YAML defaults, argument saving, clean error exits."""
+"""What the scripts share: flags built from a config dataclass, YAML defaults, argument
+saving, clean error exits, progress lines.
 
+Light on purpose (no TensorFlow): ``--help`` and flag errors answer at once, before
+TensorFlow loads.
+"""
+
+import argparse
+import dataclasses
 import functools
 import os
 import sys
 
-__all__ = ["load_yaml_defaults", "exit_on_error", "save_args", "ArgumentParser", "log", "keras_verbosity", "resume_args"]
+__all__ = ["ArgumentParser", "parse_config", "load_yaml_defaults", "exit_on_error", "save_args", "log",
+           "keras_verbosity", "resume_args", "load_tensorflow", "VERBOSE_HELP"]
 
-
-import argparse  # noqa: E402
+VERBOSE_HELP = "Keras verbosity: 0 silent, 1 progress bars, 2 one line per epoch (default: 1 on a terminal, 2 in a log file)"
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -44,6 +51,64 @@ def load_yaml_defaults(path, valid_keys):
     return values
 
 
+def _flag_type(field):
+    kind = {"int": int, "float": float, "str": str}.get(field.type, field.type)
+    return kind if kind in (int, float, str) else str
+
+
+def parse_config(config_class, argv, *, description, help_texts, flag_names=None, switches=()):
+    """Parses the command line into a ``config_class`` (a dataclass).
+
+    Every non-bool field is a flag ``--field-name`` (or ``flag_names[field]``) with the
+    field's type; ``--config FILE.yaml`` sets defaults (flags override it), ``--resume
+    RUN_DIR`` continues a run with its saved arguments.
+
+    Args:
+        config_class: the settings dataclass (e.g. :class:`kdtf.config.DistillConfig`).
+        argv: the arguments (``None``: ``sys.argv[1:]``).
+        description: the ``--help`` text above the flags.
+        help_texts: ``{field: help}``; ``(default: ...)`` is appended unless the text
+            says its default itself.
+        flag_names: ``{field: "--flag"}`` where the flag is not ``--field-name``.
+        switches: ``(flag, field, help)`` for bool fields; the switch sets the field to
+            the opposite of its default (``--no-qat``, ``--flip``).
+
+    Returns:
+        ``(config, resume)``.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    fields = {f.name: f for f in dataclasses.fields(config_class)}
+    pre = ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(argv)
+    defaults = dataclasses.asdict(config_class())
+    if known.config:
+        defaults.update(load_yaml_defaults(known.config, set(fields)))
+    parser = ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="YAML file of defaults (keys are the flag names with _ for -)")
+    for name, field in fields.items():
+        if isinstance(field.default, bool):
+            continue
+        text = help_texts.get(name, name.replace("_", " ")).replace("%", "%%")
+        if "default" not in text:
+            text += " (default: %(default)s)"
+        flag = (flag_names or {}).get(name, f"--{name.replace('_', '-')}")
+        parser.add_argument(flag, dest=name, type=_flag_type(field), default=defaults[name], help=text)
+    for flag, name, text in switches:
+        action = "store_false" if fields[name].default else "store_true"
+        parser.add_argument(flag, dest=name, action=action, default=defaults[name], help=text)
+    parser.add_argument("--resume", metavar="RUN_DIR",
+                        help="continue a killed run from its last completed stage and epoch, with the arguments saved in RUN_DIR/args.yaml")
+    args = vars(parser.parse_args(argv))
+    args.pop("config")
+    resume = args.pop("resume")
+    if resume:
+        verbose = args["verbose"]
+        args = dict(dataclasses.asdict(config_class()), **resume_args(resume, argv, set(fields)))
+        args.update(output=resume, verbose=verbose)
+    return config_class(**args), bool(resume)
+
+
 def save_args(args, folder):
     """Writes the final arguments to ``folder/args.yaml`` atomically."""
     import yaml
@@ -54,15 +119,14 @@ def save_args(args, folder):
 
 
 def exit_on_error(main):
-    """Turns expected errors into a short message and exit code 2, without a traceback."""
+    """Turns expected errors into a short message and exit code 2, without a traceback.
+    ``FloatingPointError`` covers :class:`kdtf.NonFiniteLossError`."""
 
     @functools.wraps(main)
     def wrapper(argv=None):
-        from kdtf.callbacks import NonFiniteLossError
-
         try:
             return main(argv)
-        except (ValueError, NonFiniteLossError, OSError) as error:
+        except (ValueError, FloatingPointError, OSError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
@@ -72,6 +136,11 @@ def exit_on_error(main):
     return wrapper
 
 
+def load_tensorflow():
+    """Loads TensorFlow and tf_keras through :mod:`kdtf._keras`, which keeps their
+    start-up lines off the terminal. Scripts call it after their flags are checked and
+    before anything that imports TensorFlow or TF-MOT on its own."""
+    import kdtf._keras  # noqa: F401  (heavy: loaded only once the flags are known to be good)
 
 
 def log(message):

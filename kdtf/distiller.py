@@ -10,16 +10,20 @@ Used like any Keras model::
     distiller.student.save("student.keras")
 """
 
-import dataclasses
+import os
 
 import numpy as np
+from tensorflow_model_optimization.sparsity import keras as sparsity
 
-from kdtf._keras import keras, require_keras_model, tf
+from kdtf._keras import keras, tf
 from kdtf.callbacks import StopOnNonFiniteLoss
-
-from kdtf.losses.response import _check_temperature, dkd_loss, kd_loss
+from kdtf.catalog import parse_augment
+from kdtf.compress.prune import is_pruned
+from kdtf.keras3 import as_tf_keras
+from kdtf.labels import cross_entropy, label_mask
+from kdtf.spec import DistillSpec
 from kdtf.taps import tap
-from kdtf.terms import parse_terms
+from kdtf.terms import build_terms
 
 __all__ = ["Distiller", "logits_view", "label_mask", "cross_entropy", "CACHED_KEY"]
 
@@ -77,45 +81,6 @@ def logits_view(model, argument="model", copy_dense=True):
     return model
 
 
-def _check_alpha(alpha):
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
-        raise ValueError(f"Expected alpha in [0, 1]. Received: alpha={alpha!r}")
-    return float(alpha)
-
-
-def _is_one_hot(labels, logits):
-    classes = logits.shape[-1]
-    return labels.shape.rank == logits.shape.rank and labels.shape[-1] == classes and classes != 1
-
-
-def label_mask(labels, logits):
-    """1.0 for labelled examples, 0.0 for unlabeled ones, shape ``(batch,)``.
-
-    Unlabeled examples carry a negative sparse label (``-1``) or an all-zero one-hot row.
-    """
-    if _is_one_hot(labels, logits):
-        return tf.cast(tf.reduce_sum(tf.cast(labels, tf.float32), axis=-1) > 0, tf.float32)
-    return tf.cast(tf.reshape(labels, [-1]) >= 0, tf.float32)
-
-
-def cross_entropy(labels, logits):
-    """Per-example cross-entropy from logits; one-hot or sparse labels are detected.
-    Unlabeled examples (see :func:`label_mask`) get a finite placeholder value; mask them."""
-    logits = tf.cast(logits, tf.float32)
-    if _is_one_hot(labels, logits):
-        return keras.losses.categorical_crossentropy(
-            tf.cast(labels, tf.float32), logits, from_logits=True
-        )
-    return keras.losses.sparse_categorical_crossentropy(tf.maximum(labels, 0), logits, from_logits=True)
-
-
-def _weighted_mean(values, sample_weight):
-    if sample_weight is None:
-        return tf.reduce_mean(values)
-    weights = tf.reshape(tf.cast(sample_weight, values.dtype), tf.shape(values))
-    return tf.reduce_mean(values * weights)
-
-
 def _masked_mean(values, mask, sample_weight):
     # sum over labelled examples / their number: equals the plain (weighted) batch mean
     # when every example is labelled, and 0 when none is.
@@ -123,27 +88,42 @@ def _masked_mean(values, mask, sample_weight):
     return tf.math.divide_no_nan(tf.reduce_sum(values * weights), tf.reduce_sum(mask))
 
 
+def _outputs(view, names, x, training):
+    """``{None: main output, name: that layer's output}`` of a (tapped) view."""
+    out = view(x, training=training)
+    out = list(out) if isinstance(out, (list, tuple)) else [out]
+    return dict(zip([None] + list(names), out))
+
+
 @keras.saving.register_keras_serializable(package="kdtf")
 class Distiller(keras.Model):
-    """Trains ``student`` on labels and on a frozen ``teacher``'s softened outputs.
+    """Trains ``student`` on labels and on a frozen ``teacher``'s outputs.
 
-    ``loss = alpha * CE(y, z_s) + (1 - alpha) * T^2 * KL(softmax(z_t/T) || softmax(z_s/T))``
+    ``loss = alpha * CE(y, z_s) + (1 - alpha) * sum_i w_i L_i(teacher, student)``; with the
+    default single ``kd`` term, ``L = T^2 * KL(softmax(z_t/T) || softmax(z_s/T))``
     (Hinton, Vinyals & Dean, 2015, arXiv:1503.02531).
 
     The teacher runs with ``training=False`` and its outputs are wrapped in
-    ``tf.stop_gradient``; gradients are applied to the student's trainable weights
-    only. Labels may be sparse (``(batch,)`` or ``(batch, 1)``) or one-hot. Data without
-    labels (``fit(x)``) trains on the distillation term alone.
+    ``tf.stop_gradient``; gradients are applied to the student's trainable weights (and
+    the terms' adapters) only. Labels may be sparse (``(batch,)`` or ``(batch, 1)``) or
+    one-hot. Data without labels (``fit(x)``) trains on the distillation terms alone.
 
     Transfer-set distillation: in a batch mixing labelled and unlabeled examples, mark the
     unlabeled ones with sparse label ``-1`` (or an all-zero one-hot row). The distillation
-    term is averaged over every example, the cross-entropy over the labelled ones only
+    terms are averaged over every example, the cross-entropy over the labelled ones only
     (0 when a batch has none), and compiled metrics count labelled examples only.
 
-    ``fit`` logs ``loss``, ``student_loss``, ``distillation_loss`` and the compiled
-    metrics (computed on the student's outputs); ``evaluate`` reports the same for the
-    student; ``predict`` returns the student's outputs. The student, not the Distiller,
-    is what you save and ship: ``distiller.student.save("student.keras")``.
+    ``fit`` logs ``loss``, ``student_loss``, ``distillation_loss`` (and ``<term>_loss``
+    for each term when there are several) and the compiled metrics (computed on the
+    student's outputs); ``predict`` returns the student's outputs. The student, not the
+    Distiller, is what you save and ship: ``distiller.student.save("student.keras")``.
+
+    The terms (:mod:`kdtf.terms`) say which layers they read; the Distiller taps them
+    through multi-output views of the models (no rewriting) and loops over the terms.
+    Adapters train with the student, live in the Distiller's checkpoints and are not part
+    of the exported student. Several teachers: ``teacher=[t1, t2]``; ``kd`` averages
+    their softened distributions (``teacher_weights``), other terms read the teacher
+    named by their ``#index``.
 
     A teacher that ends in softmax is read before its softmax (see :func:`logits_view`);
     a student ending in a separate ``Softmax``/``Activation("softmax")`` layer is trained
@@ -151,118 +131,125 @@ class Distiller(keras.Model):
     Training stops with :class:`kdtf.callbacks.NonFiniteLossError` at the first NaN/Inf
     loss; pruning wrappers get TF-MOT's ``UpdatePruningStep`` attached by ``fit``.
 
-    Several terms: ``distill="kd:1.0,fitnets:0.5@conv2/conv4"`` (or a list of
-    :class:`kdtf.terms.Term`) makes ``loss = alpha * CE + (1 - alpha) * sum_i w_i L_i``,
-    each term logged as ``<name>_loss`` (with two or more terms; one term is the
-    ``distillation_loss``). Feature, relational and representation terms
-    read the layers they name through multi-output views of the models (no rewriting);
-    where widths differ a learnable adapter (1x1 conv or Dense) maps the student's
-    feature to the teacher's; adapters train with the student, live in the Distiller's
-    checkpoints and are not part of the exported student. With only label-free terms
-    (``embedding``, relational) the teacher needs no classifier and ``fit(x)`` suffices.
-
-    Several teachers: ``teacher=[t1, t2]`` averages their softened distributions in the
-    ``kd`` term (weighted by ``teacher_weights``); the other terms read the teacher named
-    by their ``#index`` (default 0).
-
     Args:
         student: tf_keras Sequential or Functional model producing logits.
-        teacher: tf_keras model (or list of models) with the same output shape.
-        temperature: softening temperature ``T > 0`` of the response terms.
-        alpha: weight of the student's cross-entropy, in ``[0, 1]``.
-        distill: terms (spec string, list of strings/dicts/Terms); default Hinton KD.
+        teacher: tf_keras model (or list of models).
+        spec: a :class:`kdtf.spec.DistillSpec` (temperature, alpha, terms, teacher
+            weights), validated once where it was built. Or give its fields as keywords:
+        temperature: softening temperature ``T > 0`` (default 4).
+        alpha: weight of the student's cross-entropy, in ``[0, 1]`` (default 0.5).
+        distill: terms (spec string, list of strings/dicts/TermSpecs); default Hinton KD.
         teacher_weights: one non-negative weight per teacher (normalised); default equal.
         name: model name.
     """
 
-    def __init__(self, student, teacher, *, temperature=4.0, alpha=0.5, distill=None, teacher_weights=None, name="distiller", **kwargs):
+    def __init__(self, student, teacher, spec=None, *, temperature=None, alpha=None, distill=None,
+                 teacher_weights=None, name="distiller", **kwargs):
         super().__init__(name=name, **kwargs)
-        self.student = require_keras_model(student, "student")
-        teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
-        if not teachers:
-            raise ValueError("Expected at least one teacher. Received: teacher=[]")
-        for i, t in enumerate(teachers):
-            require_keras_model(t, "teacher" if len(teachers) == 1 else f"teacher[{i}]")
-            if t is student:
-                raise ValueError("`student` and `teacher` are the same model object; pass two models.")
-        self.teachers = teachers
-        self.teacher = teachers[0]
-        self.temperature = _check_temperature(temperature)
-        self.alpha = _check_alpha(alpha)
-        self.teacher_weights = _check_teacher_weights(teacher_weights, len(teachers))
-        self.terms = [dataclasses.replace(t, options=dict(t.options)) for t in parse_terms(distill)]
-        for term in self.terms:
-            if not 0 <= term.teacher < len(teachers):
-                raise ValueError(
-                    f"Term '{term.loss}' reads teacher {term.teacher}, but {len(teachers)} teacher(s) were given."
-                )
-        # response terms use the Distiller's temperature unless their options set one
-        for term in self.terms:
-            if term.kind == "response":
-                term.options.setdefault("temperature", self.temperature)
-        self._term_losses = [term.make_loss() for term in self.terms]
+        self.spec = _spec(spec, temperature=temperature, alpha=alpha, terms=distill, teacher_weights=teacher_weights)
+        student = self.student = as_tf_keras(student, "student")
+        teachers = _teachers(teacher, student)
+        self.teachers, self.teacher = teachers, teachers[0]
+        self.terms = build_terms(self.spec, len(teachers))
         # Logits views strip a final softmax (a model without one is returned as is).
         self.student_logits = logits_view(student, "student", copy_dense=False)
         self.teacher_logits_views = [logits_view(t, "teacher", copy_dense=True) for t in teachers]
         self.teacher_logits = self.teacher_logits_views[0]
-        if any(term.kind == "response" for term in self.terms):  # they compare class logits
-            s_shape = tuple(self.student_logits.output_shape[1:])
-            for t, view in zip(teachers, self.teacher_logits_views):
-                t_shape = tuple(view.output_shape[1:])
-                if s_shape != t_shape:
-                    raise ValueError(
-                        "Student and teacher output shapes differ: student "
-                        f"'{student.name}' outputs {(None,) + s_shape}, teacher '{t.name}' "
-                        f"outputs {(None,) + t_shape}. Both must produce logits over the same "
-                        "classes."
-                    )
-        # Multi-output views reading the layers the terms name, sharing all weights.
-        student_layers = sorted({t.student_layer for t in self.terms if t.student_layer})
-        self._student_index = {n: i + 1 for i, n in enumerate(student_layers)}
-        self._student_view = tap(self.student_logits, student_layers, argument="student") if student_layers else None
-        self._teacher_views, self._teacher_index = [], []
-        for k, view in enumerate(self.teacher_logits_views):
-            names = sorted({t.teacher_layer for t in self.terms if t.teacher_layer and t.teacher == k})
-            self._teacher_index.append({n: i + 1 for i, n in enumerate(names)})
-            self._teacher_views.append(tap(view, names, argument=f"teacher[{k}]") if names else None)
-        self.adapters = [self._make_adapter(term) for term in self.terms]
+        for term in self.terms:
+            term.resolve(self.student_logits, self.teacher_logits_views)
+        self._student_names = sorted({n for term in self.terms for n in term.student_layers})
+        self._student_view = tap(self.student_logits, self._student_names, argument="student")
+        self._teacher_names = [
+            sorted({n for term in self.terms if term.teacher == k for n in term.teacher_layers}) for k in range(len(teachers))
+        ]
+        self._teacher_views = [
+            tap(view, names, argument=f"teacher[{k}]")
+            for k, (view, names) in enumerate(zip(self.teacher_logits_views, self._teacher_names))
+        ]
+        for term in self.terms:  # after the taps, which name unknown layers
+            term.check(self.student_logits, self.teacher_logits_views)
+        self.adapters = [term.adapter for term in self.terms]  # tracked: checkpoints hold them
+        self._make_trackers()
+        self.built = True  # every part is built: summary, BackupAndRestore and saving work before fit
+    @property
+    def temperature(self):
+        return self.spec.temperature
+
+    @property
+    def alpha(self):
+        return self.spec.alpha
+
+    @property
+    def teacher_weights(self):
+        return self.spec.for_teachers(len(self.teachers))
+
+    def _make_trackers(self):
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.student_loss_tracker = keras.metrics.Mean(name="student_loss")
         self.distillation_loss_tracker = keras.metrics.Mean(name="distillation_loss")
-        labels = [term.loss for term in self.terms]
-        self._term_names = [f"{n}_loss" if labels.count(n) == 1 else f"{n}{labels[:i].count(n) + 1}_loss" for i, n in enumerate(labels)]
-        self.term_trackers = [keras.metrics.Mean(name=n) for n in self._term_names] if len(self.terms) > 1 else []
-
-    def _feature_shape(self, model, layer):
-        return tuple((model.get_layer(layer).output if layer else model.outputs[0]).shape[1:])
-
-    def _make_adapter(self, term):
-        """A learnable map from the student's feature to the teacher's width: a 1x1 conv
-        for maps, Dense for vectors, only where the widths differ (with equal widths the
-        student learns the teacher's own features, e.g. a BYOL encoder's embedding, and
-        can be compressed and exported as the embedding model). Not part of the
-        exported student."""
-        if term.kind not in ("feature", "representation") or term.loss == "at":
-            return None
-        s_shape = self._feature_shape(self.student_logits, term.student_layer)
-        t_shape = self._feature_shape(self.teacher_logits_views[term.teacher], term.teacher_layer)
-        if s_shape[-1] == t_shape[-1]:
-            return None
-        if len(s_shape) == 3:
-            adapter = keras.layers.Conv2D(t_shape[-1], 1, name=f"adapter_{term.loss}_{term.student_layer}")
-        else:
-            adapter = keras.layers.Dense(int(t_shape[-1]), name=f"adapter_{term.loss}_{term.student_layer or 'output'}")
-        adapter.build((None,) + s_shape)
-        return adapter
+        labels = [term.name for term in self.terms]
+        names = [f"{n}_loss" if labels.count(n) == 1 else f"{n}{labels[:i].count(n) + 1}_loss" for i, n in enumerate(labels)]
+        self.term_trackers = [keras.metrics.Mean(name=n) for n in names] if len(self.terms) > 1 else []
 
     # -- Keras API ---------------------------------------------------------------------
+    @property
+    def trainable_weights(self):
+        """The student's trainable weights and the adapters': what training updates (the
+        teachers are frozen, whatever their layers' ``trainable`` flags say)."""
+        return _unique(self.trainable_student_variables)
+
+    @property
+    def non_trainable_weights(self):
+        """Everything else: the teachers, the student's frozen weights (BatchNormalization
+        statistics, frozen layers), the adapters' non-trainable weights."""
+        skip = {id(v) for v in self.trainable_weights} | {id(v) for m in self.metrics for v in m.variables}
+        everything = super().trainable_weights + super().non_trainable_weights
+        return _unique([v for v in everything if id(v) not in skip])
+
+    def summary(self, print_fn=None, **kwargs):
+        """The student's summary, then what the distillation adds: adapters (trained)
+        and teachers (frozen), with the trainable and frozen totals."""
+        print_fn = print_fn or print
+        self.student.summary(print_fn=print_fn, **kwargs)
+        rows = [("adapter", a.name, a.count_params(), "trained") for a in _adapter_layers(self.adapters)]
+        rows += [("teacher", t.name, t.count_params(), "frozen") for t in self.teachers]
+        print_fn(f"Distiller '{self.name}': {self.spec.describe()}")
+        for kind, name, params, state in rows:
+            print_fn(f"  {kind:<8} {name:<32} {params:>12,} params ({state})")
+        trainable = int(sum(np.prod(v.shape) for v in self.trainable_weights))
+        frozen = int(sum(np.prod(v.shape) for v in self.non_trainable_weights))
+        print_fn(f"Trainable params: {trainable:,} (student and adapters)")
+        print_fn(f"Non-trainable params: {frozen:,} (teachers and the student's frozen weights)")
+
+    def compile_from_config(self, config):
+        """Compiles a reloaded Distiller as it was (optimizer and metrics; the loss is its
+        spec), so a ``.keras`` file continues training with its optimizer state."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.optimizer is not None:
+            self.optimizer.build(self.trainable_student_variables)
+
+    def save(self, filepath, *args, **kwargs):
+        """Saves the whole Distiller (student, teachers, adapters, spec, optimizer state) as
+        a ``.keras`` file that reloads compiled. A SavedModel or ``.h5`` would lose the
+        distillation losses (they live in Python), so they are refused: export the
+        student for inference instead (``distiller.student.save(...)``,
+        :func:`kdtf.export.to_tflite`)."""
+        path = os.fspath(filepath)
+        if not path.endswith(".keras") or kwargs.get("save_format") not in (None, "keras"):
+            raise ValueError(
+                f"A Distiller saves as a .keras file (it reloads compiled, with its terms and optimizer state). "
+                f"Received: {path!r}. For an inference model save the student: distiller.student.save(...) "
+                "or kdtf.export.to_tflite(distiller.student)."
+            )
+        return super().save(filepath, *args, **kwargs)
+
     def compile(self, optimizer="rmsprop", metrics=None, **kwargs):
-        """Like ``keras.Model.compile``; the loss comes from the Distiller itself."""
+        """Like ``keras.Model.compile``; the loss comes from the Distiller's spec."""
         if kwargs.get("loss") is not None:
             raise ValueError(
                 "Distiller.compile() takes no `loss`: the loss is alpha * cross-entropy + "
-                "(1 - alpha) * T^2 * KL, set with Distiller(temperature=..., alpha=...). "
-                f"Received: loss={kwargs['loss']!r}"
+                "(1 - alpha) * the distillation terms, set with Distiller(temperature=..., "
+                f"alpha=..., distill=...). Received: loss={kwargs['loss']!r}"
             )
         kwargs.pop("loss", None)
         super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
@@ -280,21 +267,49 @@ class Distiller(keras.Model):
             inputs = inputs["x"]
         return self.student(inputs, training=training)
 
+    # -- teacher outputs and their cache ----------------------------------------------
     @property
     def _teacher_output_counts(self):
         """How many tensors each teacher yields: its logits plus the tapped layers."""
-        return [1 + len(index) for index in self._teacher_index]
+        return [1 + len(names) for names in self._teacher_names]
+
+    def _teacher_outputs(self, x):
+        return [
+            {key: tf.stop_gradient(value) for key, value in _outputs(view, names, x, False).items()}
+            for view, names in zip(self._teacher_views, self._teacher_names)
+        ]
+
+    def _cached_teacher_outputs(self, cached):
+        cached, counts = list(cached), self._teacher_output_counts
+        if len(cached) != sum(counts):
+            raise ValueError(
+                f"The batch carries {len(cached)} cached teacher output(s), but this Distiller's "
+                f"terms read {sum(counts)} (logits and tapped layers per teacher). Build the "
+                "cache with this Distiller's cached_dataset()."
+            )
+        outputs, start = [], 0
+        for names, count in zip(self._teacher_names, counts):
+            keys = [None] + list(names)
+            outputs.append({k: tf.stop_gradient(v) for k, v in zip(keys, cached[start:start + count])})
+            start += count
+        return outputs
 
     def teacher_outputs(self, x, batch_size=256):
         """The teachers' outputs on ``x`` as a flat list of numpy arrays (per teacher:
-        logits, then the tapped layers in the Distiller's order) — what
-        :meth:`cached_dataset` stores."""
+        logits, then the tapped layers in name order) — what :meth:`cached_dataset`
+        stores."""
         flat = [[] for _ in range(sum(self._teacher_output_counts))]
         for start in range(0, len(x), batch_size):
-            outputs = [o for per_teacher in self._teacher_outputs(x[start:start + batch_size]) for o in per_teacher]
+            outputs = [o for per_teacher in self._teacher_outputs(x[start:start + batch_size]) for o in per_teacher.values()]
             for store, value in zip(flat, outputs):
                 store.append(value.numpy())
         return [np.concatenate(values) for values in flat]
+
+    def _cache_bytes_per_example(self):
+        shapes = []
+        for view in self._teacher_views:
+            shapes += view.output_shape if isinstance(view.output_shape, list) else [view.output_shape]
+        return sum(int(np.prod(shape[1:])) * 4 for shape in shapes)
 
     def cached_dataset(self, x, y=None, *, batch_size=64, shuffle=True, seed=0, augment=None, max_bytes=2 * 2**30):
         """A ``tf.data`` pipeline that carries the teachers' outputs with the data, so
@@ -314,8 +329,6 @@ class Distiller(keras.Model):
                 raises ValueError.
             max_bytes: refuse when the cached outputs would exceed this size.
         """
-        from kdtf.data.augment import parse_augment
-
         if parse_augment(augment):
             raise ValueError(
                 f"Teacher-output caching needs a deterministic input pipeline, but augmentation "
@@ -328,90 +341,33 @@ class Distiller(keras.Model):
                 "cached_dataset() takes the inputs as a numpy array (it runs the teacher once "
                 f"over all of them). Received: x of type {type(x).__name__}"
             )
-        per_example = 0
-        for k, view in enumerate(self.teacher_logits_views):
-            model = self._teacher_views[k] or view
-            shapes = model.output_shape if isinstance(model.output_shape, list) else [model.output_shape]
-            per_example += sum(int(np.prod(shape[1:])) * 4 for shape in shapes)
+        per_example = self._cache_bytes_per_example()
         if per_example * len(x) > max_bytes:
             raise ValueError(
                 f"Caching the teachers' outputs (logits and tapped features) would take "
                 f"{per_example * len(x) / 2**30:.2f} GiB for {len(x)} examples, above "
                 f"max_bytes={max_bytes}. Tap smaller layers, or train without the cache."
             )
-        outputs = tuple(self.teacher_outputs(x))
-        inputs = {"x": x, CACHED_KEY: outputs}
+        inputs = {"x": x, CACHED_KEY: tuple(self.teacher_outputs(x))}
         ds = tf.data.Dataset.from_tensor_slices((inputs,) if y is None else (inputs, y))
         if shuffle:
             ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
         return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
-    def _cached_teacher_outputs(self, cached):
-        counts = self._teacher_output_counts
-        cached = list(cached)
-        if len(cached) != sum(counts):
-            raise ValueError(
-                f"The batch carries {len(cached)} cached teacher output(s), but this Distiller's "
-                f"terms read {sum(counts)} (logits and tapped layers per teacher). Build the "
-                "cache with this Distiller's cached_dataset()."
-            )
-        outputs, start = [], 0
-        for count in counts:
-            outputs.append([tf.stop_gradient(o) for o in cached[start:start + count]])
-            start += count
-        return outputs
-
-    def _teacher_outputs(self, x):
-        outputs = []
-        for view, taps in zip(self.teacher_logits_views, self._teacher_views):
-            out = (taps or view)(x, training=False)
-            outputs.append([tf.stop_gradient(o) for o in (out if isinstance(out, (list, tuple)) else [out])])
-        return outputs
-
-    def _mixed_teacher_kd(self, teacher_logits, student_logits, temperature):
-        # KL(sum_k w_k softmax(z_k / T) || softmax(z_s / T)) * T^2; one teacher: Hinton KD
-        if len(teacher_logits) == 1:
-            return kd_loss(teacher_logits[0], student_logits, temperature)
-        probs = tf.add_n([w * tf.nn.softmax(tf.cast(z, tf.float32) / temperature) for w, z in zip(self.teacher_weights, teacher_logits)])
-        log_s = tf.nn.log_softmax(tf.cast(student_logits, tf.float32) / temperature)
-        return temperature**2 * tf.reduce_sum(probs * (tf.math.log(probs + 1e-12) - log_s), axis=-1)
-
+    # -- the step ---------------------------------------------------------------------
     def _compute_losses(self, x, y, sample_weight, training):
         cached = None
         if isinstance(x, dict) and CACHED_KEY in x:
             x, cached = x["x"], x[CACHED_KEY]
-        out = (self._student_view or self.student_logits)(x, training=training)
-        student_out = out if isinstance(out, (list, tuple)) else [out]
-        student_logits = student_out[0]
-        teacher_out = self._teacher_outputs(x) if cached is None else self._cached_teacher_outputs(cached)
-        term_values = []
-        for term, loss, adapter in zip(self.terms, self._term_losses, self.adapters):
-            if term.loss == "kd":
-                value = self._mixed_teacher_kd([t[0] for t in teacher_out], student_logits, loss.temperature)
-            elif term.loss == "dkd":
-                teacher_logits = teacher_out[term.teacher][0]
-                target = tf.argmax(teacher_logits, axis=-1)
-                if y is not None and not _is_one_hot(y, student_logits):
-                    labels = tf.cast(tf.reshape(y, [-1]), tf.int64)
-                    target = tf.where(labels >= 0, labels, target)
-                value = dkd_loss(teacher_logits, student_logits, target, loss.alpha, loss.beta, loss.temperature)
-            else:
-                s_feat = student_out[self._student_index[term.student_layer]] if term.student_layer else student_logits
-                t_out = teacher_out[term.teacher]
-                t_feat = t_out[self._teacher_index[term.teacher][term.teacher_layer]] if term.teacher_layer else t_out[0]
-                if adapter is not None:
-                    s_feat = adapter(s_feat)
-                value = loss.call(t_feat, s_feat)
-            term_values.append(_weighted_mean(value, sample_weight))
-        distill = tf.add_n([term.weight * v for term, v in zip(self.terms, term_values)])
+        student = _outputs(self._student_view, self._student_names, x, training)
+        teachers = self._teacher_outputs(x) if cached is None else self._cached_teacher_outputs(cached)
+        term_values = [term(teachers, student, y, sample_weight) for term in self.terms]
+        distill = tf.add_n([term.weight * value for term, value in zip(self.terms, term_values)])
+        logits = student[None]
         if y is None:
-            student = tf.zeros((), tf.float32)
-            total = distill
-        else:
-            mask = label_mask(y, student_logits)
-            student = _masked_mean(cross_entropy(y, student_logits), mask, sample_weight)
-            total = self.alpha * student + (1.0 - self.alpha) * distill
-        return student_logits, total, student, distill, term_values
+            return logits, distill, tf.zeros((), tf.float32), distill, term_values
+        ce = _masked_mean(cross_entropy(y, logits), label_mask(y, logits), sample_weight)
+        return logits, self.alpha * ce + (1.0 - self.alpha) * distill, ce, distill, term_values
 
     def _update_metrics(self, y, student_logits, sample_weight, total, student, distill, term_values):
         for tracker, value in zip(self.term_trackers, term_values):
@@ -419,7 +375,10 @@ class Distiller(keras.Model):
         self.loss_tracker.update_state(total)
         self.student_loss_tracker.update_state(student)
         self.distillation_loss_tracker.update_state(distill)
-        if y is not None and getattr(self, "compiled_metrics", None) is not None:
+        if y is None:  # without labels there is nothing to measure the student against
+            losses = [self.loss_tracker, self.student_loss_tracker, self.distillation_loss_tracker] + self.term_trackers
+            return {m.name: m.result() for m in losses}
+        if getattr(self, "compiled_metrics", None) is not None:
             # Metrics see labelled examples only. Rows are dropped rather than weighted:
             # tf_keras applies sample weights to `weighted_metrics` only.
             keep = label_mask(y, student_logits) > 0
@@ -433,7 +392,7 @@ class Distiller(keras.Model):
     @property
     def trainable_student_variables(self):
         """What training updates: the student's trainable weights and the adapters'."""
-        adapters = [v for a in self.adapters if a is not None for v in a.trainable_variables]
+        adapters = [v for a in _adapter_layers(self.adapters) for v in a.trainable_variables]
         return self.student.trainable_variables + adapters
 
     def train_step(self, data):
@@ -463,25 +422,21 @@ class Distiller(keras.Model):
         callbacks = list(callbacks or [])
         if not any(isinstance(c, StopOnNonFiniteLoss) for c in callbacks):
             callbacks.append(StopOnNonFiniteLoss(stage=f"{self.name} (student '{self.student.name}')"))
-        from kdtf.compress.prune import is_pruned
-
-        if is_pruned(self.student):
-            from tensorflow_model_optimization.sparsity import keras as sparsity
-
-            if not any(isinstance(c, sparsity.UpdatePruningStep) for c in callbacks):
-                callbacks.append(sparsity.UpdatePruningStep())
+        if is_pruned(self.student) and not any(isinstance(c, sparsity.UpdatePruningStep) for c in callbacks):
+            callbacks.append(sparsity.UpdatePruningStep())
         return super().fit(*args, callbacks=callbacks, **kwargs)
 
     # -- serialization -------------------------------------------------------------
     def get_config(self):
         teachers = [keras.saving.serialize_keras_object(t) for t in self.teachers]
+        spec = self.spec.to_config()
         return {
             "student": keras.saving.serialize_keras_object(self.student),
             "teacher": teachers[0] if len(teachers) == 1 else teachers,
-            "temperature": self.temperature,
-            "alpha": self.alpha,
-            "distill": [dataclasses.asdict(term) for term in self.terms],
-            "teacher_weights": list(self.teacher_weights),
+            "temperature": spec["temperature"],
+            "alpha": spec["alpha"],
+            "distill": spec["terms"],
+            "teacher_weights": spec["teacher_weights"],
             "name": self.name,
         }
 
@@ -497,13 +452,41 @@ class Distiller(keras.Model):
         return cls(student, teacher, **config)
 
 
-def _check_teacher_weights(weights, count):
-    if weights is None:
-        return [1.0 / count] * count
-    weights = list(weights)
-    if len(weights) != count or any(isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0 for w in weights) or sum(weights) <= 0:
-        raise ValueError(
-            f"Expected {count} non-negative teacher weights with a positive sum. Received: teacher_weights={weights!r}"
-        )
-    total = float(sum(weights))
-    return [w / total for w in weights]
+def _adapter_layers(adapters):
+    """The adapter layers of every term (a term holds one, a list, or ``None``)."""
+    for adapter in adapters:
+        if isinstance(adapter, (list, tuple)):
+            yield from (a for a in adapter if a is not None)
+        elif adapter is not None:
+            yield adapter
+
+
+def _unique(variables):
+    seen, unique = set(), []
+    for variable in variables:
+        if id(variable) not in seen:
+            seen.add(id(variable))
+            unique.append(variable)
+    return unique
+
+
+def _spec(spec, **fields):
+    """The Distiller's spec: ``spec`` as given, or one built from the keyword fields."""
+    given = {k: v for k, v in fields.items() if v is not None}
+    if spec is not None:
+        if given:
+            raise ValueError(f"Pass either spec= or its fields ({', '.join(sorted(given))}), not both.")
+        if not isinstance(spec, DistillSpec):
+            raise ValueError(f"Expected spec to be a kdtf.DistillSpec. Received: spec={spec!r}")
+        return spec
+    return DistillSpec(**given)
+
+
+def _teachers(teacher, student):
+    teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
+    if not teachers:
+        raise ValueError("Expected at least one teacher. Received: teacher=[]")
+    teachers = [as_tf_keras(t, "teacher" if len(teachers) == 1 else f"teacher[{i}]") for i, t in enumerate(teachers)]
+    if any(t is student for t in teachers):
+        raise ValueError("`student` and `teacher` are the same model object; pass two models.")
+    return teachers

@@ -14,14 +14,16 @@ Build and compile models inside ``strategy.scope()``; ``fit`` distributes the
 ``tf.data`` pipeline itself.
 """
 
+import contextlib
 import json
 import os
+import shutil
+import tempfile
 
 from kdtf._keras import tf
+from kdtf.catalog import STRATEGIES
 
-__all__ = ["STRATEGIES", "make_strategy", "describe"]
-
-STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
+__all__ = ["STRATEGIES", "make_strategy", "describe", "is_chief", "several_workers", "worker_scratch"]
 
 
 def make_strategy(name="default"):
@@ -58,3 +60,32 @@ def describe(strategy):
         task = json.loads(config).get("task", {})
         text += f", worker {task.get('index')} of {len(json.loads(config).get('cluster', {}).get('worker', []))}"
     return text
+
+
+def is_chief(strategy):
+    """False on the non-chief workers of a multi-worker strategy (they write no run folder)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "chief" or (not has_chief and resolver.task_type == "worker" and resolver.task_id == 0)
+
+
+def several_workers(strategy=None):
+    """True under a strategy with more than one worker process (they must train in step)."""
+    strategy = strategy or tf.distribute.get_strategy()
+    return getattr(strategy.extended, "_num_workers", 1) > 1
+
+
+@contextlib.contextmanager
+def worker_scratch(strategy):
+    """On the chief (or a single process): yields ``None``. On another worker: yields a
+    temporary folder for the run folder and caches it must not share, removed after."""
+    if is_chief(strategy):
+        yield None
+        return
+    scratch = tempfile.mkdtemp(prefix="kdtf-worker-")
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -12,9 +12,10 @@ fine-tuning: a small pretrained student learns the target task from the labels a
 a fine-tuned teacher).
 """
 
+from kdtf import validation
 from kdtf._keras import keras
-from kdtf.distiller import Distiller
 from kdtf.models.transfer import backbone_layers, head_layers, is_backbone_classifier
+from kdtf.training import fit
 
 __all__ = ["freeze_backbone", "unfreeze_top", "fine_tune"]
 
@@ -42,11 +43,8 @@ def unfreeze_top(model, layers):
     stays frozen (inference mode). Returns the names of the unfrozen layers with weights."""
     _require_backbone(model)
     backbone = backbone_layers(model)
-    if isinstance(layers, bool) or not isinstance(layers, int) or not 0 <= layers <= len(backbone):
-        raise ValueError(
-            f"Expected unfreeze_layers between 0 and the {len(backbone)} backbone layers of "
-            f"'{model.name}'. Received: unfreeze_layers={layers!r}"
-        )
+    validation.integer("unfreeze_layers", layers, 0, len(backbone),
+                       what=f"an integer between 0 and the {len(backbone)} backbone layers of '{model.name}'")
     freeze_backbone(model)
     unfrozen = []
     for layer in backbone[len(backbone) - layers:]:
@@ -58,18 +56,9 @@ def unfreeze_top(model, layers):
     return unfrozen
 
 
-def _fit(model, train_ds, val_ds, epochs, learning_rate, teacher, distiller_args, loss, fit_args):
-    if teacher is None:
-        model.compile(keras.optimizers.Adam(learning_rate), loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True), ["accuracy"])
-        return model.fit(train_ds, validation_data=val_ds, epochs=epochs, **fit_args).history
-    distiller = Distiller(model, teacher, **distiller_args)
-    distiller.compile(keras.optimizers.Adam(learning_rate), metrics=["accuracy"])
-    return distiller.fit(train_ds, validation_data=val_ds, epochs=epochs, **fit_args).history
-
-
 def fine_tune(
     model, train_ds, val_ds=None, *, head_epochs, epochs, unfreeze_layers=30, learning_rate=1e-3,
-    finetune_learning_rate=1e-4, teacher=None, distiller_args=None, loss=None, **fit_args,
+    finetune_learning_rate=1e-4, teacher=None, spec=None, loss=None, **fit_args,
 ):
     """Fine-tunes ``model`` in two phases (head only, then the top of the backbone).
 
@@ -79,25 +68,24 @@ def fine_tune(
         head_epochs: epochs of phase 1 (0 skips it).
         epochs: epochs of phase 2 (0 skips it).
         unfreeze_layers: backbone layers unfrozen in phase 2, counted from the top.
-        learning_rate, finetune_learning_rate: Adam learning rates of the two phases.
+        learning_rate, finetune_learning_rate: optimizers of the two phases (a float is
+            Adam's learning rate; see :func:`kdtf.training.make_optimizer`).
         teacher: a teacher model for teacher-assisted fine-tuning, or ``None``.
-        distiller_args: keyword arguments of :class:`kdtf.Distiller` (temperature,
-            alpha, distill) when ``teacher`` is given.
+        spec: the :class:`kdtf.spec.DistillSpec` when ``teacher`` is given.
         loss: the loss without a teacher (default sparse cross-entropy on logits).
         **fit_args: passed to ``fit`` (``steps_per_epoch``, ``callbacks``, ``verbose``).
 
     Returns:
         ``{"head": history, "finetune": history, "unfrozen": [layer names]}``.
     """
-    for name, value in (("head_epochs", head_epochs), ("epochs", epochs)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"Expected {name} to be an integer >= 0. Received: {name}={value!r}")
-    distiller_args = dict(distiller_args or {})
+    validation.integer("head_epochs", head_epochs, 0)
+    validation.integer("epochs", epochs, 0)
+    phase = dict(teacher=teacher, spec=spec, loss=loss, validation_data=val_ds, **fit_args)
     result = {"head": {}, "finetune": {}, "unfrozen": []}
     freeze_backbone(model)
     if head_epochs:
-        result["head"] = _fit(model, train_ds, val_ds, head_epochs, learning_rate, teacher, distiller_args, loss, fit_args)
+        result["head"] = fit(model, train_ds, epochs=head_epochs, optimizer=learning_rate, **phase).history
     result["unfrozen"] = unfreeze_top(model, unfreeze_layers)
     if epochs:
-        result["finetune"] = _fit(model, train_ds, val_ds, epochs, finetune_learning_rate, teacher, distiller_args, loss, fit_args)
+        result["finetune"] = fit(model, train_ds, epochs=epochs, optimizer=finetune_learning_rate, **phase).history
     return result

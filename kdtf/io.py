@@ -8,9 +8,10 @@ import errno
 import gzip
 import os
 import shutil
+import sys
 import tempfile
 
-__all__ = ["atomic_path", "write_bytes", "write_text", "check_writable_dir", "check_free_space", "gzip_size"]
+__all__ = ["captured_stderr", "atomic_path", "write_bytes", "write_text", "check_writable_dir", "check_free_space", "gzip_size"]
 
 MIN_FREE_BYTES = 200 * 2**20  # models, epoch checkpoints and reports of a default run need far less
 
@@ -106,3 +107,23 @@ def gzip_size(path_or_bytes):
         with open(path_or_bytes, "rb") as f:
             data = f.read()
     return len(gzip.compress(data, compresslevel=9, mtime=0))
+
+
+@contextlib.contextmanager
+def captured_stderr():
+    """Sends what C++ code writes to file descriptor 2 (TensorFlow's start-up lines, the
+    converter's MLIR dumps) to a temporary file instead of the terminal; yields a dict
+    whose ``"text"`` holds it afterwards."""
+    captured = {"text": ""}
+    with tempfile.TemporaryFile(mode="w+") as log:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            log.seek(0)
+            captured["text"] = log.read()

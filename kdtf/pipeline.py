@@ -1,8 +1,12 @@
-"""The end-to-end recipe behind ``scripts/distill.py``.
+"""The end-to-end recipe behind ``scripts/distill.py``, as a list of stages.
 
-data -> teacher (trained or cached) -> student from scratch (baseline) -> student by
-distillation -> pruning while distilling -> sparsity-preserving QAT while distilling ->
-int8 TFLite -> evaluation on LiteRT -> ``saved_models/<run>/`` with a report.
+    data -> teacher (trained, cached or the user's) -> scratch student (baseline)
+         -> distilled student (same initial weights) -> compression, each step fine-tuned
+            by the same distillation -> int8 TFLite verified on LiteRT -> report
+
+Each stage is built by one function below (``_teacher_stage`` ... ``_export_stage``) and
+run by :class:`kdtf.stages.StageRunner`, which skips what the run folder's manifest
+marks complete (``--resume``), checkpoints each epoch, times, saves and records.
 """
 
 import dataclasses
@@ -16,151 +20,53 @@ import numpy as np
 
 from kdtf import compress, export
 from kdtf._keras import keras, tf
-from kdtf.cli import keras_verbosity, log
+from kdtf.cli import keras_verbosity, log, save_args
+from kdtf.config import DistillConfig, is_model_file
 from kdtf.data import keep_labels, labelled_dataset, load, load_unlabeled
 from kdtf.data.augment import mixes_labels
 from kdtf.distiller import Distiller
+from kdtf.distribute import describe, make_strategy, several_workers, worker_scratch
 from kdtf.finetune import fine_tune
-from kdtf.io import check_free_space, check_writable_dir, gzip_size
+from kdtf.io import check_free_space, check_writable_dir
 from kdtf.models import build
 from kdtf.models.io import load_model, save_model
+from kdtf.models.transfer import is_backbone_classifier
+from kdtf.optim import add_kernel_regularization, build_optimizer
+from kdtf.report import report_header, stage_record, write_report
 from kdtf.runstate import RunState, StepCheckpoint
+from kdtf.stages import Stage, StageRunner
+from kdtf.training import FineTuner, cross_entropy_loss, fit
 
-__all__ = ["DistillConfig", "run", "default_output", "compression_steps", "recipe_for"]
+__all__ = ["DistillConfig", "run", "check", "recipe_for"]
 
 
 @dataclasses.dataclass
-class DistillConfig:
-    """Settings of a run. Every field is a flag of ``scripts/distill.py``."""
+class _Run:
+    """What the stages of one run share."""
 
-    dataset: str = "mnist5k"
-    data_dir: str = ""
-    image_size: int = 0
-    augment: str = ""
-    transfer_set: str = ""
-    seed: int = 0
-    teacher: str = "teacher_cnn"
-    student: str = "student_cnn"
-    teacher_weights: str = ""
-    student_weights: str = ""
-    unfreeze_layers: int = 30
-    finetune_epochs: int = 3
-    teacher_epochs: int = 12
-    epochs: int = 20
-    prune_epochs: int = 4
-    qat_epochs: int = 2
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    finetune_learning_rate: float = 3e-4
-    temperature: float = 4.0
-    alpha: float = 0.5
-    sparsity: float = 0.75
-    labels: int = 500
-    distill: str = "kd"
-    compress: str = ""
-    prune_min_weights: int = 1000
-    qat: bool = True
-    cache_teacher: str = "auto"
-    strategy: str = "default"
-    unsafe_load: bool = False
-    output: str = ""
-    cache_dir: str = "saved_models/cache"
-    latency_runs: int = 200
-    verbose: int = -1
+    config: DistillConfig
+    spec: object
+    data: object
+    out: str
+    runner: StageRunner
+    steps: int
+    labelled_ds: object
+    train_ds: object
+    val_ds: object
+    recipe: object = None
+    user_teacher: object = None
+    distill_ds: object = None
 
-    def validate(self):
-        """Raises ValueError naming the first bad setting."""
-        for name in ("teacher_epochs", "epochs", "prune_epochs", "qat_epochs", "batch_size", "latency_runs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"Expected {name} to be a positive integer. Received: {name}={value!r}")
-        for name in ("learning_rate", "finetune_learning_rate", "temperature"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"Expected {name} > 0. Received: {name}={value!r}")
-        if not isinstance(self.alpha, (int, float)) or not 0 <= self.alpha <= 1:
-            raise ValueError(f"Expected alpha in [0, 1]. Received: alpha={self.alpha!r}")
-        for name in ("image_size", "unfreeze_layers", "finetune_epochs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"Expected {name} to be an integer >= 0. Received: {name}={value!r}")
-        if 0 < self.image_size < 8:
-            raise ValueError(f"Expected an image size of at least 8 pixels (or 0: the data set's own). Received: image_size={self.image_size}")
-        if isinstance(self.labels, bool) or not isinstance(self.labels, int) or self.labels < 0:
-            raise ValueError(f"Expected labels >= 0 (0 keeps every label). Received: labels={self.labels!r}")
-        if not isinstance(self.sparsity, (int, float)) or not 0 <= self.sparsity < 1:
-            raise ValueError(f"Expected sparsity in [0, 1). Received: sparsity={self.sparsity!r}")
-        from kdtf import compress, models
-
-        compress.Recipe.parse(compression_steps(self))  # raises on an unknown step
-        from kdtf.terms import parse_terms
-
-        parse_terms(self.distill)  # raises on an unknown or malformed term
-
-        from kdtf.data.augment import parse_augment
-
-        _check_spec(self.dataset, "--dataset", "Image folder")
-        if self.transfer_set:
-            _check_spec(self.transfer_set, "--transfer-set", "Transfer-set folder")
-        parse_augment(self.augment)
-        from kdtf.distribute import STRATEGIES
-
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"Unknown strategy {self.strategy!r} (--strategy). Known: {', '.join(STRATEGIES)}")
-        if self.cache_teacher not in ("auto", "on", "off"):
-            raise ValueError(f"Expected cache_teacher 'auto', 'on' or 'off'. Received: cache_teacher={self.cache_teacher!r}")
-        if self.cache_teacher == "on" and parse_augment(self.augment):
-            raise ValueError(
-                f"--cache-teacher on needs a deterministic input pipeline, but --augment {self.augment} is on: "
-                "the teacher must run on each augmented batch. Use --cache-teacher auto/off or drop --augment."
-            )
-        if _is_model_file(self.teacher):
-            if not os.path.isfile(self.teacher):
-                raise ValueError(f"Teacher model file not found: {self.teacher!r} (--teacher).")
-            if self.teacher_weights:
-                raise ValueError("--teacher-weights is for backbone names; a --teacher model file already holds its weights.")
-        for name in ("teacher", "student"):
-            model = getattr(self, name)
-            if name == "teacher" and _is_model_file(model):
-                continue
-            if model not in models.names():
-                raise ValueError(f"Unknown {name} model {model!r} (--{name}). Known: {', '.join(models.names())}")
-            weights = getattr(self, f"{name}_weights")
-            if weights and not models.is_backbone(model):
-                raise ValueError(
-                    f"--{name}-weights is for backbones ({', '.join(n for n in models.names() if models.is_backbone(n))}); "
-                    f"{model!r} trains from scratch. Received: {name}_weights={weights!r}"
-                )
-            if weights and not os.path.isfile(weights):
-                raise ValueError(f"Weights file not found: {weights!r} (--{name}-weights).")
-        return self
-
-
-def _check_spec(spec, flag, what):
-    """Raises ValueError for an unknown data set spec or a missing ``folder:`` path."""
-    from kdtf import data
-
-    try:
-        kind, rest = data.parse_spec(spec)
-    except ValueError:
-        raise ValueError(f"Unknown data set spec {spec!r} ({flag}). Known: {', '.join(data.specs())}") from None
-    if kind == "folder" and not os.path.isdir(rest):
-        raise ValueError(f"{what} not found: {rest!r} ({flag} {spec}).")
-
-
-def compression_steps(config):
-    """The compression recipe string: ``--compress`` if given, else ``prune:S[,qat]``
-    from ``--sparsity`` and ``--no-qat``."""
-    if config.compress:
-        return config.compress
-    return f"prune:{config.sparsity}" + (",qat" if config.qat else "")
+    @property
+    def verbose(self):
+        return keras_verbosity(self.config.verbose)
 
 
 def recipe_for(config, text=None):
-    """The compression Recipe for ``text`` (default: :func:`compression_steps`), with the
-    run's epochs per step (``qat_epochs`` for QAT, ``prune_epochs`` otherwise) and its
+    """The compression Recipe for ``text`` (default: the config's steps), with the run's
+    epochs per step (``qat_epochs`` for QAT, ``prune_epochs`` otherwise) and its
     ``prune_min_weights``."""
-    recipe = compress.Recipe.parse(text or compression_steps(config))
+    recipe = compress.Recipe.parse(text or config.compression_steps())
     for step in recipe.steps:
         step.epochs = step.epochs or (config.qat_epochs if isinstance(step, compress.QAT) else config.prune_epochs)
         if hasattr(step, "min_weights"):
@@ -168,74 +74,71 @@ def recipe_for(config, text=None):
     return recipe
 
 
-def default_output(config):
-    """``saved_models/<dataset>-<YYYYmmdd-HHMMSS>``: the run folder when none is given."""
-    return os.path.join("saved_models", f"{config.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+def check(config):
+    """Everything the registries decide about ``config`` (compression step values, the
+    distillation spec), after :meth:`DistillConfig.validate`; raises ValueError."""
+    config.validate()
+    recipe_for(config)
+    return config.spec()
 
 
-def _use_teacher_cache(config):
-    return config.cache_teacher == "on" or (config.cache_teacher == "auto" and not config.augment)
+def run(config, strategy=None, resume=False):
+    """Runs the whole chain and writes ``config.output``. Returns the report dict.
+
+    Under ``--strategy`` every model is built and compiled in the strategy's scope and
+    ``batch_size`` is the global batch. With several workers each runs the same chain
+    (collective ops keep them in step); only the chief writes ``config.output``, the
+    others write to a temporary folder that is removed.
+    """
+    spec = check(config)
+    strategy = strategy or make_strategy(config.strategy)
+    with worker_scratch(strategy) as scratch, strategy.scope():
+        if scratch:
+            config.output, config.cache_dir = os.path.join(scratch, "run"), os.path.join(scratch, "cache")
+        return _run(config, spec, describe(strategy), resume)
 
 
-def _ce(one_hot=False):
-    if one_hot:  # mixup/cutmix turn labels into mixed one-hot rows
-        return keras.losses.CategoricalCrossentropy(from_logits=True)
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+def _run(config, spec, strategy_text, resume):
+    started = time.time()
+    ctx = _prepare(config, spec, strategy_text, resume)
+    teacher = ctx.runner.run(_teacher_stage(ctx))
+    ctx.runner.run(_scratch_stage(ctx))
+    keras.utils.set_random_seed(config.seed + 1)  # same initial weights as scratch
+    student = _build(ctx, "student", config.student, config.student_weights)
+    ctx.distill_ds = _distillation_data(ctx, student, teacher)
+    student = ctx.runner.run(_distill_stage(ctx, student, teacher))
+    recipe = recipe_for(config)
+    compressed = ctx.runner.run(_compress_stage(ctx, recipe, student, teacher))
+    ctx.runner.run(_export_stage(ctx, recipe, compressed))
+    ctx.runner.timings["total_s"] = time.time() - started
+    report = run_report(config, ctx.data, ctx.runner, strategy_text)
+    write_report(report, ctx.out)
+    ctx.runner.state.finish()
+    log(f"done in {ctx.runner.timings['total_s']:.0f} s: {ctx.out}")
+    return report
 
 
-def _file_digest(path):
-    if not path:
-        return ""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _teacher_cache_path(config, data):
-    fingerprint = hashlib.sha256(data.x_train.tobytes() + data.y_train.tobytes()).hexdigest()
-    key = json.dumps(
-        [config.teacher, data.name, data.input_shape, config.seed, config.teacher_epochs,
-         config.batch_size, config.learning_rate, config.labels, keras.__version__, fingerprint,
-         config.augment, _file_digest(config.teacher_weights), config.finetune_epochs,
-         config.unfreeze_layers, config.finetune_learning_rate],
-        sort_keys=True,
-    )
-    digest = hashlib.sha256(key.encode()).hexdigest()[:10]
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", data.name).strip("_")[-40:]
-    return os.path.join(config.cache_dir, f"teacher-{slug}-{digest}.keras")
-
-
-def _train(model, config, weights, train_ds, val_ds, steps, epochs, teacher=None, callbacks=None):
-    """Trains a zoo model, or fine-tunes a backbone in two phases when it has pretrained
-    ``weights`` (a backbone without weights trains every layer, BatchNormalization in
-    training mode: frozen random statistics would make it output ~0). With ``teacher``,
-    through the Distiller (teacher-assisted fine-tuning)."""
-    from kdtf.models.transfer import is_backbone_classifier
-
-    one_hot = mixes_labels(config.augment)
-    fit_args = dict(steps_per_epoch=steps, verbose=keras_verbosity(config.verbose))
-    distiller_args = dict(temperature=config.temperature, alpha=config.alpha, distill=config.distill)
-    if is_backbone_classifier(model) and weights:
-        log(
-            f"  two-phase fine-tuning of {model.name}: head only for {epochs} epochs, then the top "
-            f"{config.unfreeze_layers} layers for {config.finetune_epochs} epochs (BatchNormalization frozen)"
-        )
-        fine_tune(
-            model, train_ds, val_ds, head_epochs=epochs, epochs=config.finetune_epochs,
-            unfreeze_layers=config.unfreeze_layers, learning_rate=config.learning_rate,
-            finetune_learning_rate=config.finetune_learning_rate, teacher=teacher,
-            distiller_args=distiller_args, loss=_ce(one_hot), **fit_args,
-        )
-        for layer in model.layers:  # compression fine-tunes every layer; BN stays frozen
-            layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
-        return model
-    if teacher is not None:
-        return _fit_distiller(model, teacher, config, train_ds, val_ds, epochs, config.learning_rate, "distill", steps, callbacks)
-    model.compile(keras.optimizers.Adam(config.learning_rate), _ce(one_hot), ["accuracy"])
-    model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, **fit_args)
-    return model
+def _load_data(config):
+    data = load(config.dataset, seed=config.seed, image_size=config.image_size or None, data_dir=config.data_dir or None)
+    skipped = f", {data.meta['skipped']} unreadable image(s) skipped" if data.meta.get("skipped") else ""
+    log(f"data {data.name}: {len(data.x_train)} train / {len(data.x_val)} val / {len(data.x_test)} test, "
+        f"input {data.input_shape}, {data.num_classes} classes{skipped}")
+    data.meta["labelled"] = config.labels or len(data.x_train)
+    if config.labels:
+        data.y_train = keep_labels(data.y_train, config.labels, seed=config.seed)
+        log(f"labels: keeping {config.labels} labelled training examples (stratified); the other "
+            f"{len(data.x_train) - config.labels} are an unlabeled transfer set for distillation")
+    data.meta["transfer_set"] = 0
+    if config.transfer_set:
+        extra = load_unlabeled(config.transfer_set, image_size=data.input_shape[0], channels=data.input_shape[-1],
+                               data_dir=config.data_dir or None)
+        data.meta["transfer_set"] = len(extra)
+        data.x_train = np.concatenate([data.x_train, extra.astype(np.float32)])
+        data.y_train = np.concatenate([data.y_train, np.full(len(extra), -1, np.int32)])
+        log(f"transfer set {config.transfer_set}: {len(extra)} unlabeled images added for distillation")
+    if config.augment:
+        log(f"augmentation (keras-cv, in tf.data; the teacher sees the same augmented batch): {config.augment}")
+    return data
 
 
 def _user_teacher(config, data):
@@ -252,150 +155,30 @@ def _user_teacher(config, data):
             f"Teacher {config.teacher!r} outputs {classes} classes, but {data.name} has {data.num_classes} "
             "(teacher/student class-count mismatch); use a teacher trained on this data set's classes."
         )
-    log(f"stage teacher: using the user's model {config.teacher}")
     return teacher
 
 
-def _check_models(config, data):
-    """Builds the student and the teacher (or loads the user's teacher) and a Distiller
-    with the run's terms, before anything is trained or written: a wrong layer name, a
-    class-count mismatch or a corrupt teacher file stops the run here.
-
-    Returns:
-        The user's teacher (loaded once, reused by the teacher stage), or ``None``.
-    """
-    user_teacher = _user_teacher(config, data) if _is_model_file(config.teacher) else None
+def _check_models(config, spec, data):
+    """Builds the student and the teacher (or loads the user's) and a Distiller with the
+    run's terms, before anything is trained or written: a wrong layer name, a class-count
+    mismatch or a corrupt teacher file stops the run here. Returns the user's teacher
+    (loaded once, reused by the teacher stage) or ``None``."""
+    user_teacher = _user_teacher(config, data) if is_model_file(config.teacher) else None
     teacher = user_teacher or build(config.teacher, data.input_shape, data.num_classes, name="teacher")
     student = build(config.student, data.input_shape, data.num_classes, name="student")
-    Distiller(student, teacher, temperature=config.temperature, alpha=config.alpha, distill=config.distill)
+    Distiller(student, teacher, spec)
     return user_teacher
 
 
-def _is_model_file(name):
-    return isinstance(name, str) and name.endswith((".keras", ".h5"))
-
-
-def _train_teacher(config, data, labelled_ds, steps, val_ds, callbacks=None, user_teacher=None):
-    if user_teacher is not None:
-        return user_teacher, config.teacher, True
-    path = _teacher_cache_path(config, data)
-    several_workers = getattr(tf.distribute.get_strategy().extended, "_num_workers", 1) > 1
-    if os.path.exists(path) and not several_workers:  # workers must train in step
-        log(f"stage teacher: reusing cached {path}")
-        return keras.models.load_model(path, compile=False), path, True
-    source = f" from {config.teacher_weights}" if config.teacher_weights else ""
-    log(f"stage teacher: training {config.teacher}{source} for {config.teacher_epochs} epochs")
-    teacher = build(config.teacher, data.input_shape, data.num_classes, name="teacher", weights=config.teacher_weights or None)
-    _train(teacher, config, config.teacher_weights, labelled_ds, val_ds, steps, config.teacher_epochs, callbacks=callbacks)
-    save_model(teacher, path)
-    return teacher, path, False
-
-
-def _fit_distiller(student, teacher, config, train_ds, val_ds, epochs, lr, name, steps=None, callbacks=None):
-    distiller = Distiller(student, teacher, temperature=config.temperature, alpha=config.alpha, distill=config.distill, name=name)
-    distiller.compile(keras.optimizers.Adam(lr), metrics=["accuracy"])
-    distiller.fit(train_ds, validation_data=val_ds, epochs=epochs, steps_per_epoch=steps, verbose=keras_verbosity(config.verbose), callbacks=callbacks)
-    return distiller.student
-
-
-def _accuracy(model, data):
-    logits = model.predict(data.x_test, batch_size=256, verbose=0)
-    return float(np.mean(logits.argmax(-1) == data.y_test))
-
-
-def _stage(name, model, data, config, path, params=None):
-    accuracy = _accuracy(model, data)
-    _, sparsity = compress.kernel_sparsity(model)
-    flatbuffer = export.to_tflite(model, "float32")
-    timing = export.latency(flatbuffer, num_threads=1, runs=config.latency_runs)
-    record = {
-        "stage": name,
-        "accuracy": accuracy,
-        "accuracy_measured_on": "keras",
-        "params": params if params is not None else model.count_params(),
-        "file": os.path.basename(path),
-        "size_bytes": os.path.getsize(path),
-        "gzip_bytes": gzip_size(path),
-        "sparsity": sparsity,
-        "latency_ms": timing["median_ms"],
-        "latency_p90_ms": timing["p90_ms"],
-        "latency_measured_on": "litert, 1 thread, batch 1, TFLite export of this model",
-    }
-    log(f"stage {name}: test accuracy {accuracy:.4f}, sparsity {sparsity:.3f}, {timing['median_ms']:.3f} ms/image")
-    return record
-
-
-def is_chief(strategy):
-    """False on the non-chief workers of a multi-worker strategy (they write no run folder)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return resolver.task_type == "chief" or (not has_chief and resolver.task_type == "worker" and resolver.task_id == 0)
-
-
-def run(config, strategy=None, resume=False):
-    """Runs the whole chain and writes ``config.output``. Returns the report dict.
-
-    Under ``--strategy`` every model is built and compiled in the strategy's scope and
-    ``batch_size`` is the global batch. With several workers each runs the same chain
-    (collective ops keep them in step); only the chief writes ``config.output``, the
-    others write to a temporary folder that is removed.
-    """
-    from kdtf.distribute import describe, make_strategy
-
-    config.validate()
-    strategy = strategy or make_strategy(config.strategy)
-    if not is_chief(strategy):
-        import shutil
-        import tempfile
-
-        scratch = tempfile.mkdtemp(prefix="kdtf-worker-")
-        config.output, config.cache_dir = os.path.join(scratch, "run"), os.path.join(scratch, "cache")
-        try:
-            with strategy.scope():
-                return _run(config, strategy, describe(strategy), resume)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-    with strategy.scope():
-        return _run(config, strategy, describe(strategy), resume)
-
-
-def _run(config, strategy, strategy_text, resume=False):
+def _prepare(config, spec, strategy_text, resume):
     """Data first, then every check that needs it, and only then the first write: bad
     input leaves no files behind."""
-    started = time.time()
-    config.output = config.output or default_output(config)
+    config.output = config.output or config.default_output()
     keras.utils.set_random_seed(config.seed)
     if config.strategy not in ("", "default"):
         log(f"strategy: {strategy_text}; global batch {config.batch_size}")
-
-    data = load(config.dataset, seed=config.seed, image_size=config.image_size or None, data_dir=config.data_dir or None)
-    log(
-        f"data {data.name}: {len(data.x_train)} train / {len(data.x_val)} val / "
-        f"{len(data.x_test)} test, input {data.input_shape}, {data.num_classes} classes"
-        + (f", {data.meta['skipped']} unreadable image(s) skipped" if data.meta.get("skipped") else "")
-    )
-    labelled = config.labels or len(data.x_train)
-    if config.labels:
-        data.y_train = keep_labels(data.y_train, config.labels, seed=config.seed)
-        log(
-            f"labels: keeping {labelled} labelled training examples (stratified); the other "
-            f"{len(data.x_train) - labelled} are an unlabeled transfer set for distillation"
-        )
-    transfer = 0
-    if config.transfer_set:
-        extra = load_unlabeled(
-            config.transfer_set, image_size=data.input_shape[0], channels=data.input_shape[-1],
-            data_dir=config.data_dir or None,
-        )
-        transfer = len(extra)
-        data.x_train = np.concatenate([data.x_train, extra.astype(np.float32)])
-        data.y_train = np.concatenate([data.y_train, np.full(transfer, -1, np.int32)])
-        log(f"transfer set {config.transfer_set}: {transfer} unlabeled images added for distillation")
-    if config.augment:
-        log(f"augmentation (keras-cv, in tf.data; the teacher sees the same augmented batch): {config.augment}")
-    user_teacher = _check_models(config, data)
+    data = _load_data(config)
+    user_teacher = _check_models(config, spec, data)
     keras.utils.set_random_seed(config.seed)  # the check drew initial weights
     out = check_writable_dir(config.output, "--output")
     check_writable_dir(config.cache_dir, "--cache-dir")
@@ -404,159 +187,258 @@ def _run(config, strategy, strategy_text, resume=False):
     if resume:
         log(f"resuming {out}: completed stages {', '.join(state.data['stages']) or 'none'}")
     else:
-        from kdtf.cli import save_args
-
         save_args(dataclasses.asdict(config), out)
     steps = int(np.ceil(len(data.x_train) / config.batch_size))
     # Teacher and scratch see labelled examples only, with as many optimizer steps per
     # epoch as the Distiller, which sees every training example (unlabeled ones as -1).
-    labelled_ds, _ = labelled_dataset(
-        data.x_train, data.y_train, config.batch_size, steps, seed=config.seed,
-        augment=config.augment, num_classes=data.num_classes,
-    )
+    labelled_ds, _ = labelled_dataset(data.x_train, data.y_train, config.batch_size, steps, seed=config.seed,
+                                      augment=config.augment, num_classes=data.num_classes)
     train_ds = data.dataset("train", config.batch_size, shuffle=True, seed=config.seed, augment=config.augment)
-    train_ds = train_ds.repeat()  # with steps_per_epoch: every epoch has `steps` batches
     val_ds = data.dataset("val", config.batch_size)
     if mixes_labels(config.augment):  # training labels are one-hot rows: validate alike
         val_ds = val_ds.map(lambda x, y: (x, tf.one_hot(y, data.num_classes)))
-    timings = {}
-    stages = []
+    runner = StageRunner(state, log)
+    return _Run(config, spec, data, out, runner, steps, labelled_ds, train_ds.repeat(), val_ds, config.training_recipe(), user_teacher)
 
-    if state.done("teacher"):
-        record = dict(state.record("teacher"))
-        teacher = load_model(os.path.join(out, record["file"]))  # written by this run
-        teacher_cache, cached = record.pop("cache", None), True
-        log("stage teacher: completed before, loaded from the run folder")
-    else:
-        t0 = time.time()
-        teacher, teacher_cache, cached = _train_teacher(
-            config, data, labelled_ds, steps, val_ds, callbacks=state.callbacks("teacher"), user_teacher=user_teacher,
-        )
-        timings["teacher_s"] = time.time() - t0
-        teacher_path = save_model(teacher, os.path.join(out, "teacher.keras"))
-        record = _stage("teacher", teacher, data, config, teacher_path)
-        state.complete("teacher", dict(record, cache=teacher_cache), [teacher_path])
-    stages.append(record)
 
-    if state.done("scratch"):
-        stages.append(state.record("scratch"))
-        log("stage scratch: completed before, skipped")
-    else:
-        t0 = time.time()
-        log(f"stage scratch: training {config.student} on the {labelled} labelled examples for {config.epochs} epochs")
-        keras.utils.set_random_seed(config.seed + 1)
-        scratch = build(config.student, data.input_shape, data.num_classes, name="scratch", weights=config.student_weights or None)
-        _train(scratch, config, config.student_weights, labelled_ds, val_ds, steps, config.epochs, callbacks=state.callbacks("scratch"))
-        timings["scratch_s"] = time.time() - t0
-        path = save_model(scratch, os.path.join(out, "scratch.keras"))
-        stages.append(_stage("scratch", scratch, data, config, path))
-        state.complete("scratch", stages[-1], [path])
+def _optimizer(ctx, learning_rate, warmup=True):
+    """``(epochs, steps) -> optimizer`` of the run's training recipe at ``learning_rate``;
+    fine-tuning phases and compression steps start without the warm-up."""
+    recipe = ctx.recipe if warmup else dataclasses.replace(ctx.recipe, warmup_epochs=0)
+    return lambda epochs, steps: build_optimizer(recipe, steps, epochs, learning_rate=learning_rate)
 
-    keras.utils.set_random_seed(config.seed + 1)  # same initial weights as scratch
-    student = build(config.student, data.input_shape, data.num_classes, name="student", weights=config.student_weights or None)
-    distill_ds = recipe_ds = train_ds
-    if _use_teacher_cache(config) and not state.done("compress"):
-        t1 = time.time()
-        probe = Distiller(student, teacher, temperature=config.temperature, alpha=config.alpha, distill=config.distill)
-        distill_ds = probe.cached_dataset(data.x_train, data.y_train, batch_size=config.batch_size, seed=config.seed).repeat()
-        plain = Distiller(student, teacher)  # the compression steps distil logits only
-        recipe_ds = distill_ds if plain._teacher_output_counts == probe._teacher_output_counts and len(probe.teachers) == 1 else (
-            plain.cached_dataset(data.x_train, data.y_train, batch_size=config.batch_size, seed=config.seed).repeat()
-        )
-        timings["teacher_cache_s"] = time.time() - t1
-        log(f"teacher outputs cached once for {len(data.x_train)} training images ({timings['teacher_cache_s']:.1f} s); training reads them instead of running the teacher")
-    if state.done("distilled"):
-        stages.append(state.record("distilled"))
-        student = load_model(os.path.join(out, "student.keras"))
-        log("stage distilled: completed before, loaded from the run folder")
-    else:
-        t0 = time.time()
-        log(f"stage distilled: Distiller(T={config.temperature}, alpha={config.alpha}, distill={config.distill!r}) for {config.epochs} epochs")
-        student = _train(student, config, config.student_weights, distill_ds, val_ds, steps, config.epochs, teacher=teacher,
-                         callbacks=state.callbacks("distilled"))
-        timings["distill_s"] = time.time() - t0
-        path = save_model(student, os.path.join(out, "student.keras"))
-        stages.append(_stage("distilled", student, data, config, path))
-        state.complete("distilled", stages[-1], [path])
 
-    recipe = recipe_for(config)
-    name = recipe.short_name
-    if state.done("compress"):
-        record = state.record("compress")
-        compressed = load_model(os.path.join(out, record["stage"]["file"]))
-        compress_stages = record["compression_steps"]
-        recipe.pruned_layers, recipe.clustered_layers = record["pruned"], record["clustered"]
-        stages.append(record["stage"])
-        log(f"stage {name}: completed before, loaded from the run folder")
-    else:
-        t0 = time.time()
-        log(f"stage {name}: {', '.join(s.name for s in recipe.steps)}, each fine-tuned by distillation")
-        compressed, compress_stages = recipe.run(
-            student, teacher, recipe_ds, val_ds, epochs=config.prune_epochs, learning_rate=config.finetune_learning_rate,
-            temperature=config.temperature, alpha=config.alpha, steps_per_epoch=steps, verbose=keras_verbosity(config.verbose), log=log,
-            callbacks=lambda index: state.callbacks(f"compress:{index}"), checkpoint=StepCheckpoint(state, out, save_model),
-        )
-        timings["compress_s"] = time.time() - t0
-        compressed_path = save_model(compressed, os.path.join(out, f"student_{name.replace('+', '_').replace(':', '')}.keras"))
-        params = compress_stages[-1]["params"]  # low-rank changes it; the .tflite has the same
-        stages.append(_stage(name, compressed, data, config, compressed_path, params=params))
-        state.complete("compress", {
-            "stage": stages[-1], "compression_steps": compress_stages,
-            "pruned": recipe.pruned_layers, "clustered": recipe.clustered_layers,
-        }, [compressed_path])
-    params = compress_stages[-1]["params"]
+def _build(ctx, name, model_name, weights):
+    """A zoo model or backbone classifier, with the recipe's kernel penalties (L1, L2)."""
+    model = build(model_name, ctx.data.input_shape, ctx.data.num_classes, name=name, weights=weights or None)
+    return add_kernel_regularization(model, *ctx.recipe.kernel_penalties)
 
-    t0 = time.time()
-    log("stage tflite-int8: full-integer int8 export (int8 input and output), evaluated on LiteRT")
-    tflite_path = os.path.join(out, "student_int8.tflite")
-    card = export.export_for_android(
-        compressed, tflite_path, splits=data, mode="int8",
-        source_stages=["teacher", "distilled"] + [step.name for step in recipe.steps],
+
+def _train(ctx, model, weights, train_ds, epochs, callbacks, teacher=None):
+    """Trains a zoo model, or fine-tunes a backbone in two phases when it has pretrained
+    ``weights`` (a backbone without weights trains every layer, BatchNormalization in
+    training mode: frozen random statistics would make it output ~0). With ``teacher``,
+    through the Distiller (teacher-assisted fine-tuning)."""
+    config = ctx.config
+    loss = cross_entropy_loss(one_hot=mixes_labels(config.augment))
+    fit_args = dict(steps_per_epoch=ctx.steps, verbose=ctx.verbose, teacher=teacher, spec=ctx.spec, loss=loss)
+    if not (is_backbone_classifier(model) and weights):
+        fit(model, train_ds, epochs=epochs, optimizer=_optimizer(ctx, config.learning_rate), validation_data=ctx.val_ds,
+            callbacks=callbacks, name="distill", **fit_args)
+        return model
+    log(f"  two-phase fine-tuning of {model.name}: head only for {epochs} epochs, then the top "
+        f"{config.unfreeze_layers} layers for {config.finetune_epochs} epochs (BatchNormalization frozen)")
+    fine_tune(model, train_ds, ctx.val_ds, head_epochs=epochs, epochs=config.finetune_epochs,
+              unfreeze_layers=config.unfreeze_layers, learning_rate=_optimizer(ctx, config.learning_rate),
+              finetune_learning_rate=_optimizer(ctx, config.finetune_learning_rate, warmup=False), **fit_args)
+    for layer in model.layers:  # compression fine-tunes every layer; BN stays frozen
+        layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
+    return model
+
+
+def _measured(ctx, name, model, paths, params=None):
+    """The report row of a Keras stage: accuracy, size, sparsity, LiteRT latency."""
+    accuracy = float(np.mean(model.predict(ctx.data.x_test, batch_size=256, verbose=0).argmax(-1) == ctx.data.y_test))
+    timing = export.latency(export.to_tflite(model, "float32"), num_threads=1, runs=ctx.config.latency_runs)
+    row = stage_record(name, accuracy, "keras", params if params is not None else model.count_params(), paths[0],
+                       compress.kernel_sparsity(model)[1], timing, "litert, 1 thread, batch 1, TFLite export of this model")
+    log(f"stage {name}: test accuracy {accuracy:.4f}, sparsity {row['sparsity']:.3f}, {timing['median_ms']:.3f} ms/image")
+    return row
+
+
+def _model_stage(ctx, name, filename, describe, train, timing=None, extra=None):
+    """A stage whose product is one model saved as ``filename`` in the run folder."""
+    return Stage(
+        name, describe, train,
+        save=lambda model: [save_model(model, os.path.join(ctx.out, filename))],
+        measure=lambda model, paths: {"row": _measured(ctx, name, model, paths), **(extra() if extra else {})},
+        load=lambda record: load_model(os.path.join(ctx.out, record["row"]["file"])),
+        timing=timing,
     )
-    verified = recipe.verify(tflite_path)
-    log(f"stage tflite-int8: verified in the flatbuffer: {verified}")
-    result = card["metrics_on_litert"]
-    timing = export.latency(tflite_path, num_threads=1, runs=config.latency_runs)
-    timings["export_s"] = time.time() - t0
-    stages.append({
-        "stage": "tflite-int8",
-        "accuracy": result["accuracy"],
-        "accuracy_measured_on": "litert",
-        "agreement_with_keras": result["agreement"],
-        "params": params,
-        "file": os.path.basename(tflite_path),
-        "size_bytes": card["size_bytes"],
-        "gzip_bytes": card["gzip_bytes"],
-        "sparsity": card["weight_sparsity"],
-        "latency_ms": timing["median_ms"],
-        "latency_p90_ms": timing["p90_ms"],
-        "latency_measured_on": "litert, 1 thread, batch 1",
-        "ops": card["ops"],
-    })
-    log(f"stage tflite-int8: LiteRT test accuracy {result['accuracy']:.4f} (agreement with Keras {result['agreement']:.4f}), {timing['median_ms']:.3f} ms/image")
 
-    from kdtf.report import write_report
 
-    timings["total_s"] = time.time() - started
-    report = {
-        "kdtf_version": __import__("kdtf").__version__,
-        "config": dataclasses.asdict(config),
-        "data": {
-            "name": data.name, "train": len(data.x_train), "labelled": labelled,
-            "transfer_set": transfer, "augment": config.augment, "skipped_images": data.meta.get("skipped", 0),
-            "val": len(data.x_val), "test": len(data.x_test),
-            "input_shape": list(data.input_shape), "normalization": data.normalization,
-            "class_names": data.class_names,
+def _file_digest(path):
+    if not path:
+        return ""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _teacher_cache_path(config, data):
+    """``<cache_dir>/teacher-<data>-<hash>.keras``: a teacher trained with the same data,
+    model, seed and training settings is reused across runs."""
+    fingerprint = hashlib.sha256(data.x_train.tobytes() + data.y_train.tobytes()).hexdigest()
+    key = json.dumps(
+        [config.teacher, data.name, data.input_shape, config.seed, config.teacher_epochs,
+         config.batch_size, config.learning_rate, config.labels, keras.__version__, fingerprint,
+         config.augment, _file_digest(config.teacher_weights), config.finetune_epochs,
+         config.unfreeze_layers, config.finetune_learning_rate, dataclasses.asdict(config.training_recipe())],
+        sort_keys=True,
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:10]
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", data.name).strip("_")[-40:]
+    return os.path.join(config.cache_dir, f"teacher-{slug}-{digest}.keras")
+
+
+def _teacher_stage(ctx):
+    config, data = ctx.config, ctx.data
+    cache = {"path": config.teacher if ctx.user_teacher is not None else _teacher_cache_path(config, data), "reused": False}
+
+    def train(callbacks):
+        if ctx.user_teacher is not None:
+            cache["reused"] = True
+            return ctx.user_teacher
+        if os.path.exists(cache["path"]) and not several_workers():  # workers must train in step
+            log(f"stage teacher: reusing cached {cache['path']}")
+            cache["reused"] = True
+            return keras.models.load_model(cache["path"], compile=False)
+        teacher = _build(ctx, "teacher", config.teacher, config.teacher_weights)
+        _train(ctx, teacher, config.teacher_weights, ctx.labelled_ds, config.teacher_epochs, callbacks)
+        save_model(teacher, cache["path"])
+        return teacher
+
+    source = "the user's model" if ctx.user_teacher is not None else f"{config.teacher}" + (
+        f" from {config.teacher_weights}" if config.teacher_weights else "")
+    return _model_stage(ctx, "teacher", "teacher.keras", f"{source}, {config.teacher_epochs} epochs on the labelled examples",
+                        train, extra=lambda: {"cache": dict(cache)})
+
+
+def _scratch_stage(ctx):
+    config, data = ctx.config, ctx.data
+
+    def train(callbacks):
+        keras.utils.set_random_seed(config.seed + 1)
+        scratch = _build(ctx, "scratch", config.student, config.student_weights)
+        return _train(ctx, scratch, config.student_weights, ctx.labelled_ds, config.epochs, callbacks)
+
+    return _model_stage(ctx, "scratch", "scratch.keras",
+                        f"{config.student} on the {data.meta['labelled']} labelled examples for {config.epochs} epochs", train)
+
+
+def _distillation_data(ctx, student, teacher):
+    """The distillation pipeline: with ``--cache-teacher`` (the default without
+    augmentation) the teachers' outputs are computed once and travel with the data, so
+    distillation and compression fine-tuning run no teacher forward pass."""
+    config, data = ctx.config, ctx.data
+    if not config.uses_teacher_cache() or ctx.runner.state.done("compress"):
+        return ctx.train_ds
+    distiller = Distiller(student, teacher, ctx.spec)
+    ds = ctx.runner.time("teacher_cache_s", distiller.cached_dataset, data.x_train, data.y_train,
+                         batch_size=config.batch_size, seed=config.seed)
+    log(f"teacher outputs cached once for {len(data.x_train)} training images ({ctx.runner.timings['teacher_cache_s']:.1f} s); "
+        "training reads them instead of running the teacher")
+    return ds.repeat()
+
+
+def _distill_stage(ctx, student, teacher):
+    config = ctx.config
+    return _model_stage(
+        ctx, "distilled", "student.keras", f"Distiller({ctx.spec.describe()}) for {config.epochs} epochs",
+        lambda callbacks: _train(ctx, student, config.student_weights, ctx.distill_ds, config.epochs, callbacks, teacher),
+        timing="distill_s",
+    )
+
+
+def _compress_stage(ctx, recipe, student, teacher):
+    config, name = ctx.config, recipe.short_name
+    state = ctx.runner.state
+    fine_tuner = FineTuner(teacher, ctx.distill_ds, spec=ctx.spec, optimizer=_optimizer(ctx, config.finetune_learning_rate, warmup=False),
+                           validation_data=ctx.val_ds, steps_per_epoch=ctx.steps, verbose=ctx.verbose)
+    steps = {}
+
+    def train(callbacks):
+        model, steps["records"] = recipe.run(student, fine_tuner, epochs=config.prune_epochs, log=log,
+                                             checkpoint=StepCheckpoint(state, ctx.out, save_model))
+        return model
+
+    def measure(model, paths):
+        row = _measured(ctx, name, model, paths, params=steps["records"][-1]["params"])  # low-rank changes the count
+        return {"row": row, "compression_steps": steps["records"], "pruned": recipe.pruned_layers,
+                "clustered": recipe.clustered_layers, "filtered": recipe.filtered_layers}
+
+    def load(record):
+        recipe.pruned_layers, recipe.clustered_layers, recipe.filtered_layers = record["pruned"], record["clustered"], record["filtered"]
+        return load_model(os.path.join(ctx.out, record["row"]["file"]))
+
+    filename = f"student_{name.replace('+', '_').replace(':', '')}.keras"
+    describe = f"{', '.join(s.name for s in recipe.steps)}, each fine-tuned by distillation ({ctx.spec.describe()})"
+    return Stage("compress", describe, train, lambda model: [save_model(model, os.path.join(ctx.out, filename))],
+                 measure, load, timing="compress_s")
+
+
+def _post_training_quantized(ctx, model):
+    """``--ptq MODE`` (with ``--no-qat``): the float export quantized by litert-quantizer,
+    optionally with the most sensitive ops kept in float until the accuracy on the
+    validation split is within ``--ptq-max-drop`` of float; plus the per-op error."""
+    config, data = ctx.config, ctx.data
+    float_file = export.to_tflite(model, "float32")
+    calibration = data.x_train[:256]
+    extra = {"ptq": {"mode": config.ptq, "tool": "litert-quantizer", "kept_float": []}}
+    if config.ptq_mixed:
+        result = export.mixed_precision(float_file, data.x_val, data.y_val, config.ptq_max_drop, mode=config.ptq,
+                                        representative_data=calibration)
+        flatbuffer = result.model
+        extra["ptq"].update(kept_float=result.kept, float_accuracy=result.float_accuracy, accuracy=result.accuracy,
+                            reached=result.reached)
+        log(f"stage export: mixed precision kept {len(result.kept)} op(s) in float ({result.accuracy:.4f} on val, float {result.float_accuracy:.4f})")
+    else:
+        flatbuffer = export.quantize(float_file, config.ptq, calibration)
+    extra["layer_errors"] = export.layer_errors(float_file, flatbuffer, data.x_val[:256])
+    return flatbuffer, extra
+
+
+def _export_stage(ctx, recipe, compressed):
+    mode = ctx.config.ptq or "int8"
+    tflite_path = os.path.join(ctx.out, f"student_{mode}.tflite")
+    extra = {}
+
+    def train(callbacks):
+        flatbuffer = None
+        if ctx.config.ptq:
+            flatbuffer, more = _post_training_quantized(ctx, compressed)
+            extra.update(more)
+        steps = ctx.runner.records["compress"]["compression_steps"]
+        return export.export_for_android(
+            compressed, tflite_path, splits=ctx.data, mode=f"litert-quantizer {mode}" if ctx.config.ptq else mode,
+            flatbuffer=flatbuffer, source_stages=["teacher", "distilled"] + [step["step"] for step in steps],
+        )
+
+    def measure(card, paths):
+        # int4 weights are not read by the flatbuffer checks: what the steps promised is checked on int8 files
+        verified = recipe.verify(tflite_path) if mode != "int4w" else {"skipped": "int4 weights"}
+        log(f"stage tflite-{mode}: verified in the flatbuffer: {verified}")
+        result = card["metrics_on_litert"]
+        timing = export.latency(tflite_path, num_threads=1, runs=ctx.config.latency_runs)
+        row = stage_record(f"tflite-{mode}", result["accuracy"], "litert", ctx.runner.records["compress"]["compression_steps"][-1]["params"],
+                           tflite_path, card["weight_sparsity"], timing, "litert, 1 thread, batch 1")
+        row.update(agreement_with_keras=result["agreement"], ops=card["ops"])
+        log(f"stage tflite-{mode}: LiteRT test accuracy {result['accuracy']:.4f} (agreement with Keras "
+            f"{result['agreement']:.4f}), {timing['median_ms']:.3f} ms/image")
+        return {"row": row, "verified": verified, **extra}
+
+    describe = (f"post-training {mode} quantization with litert-quantizer" if ctx.config.ptq
+                else "full-integer int8 export (int8 input and output)") + ", evaluated on LiteRT"
+    return Stage("export", describe, train, lambda card: [tflite_path], measure, load=lambda record: None, timing="export_s")
+
+def run_report(config, data, runner, strategy_text):
+    """The report dict of a finished run: the stage rows with how each was measured,
+    the data, the compression steps, what the .tflite was verified to keep, timings."""
+    records = runner.records
+    return dict(
+        report_header(config, strategy_text),
+        data={
+            "name": data.name, "train": len(data.x_train), "labelled": data.meta["labelled"],
+            "transfer_set": data.meta["transfer_set"], "augment": config.augment,
+            "skipped_images": data.meta.get("skipped", 0), "val": len(data.x_val), "test": len(data.x_test),
+            "input_shape": list(data.input_shape), "normalization": data.normalization, "class_names": data.class_names,
         },
-        "teacher_cache": {"path": teacher_cache, "reused": cached},
-        "stages": stages,
-        "compression_steps": compress_stages,
-        "verified_in_tflite": verified,
-        "timings": timings,
-        "machine": {"cpus": os.cpu_count(), "tensorflow": tf.__version__, "strategy": strategy_text},
-    }
-    write_report(report, out)
-    state.complete("export", stages[-1], [tflite_path, "report.json", "report.md", "plot.png"])
-    state.finish()
-    log(f"done in {timings['total_s']:.0f} s: {out}")
-    return report
+        teacher_cache=records["teacher"]["cache"],
+        stages=[records[name]["row"] for name in ("teacher", "scratch", "distilled", "compress", "export")],
+        compression_steps=records["compress"]["compression_steps"],
+        verified_in_tflite=records["export"]["verified"],
+        timings=runner.timings,
+        **{key: records["export"][key] for key in ("ptq", "layer_errors") if key in records["export"]},
+    )

@@ -1,15 +1,45 @@
 """``report.json``, ``report.md`` and ``plot.png`` for a run folder."""
 
+import dataclasses
 import json
 import os
 
 import numpy as np
 
-from kdtf.io import write_text
+from kdtf import __version__
+from kdtf._keras import tf
+from kdtf.export.ptq import layer_error_table
+from kdtf.io import atomic_path, gzip_size, write_text
 
-__all__ = ["write_report", "render_markdown", "render_plot", "load_report"]
+__all__ = ["write_report", "render_markdown", "render_plot", "load_report", "report_header", "stage_record"]
 
 _COLUMNS = ("stage", "test accuracy", "measured on", "params", "file", "size (KB)", "gzip (KB)", "sparsity", "latency ms/image (p90)")
+
+
+def report_header(config, strategy_text=None):
+    """What every report starts with: kdtf's version, the run's settings, the machine."""
+    machine = {"cpus": os.cpu_count(), "tensorflow": tf.__version__}
+    if strategy_text is not None:
+        machine["strategy"] = strategy_text
+    return {"kdtf_version": __version__, "config": dataclasses.asdict(config), "machine": machine}
+
+
+def stage_record(name, accuracy, measured_on, params, path, sparsity, timing, latency_measured_on):
+    """One row of the stage table: accuracy, parameters, file size (raw and gzip),
+    sparsity and LiteRT latency (median and p90 ms/image)."""
+    return {
+        "stage": name,
+        "accuracy": float(accuracy),
+        "accuracy_measured_on": measured_on,
+        "params": int(params),
+        "file": os.path.basename(path),
+        "size_bytes": os.path.getsize(path),
+        "gzip_bytes": gzip_size(path),
+        "sparsity": float(sparsity),
+        "latency_ms": timing["median_ms"],
+        "latency_p90_ms": timing["p90_ms"],
+        "latency_measured_on": latency_measured_on,
+    }
 
 
 def _row(stage):
@@ -71,6 +101,11 @@ def render_markdown(report):
         + "(" + ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in timings.items() if k != "total_s") + ").",
         "",
     ]
+    if report.get("layer_errors"):  # post-training quantization: where the error comes from
+        lines += [
+            "## Per-op error of the quantized file against float (LiteRT, worst SNR first)", "",
+            layer_error_table(report["layer_errors"], limit=10),
+        ]
     return "\n".join(lines)
 
 
@@ -81,8 +116,6 @@ def render_plot(report, path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from kdtf.io import atomic_path
 
     stages = report["stages"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True)

@@ -103,6 +103,10 @@ class StepCheckpoint:
         record = self.state.record(f"compress:{index}")
         return load_model(os.path.join(self.out, record["file"])), record["step"], record["pruned"], record["clustered"]
 
+    def callbacks(self, index):
+        """``BackupAndRestore`` for the fine-tuning of step ``index``."""
+        return self.state.callbacks(f"compress:{index}")
+
     def save_step(self, index, model, record, pruned, clustered):
         path = self.save_model(model, os.path.join(self.out, ".stages", f"compress-{index}.keras"))
         self.state.complete(f"compress:{index}", {

@@ -2,17 +2,31 @@
 
 ``tap(model, ["conv2"])`` returns a model with the same inputs whose outputs are
 ``[model output, conv2 output]``; it shares every weight with ``model``, so training
-through it trains ``model``. Users never rewrite their models.
+through it trains ``model``. Users never rewrite their models. A layer wrapped by TF-MOT
+for pruning, clustering or quantization-aware training keeps answering to its own name
+(``conv2`` finds ``prune_low_magnitude_conv2``), so the same distillation terms reach a
+model through every compression step.
 """
 
 from kdtf._keras import keras
 
-__all__ = ["tap", "layer_names"]
+__all__ = ["tap", "layer_names", "find_layer", "WRAPPER_PREFIXES"]
+
+WRAPPER_PREFIXES = ("prune_low_magnitude_", "cluster_", "quant_")
 
 
 def layer_names(model):
     """Names of the layers that can be tapped."""
     return [layer.name for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+
+
+def find_layer(model, name):
+    """The layer called ``name``, or the TF-MOT wrapper around it; ``None`` if neither."""
+    by_name = {layer.name: layer for layer in model.layers}
+    for candidate in (name,) + tuple(prefix + name for prefix in WRAPPER_PREFIXES):
+        if candidate in by_name:
+            return by_name[candidate]
+    return None
 
 
 def tap(model, names, output=None, argument="model"):
@@ -21,11 +35,12 @@ def tap(model, names, output=None, argument="model"):
     Raises:
         ValueError: naming an unknown layer and listing the available names.
     """
-    unknown = [n for n in names if n not in [layer.name for layer in model.layers]]
+    layers = [find_layer(model, n) for n in names]
+    unknown = [n for n, layer in zip(names, layers) if layer is None]
     if unknown:
         raise ValueError(
             f"Layer(s) {unknown} not found in {argument} '{model.name}'. Available layers: "
             f"{layer_names(model)}"
         )
     main = output if output is not None else model.outputs[0]
-    return keras.Model(model.inputs, [main] + [model.get_layer(n).output for n in names], name=f"{model.name}_taps")
+    return keras.Model(model.inputs, [main] + [layer.output for layer in layers], name=f"{model.name}_taps")

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse  # noqa: E402
 import json  # noqa: E402
 
-from kdtf.cli import ArgumentParser, exit_on_error  # noqa: E402
+from kdtf.cli import ArgumentParser, exit_on_error, load_tensorflow  # noqa: E402
 
 
 def positive_int(text):
@@ -72,6 +72,7 @@ def main(argv=None):
     parser.add_argument("--unsafe-load", action="store_true",
                         help="load --keras outside Keras safe mode (runs the code of Lambda layers; only for files you trust)")
     args = parser.parse_args(argv)
+    load_tensorflow()
     result = benchmark(args.model, args.data, args.keras, args.runs, args.warmup, args.seed, args.unsafe_load)
     if args.json:
         print(json.dumps(result, indent=2))

@@ -17,11 +17,8 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import argparse  # noqa: E402
-import dataclasses  # noqa: E402
-
-from kdtf.cli import ArgumentParser, exit_on_error, load_yaml_defaults, resume_args  # noqa: E402
-from kdtf.ssl.pipeline import ByolConfig  # noqa: E402
+from kdtf.cli import VERBOSE_HELP, exit_on_error, load_tensorflow, parse_config  # noqa: E402  (light: no TensorFlow yet)
+from kdtf.config import ByolConfig  # noqa: E402
 
 HELP = {
     "dataset": "data set spec (images only are used until the evaluation)",
@@ -43,46 +40,32 @@ HELP = {
     "knn_k": "neighbours of the k-NN evaluation",
     "latency_runs": "timed invocations of the LiteRT latency measurement",
     "seed": "seed of the split, initial weights, views and labelled subset",
-    "output": "run folder (default saved_models/byol-<dataset>-<time>)",
-    "verbose": "Keras verbosity: 0, 1 (bars) or 2 (a line per epoch)",
+    "output": "run folder (default: saved_models/byol-<dataset>-<time>)",
+    "optimizer": "sgd, adam or adamw, for every stage",
+    "momentum": "SGD momentum",
+    "weight_decay": "weight decay: L2 on kernels for sgd/adam, decoupled for adamw",
+    "lr_schedule": "learning-rate schedule: constant, cosine or step",
+    "warmup_epochs": "epochs of linear warm-up of BYOL and the distillation",
+    "l1": "L1 kernel regularisation factor",
+    "verbose": VERBOSE_HELP,
 }
 
 
+SWITCHES = [
+    ("--flip", "flip", "random horizontal flips in the BYOL views"),
+    ("--no-qat", "qat", "skip QAT; int8 uses post-training calibration"),
+]
+
+
 def parse_args(argv):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    fields = {f.name: f for f in dataclasses.fields(ByolConfig)}
-    pre = ArgumentParser(add_help=False)
-    pre.add_argument("--config")
-    known, _ = pre.parse_known_args(argv)
-    defaults = dataclasses.asdict(ByolConfig())
-    if known.config:
-        defaults.update(load_yaml_defaults(known.config, set(fields)))
-    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", help="YAML file of defaults (keys are the config fields)")
-    for name, field in fields.items():
-        if field.type in (bool, "bool"):
-            continue
-        kind = {"int": int, "float": float, "str": str}.get(field.type, field.type)
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=defaults[name],
-                            help=f"{HELP.get(name, name)} (default: %(default)s)")
-    parser.add_argument("--flip", dest="flip", action="store_true", default=defaults["flip"], help="random horizontal flips in the BYOL views")
-    parser.add_argument("--no-qat", dest="qat", action="store_false", default=defaults["qat"], help="skip QAT; int8 uses post-training calibration")
-    parser.add_argument("--resume", metavar="RUN_DIR",
-                        help="continue a killed run from its last completed stage and epoch, with the arguments saved in RUN_DIR/args.yaml")
-    args = vars(parser.parse_args(argv))
-    args.pop("config")
-    resume = args.pop("resume")
-    if resume:
-        verbose = args["verbose"]
-        args = dict(dataclasses.asdict(ByolConfig()), **resume_args(resume, argv, set(fields)))
-        args.update(output=resume, verbose=verbose)
-    return ByolConfig(**args), bool(resume)
+    return parse_config(ByolConfig, argv, description=__doc__, help_texts=HELP, switches=SWITCHES)
 
 
 @exit_on_error
 def main(argv=None):
     config, resume = parse_args(argv)
-    config.validate()
+    config.validate()  # before TensorFlow loads
+    load_tensorflow()
     from kdtf.ssl import pipeline
 
     pipeline.run(config, resume=resume)

@@ -5,6 +5,7 @@ import pytest
 from conftest import INPUT_SHAPE
 
 from kdtf import compress, export, keras
+from kdtf.training import FineTuner
 
 
 def test_prune_skips_small_layers_by_min_weights(student):
@@ -186,7 +187,7 @@ def test_recipe_under_the_distiller_survives_int8_export(student, teacher, batch
     for step in recipe.steps:
         if hasattr(step, "min_weights"):
             step.min_weights = 100  # only "fc" (64 x 8)
-    model, stages = recipe.run(student, teacher, ds, epochs=2)
+    model, stages = recipe.run(student, FineTuner(teacher, ds), epochs=2)
     assert [s["step"] for s in stages] == [s.name for s in recipe.steps]
     verified = recipe.verify(export.to_tflite(model, "int8"))
     assert check in verified
@@ -213,14 +214,14 @@ def test_recipe_without_teacher_fine_tunes_by_cross_entropy(student, batch):
 
     x, y = batch
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
-    model, stages = compress.Recipe([compress.Prune(0.5, min_weights=100)]).run(student, None, ds, epochs=2)
+    model, stages = compress.Recipe([compress.Prune(0.5, min_weights=100)]).run(student, FineTuner(None, ds), epochs=2)
     assert stages[0]["layer_sparsity"]["fc"] == pytest.approx(0.5, abs=0.01)
 
 
 def test_pruning_schedule_reaches_its_target_even_in_one_epoch(student, teacher, batch):
     import tensorflow as tf
 
-    from kdtf.compress.recipe import _pruning_schedule_steps
+    from kdtf.compress.steps import _pruning_schedule_steps
 
     assert _pruning_schedule_steps(252, 63) == (180, 15)  # 4 epochs: target one epoch early
     assert _pruning_schedule_steps(63, 63) == (30, 15)  # 1 epoch: half-way, on an update
@@ -228,5 +229,5 @@ def test_pruning_schedule_reaches_its_target_even_in_one_epoch(student, teacher,
     x, y = batch
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
     recipe = compress.Recipe([compress.Prune(0.75, min_weights=100)])
-    model, _ = recipe.run(student, teacher, ds, epochs=1)
+    model, _ = recipe.run(student, FineTuner(teacher, ds), epochs=1)
     assert recipe.verify(export.to_tflite(model))["sparsity"]["fc"] == pytest.approx(0.75, abs=0.01)

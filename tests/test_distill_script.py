@@ -106,7 +106,7 @@ def test_saved_student_reloads_and_predicts(tiny_run):
         (["--compress", "qat,prune:0.5"], "'qat' must be the last compression step"),
         (["--distill", "kd,fitness:0.5"], "Unknown distillation loss 'fitness'"),
         (["--distill", "kd,fitnets:0.5"], "name them"),
-        (["--labels", "-5"], "Expected labels >= 0 (0 keeps every label). Received: labels=-5"),
+        (["--labels", "-5"], "Expected labels to be an integer >= 0 (0 keeps every label). Received: labels=-5"),
         (["--dataset", "folder:/no/such/dir"], "Image folder not found: '/no/such/dir'"),
         (["--dataset", "tfds:"], "Unknown data set spec 'tfds:' (--dataset)"),
         (["--transfer-set", "folder:/no/unlabeled"], "Transfer-set folder not found: '/no/unlabeled'"),
@@ -115,7 +115,7 @@ def test_saved_student_reloads_and_predicts(tiny_run):
         (["--teacher", "mobilenet_v2", "--teacher-weights", "/no/w.h5"], "Weights file not found: '/no/w.h5' (--teacher-weights)"),
         (["--cache-teacher", "on", "--augment", "flip"], "--cache-teacher on needs a deterministic input pipeline"),
         (["--strategy", "horovod"], "Unknown strategy 'horovod' (--strategy). Known: default, mirrored"),
-        (["--cache-teacher", "yes"], "Expected cache_teacher 'auto', 'on' or 'off'"),
+        (["--cache-teacher", "yes"], "Unknown cache_teacher (--cache-teacher) 'yes'. Expected one of: auto, on, off"),
         (["--image-size", "-3"], "Expected image_size to be an integer >= 0. Received: image_size=-3"),
     ],
 )

@@ -148,14 +148,6 @@ def test_rejects_student_or_teacher_that_is_not_a_keras_model(student, teacher, 
         Distiller(student, bad)
 
 
-def test_rejects_keras3_model_with_the_fix(teacher):
-    import keras as keras3
-
-    k3 = keras3.Sequential([keras3.Input(INPUT_SHAPE), keras3.layers.Flatten(), keras3.layers.Dense(CLASSES)])
-    with pytest.raises(ValueError, match="Keras 3 model.*TF_USE_LEGACY_KERAS=1"):
-        Distiller(k3, teacher)
-
-
 def test_teacher_ending_in_dense_softmax_is_read_as_logits(student, batch):
     x, y = batch
     soft = tiny_cnn(16, 32, "soft_teacher", seed=1, final_activation="softmax")
@@ -234,3 +226,114 @@ def test_all_unlabeled_batches_train_on_distillation_alone(student, teacher, bat
     assert history.history["student_loss"] == [0.0, 0.0]
     assert all(np.isfinite(history.history["loss"]))
     assert not np.array_equal(before[0], student.get_weights()[0])
+
+
+# -- sample weights and the losses' reduction -----------------------------------------
+def test_sample_weights_weight_ce_among_labelled_and_kd_over_the_batch(student, teacher, batch):
+    x, y = batch
+    masked = y.copy()
+    masked[::4] = -1
+    w = np.random.default_rng(3).uniform(0.2, 2.0, size=len(y)).astype(np.float32)
+    logs = compiled(Distiller(student, teacher, temperature=2.0, alpha=0.3)).evaluate(
+        x, masked, sample_weight=w, batch_size=64, return_dict=True, verbose=0)
+    zs, zt = student.predict(x, verbose=0).astype(np.float64), teacher.predict(x, verbose=0).astype(np.float64)
+    labelled = masked >= 0
+    ce_each = -numpy_log_softmax(zs)[np.arange(len(y)), y]
+    ce = np.sum((ce_each * w)[labelled]) / labelled.sum()  # weighted sum over labelled / their count
+    lt, ls = numpy_log_softmax(zt / 2), numpy_log_softmax(zs / 2)
+    kd = np.mean(w * 4.0 * (np.exp(lt) * (lt - ls)).sum(-1))
+    np.testing.assert_allclose(logs["student_loss"], ce, rtol=1e-4)
+    np.testing.assert_allclose(logs["distillation_loss"], kd, rtol=1e-4)
+    np.testing.assert_allclose(logs["loss"], 0.3 * ce + 0.7 * kd, rtol=1e-4)
+
+
+def test_sample_weights_change_training(student, teacher, batch):
+    x, y = batch
+    clone = keras.models.clone_model(student)
+    clone.set_weights(student.get_weights())
+    w = np.zeros(len(y), np.float32)
+    w[:8] = 1.0  # only 8 examples count
+    compiled(Distiller(student, teacher)).fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0)
+    compiled(Distiller(clone, tiny_cnn(16, 32, "teacher", seed=1))).fit(
+        x, y, sample_weight=w, batch_size=64, epochs=1, shuffle=False, verbose=0)
+    assert not np.allclose(student.get_weights()[0], clone.get_weights()[0])
+
+
+def test_the_distiller_honours_a_terms_reduction(student, teacher, batch):
+    x, y = tf.constant(batch[0]), tf.constant(batch[1])
+    mean = Distiller(student, teacher, distill=[kdtf.TermSpec("kd", options={"reduction": "sum_over_batch_size"})])
+    total = Distiller(student, teacher, distill=[kdtf.TermSpec("kd", options={"reduction": "sum"})])
+    _, _, _, kd_mean, _ = mean._compute_losses(x, y, None, False)
+    _, _, _, kd_sum, _ = total._compute_losses(x, y, None, False)
+    np.testing.assert_allclose(float(kd_sum), len(x) * float(kd_mean), rtol=1e-5)
+
+
+def test_spec_object_or_fields_but_not_both(student, teacher):
+    spec = kdtf.DistillSpec(temperature=2.0, alpha=0.2, terms="kd")
+    assert Distiller(student, teacher, spec).temperature == 2.0
+    with pytest.raises(ValueError, match="Pass either spec= or its fields"):
+        Distiller(student, teacher, spec, temperature=3.0)
+
+
+# -- the keras.Model contract -----------------------------------------------------------
+def test_summary_lists_student_adapters_and_frozen_teacher(student, teacher, batch):
+    lines = []
+    distiller = compiled(Distiller(student, teacher, distill="kd,fitnets:0.5@fc/fc"))
+    distiller.summary(print_fn=lines.append)  # before fit: built from the start
+    distiller.fit(*batch, epochs=1, verbose=0)
+    lines.clear()
+    distiller.summary(print_fn=lines.append)
+    text = "\n".join(lines)
+    adapter = 8 * 32 + 32
+    assert f"Trainable params: {student.count_params() + adapter:,} (student and adapters)" in text
+    assert f"Non-trainable params: {teacher.count_params():,}" in text and "teacher" in text and "(frozen)" in text
+
+
+def test_keras_file_reloads_compiled_with_its_terms_and_optimizer_state(tmp_path, student, teacher, batch):
+    x, y = batch
+    distiller = compiled(Distiller(student, teacher, temperature=2.0, alpha=0.3, distill="kd,fitnets:0.5@fc/fc"))
+    distiller.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    path = str(tmp_path / "distiller.keras")
+    distiller.save(path)
+    again = keras.models.load_model(path)
+    assert again.optimizer is not None and int(again.optimizer.iterations) == int(distiller.optimizer.iterations) == 4
+    before = distiller.evaluate(x, y, return_dict=True, verbose=0)
+    after = again.evaluate(x, y, return_dict=True, verbose=0)
+    for key in ("loss", "student_loss", "distillation_loss", "kd_loss", "fitnets_loss", "accuracy"):
+        np.testing.assert_allclose(after[key], before[key], rtol=1e-5)
+    np.testing.assert_allclose(again.optimizer.variables()[1].numpy(), distiller.optimizer.variables()[1].numpy())
+    history = again.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0]) and int(again.optimizer.iterations) == 8
+
+
+@pytest.mark.parametrize("path", ["distiller_savedmodel", "distiller.h5"])
+def test_formats_that_would_lose_the_losses_are_refused_with_the_fix(tmp_path, student, teacher, path):
+    with pytest.raises(ValueError, match=r"saves as a \.keras file.*distiller\.student\.save"):
+        Distiller(student, teacher).save(str(tmp_path / path))
+
+
+def test_evaluate_without_labels_reports_the_distillation_terms_only(student, teacher, batch):
+    logs = compiled(Distiller(student, teacher)).evaluate(batch[0], return_dict=True, verbose=0)
+    assert set(logs) == {"loss", "student_loss", "distillation_loss"} and logs["distillation_loss"] > 0
+
+
+def test_backup_and_restore_gives_no_warning(tmp_path, student, teacher, batch, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        compiled(Distiller(student, teacher)).fit(
+            *batch, epochs=1, verbose=0, callbacks=[keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))])
+    assert "must be built" not in caplog.text
+
+
+def test_keras3_models_are_converted_and_distilled(teacher, batch):
+    import keras as keras3
+
+    k3 = keras3.Sequential([keras3.Input(INPUT_SHAPE), keras3.layers.Flatten(), keras3.layers.Dense(8, activation="relu"),
+                            keras3.layers.Dense(CLASSES)], name="k3_student")
+    distiller = compiled(Distiller(k3, teacher))
+    assert isinstance(distiller.student, keras.Model) and distiller.student.name == "k3_student"
+    np.testing.assert_allclose(distiller.student.predict(batch[0], verbose=0), k3.predict(batch[0], verbose=0), atol=1e-5)
+    assert np.isfinite(distiller.fit(*batch, epochs=1, verbose=0).history["loss"][0])
+    back = kdtf.to_keras3(distiller.student)
+    np.testing.assert_allclose(back.predict(batch[0], verbose=0), distiller.student.predict(batch[0], verbose=0), atol=1e-5)

@@ -5,7 +5,8 @@ import pytest
 from conftest import CLASSES, INPUT_SHAPE, tiny_cnn
 
 from kdtf import Distiller, keras
-from kdtf.terms import Term, parse_terms
+from kdtf.spec import DistillSpec, TermSpec, parse_terms
+from kdtf.terms import build_terms
 
 
 def compiled(d):
@@ -21,14 +22,23 @@ def test_spec_string_parses_weights_layers_and_teacher():
 
 @pytest.mark.parametrize("spec, message", [
     ("kd:x", "Bad distillation term 'kd:x'"),
-    ("kdd", "Unknown distillation loss 'kdd'"),
-    ("fitnets:0.5", "name them"),
-    ("kd:-1", "Expected a weight >= 0"),
+    ("kd:-1", "Expected the weight of 'kd' >= 0"),
+    ("kd#x", "Bad distillation term 'kd#x'"),
     ([{"loss": "kd", "wieght": 1}], r"Unknown field\(s\) \['wieght'\]"),
 ])
-def test_bad_terms_are_refused_by_name(spec, message):
+def test_bad_term_strings_are_refused_by_the_spec(spec, message):
     with pytest.raises(ValueError, match=message):
         parse_terms(spec)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("kdd", "Unknown distillation loss 'kdd'"),
+    ("fitnets:0.5", "name them"),
+    ("kd@conv/conv", "reads the models' logits"),
+])
+def test_terms_that_cannot_be_built_are_refused_by_name(spec, message):
+    with pytest.raises(ValueError, match=message):
+        build_terms(DistillSpec(terms=spec), 1)
 
 
 def test_fitnets_term_trains_student_and_adapter_and_logs_each_term(student, teacher, batch):
@@ -113,7 +123,7 @@ def test_feature_terms_can_name_their_teacher(student, batch):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"distill": "kd#2"}, "reads teacher 2, but 1 teacher"),
-    ({"teacher_weights": [1, 2]}, "Expected 1 non-negative teacher weights"),
+    ({"teacher_weights": [1, 2]}, "Expected 1 non-negative teacher_weights.*Received: teacher_weights=\\[1.0, 2.0\\]"),
 ])
 def test_bad_teacher_choices_are_refused(student, teacher, kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -131,13 +141,36 @@ def test_adapters_are_saved_in_checkpoints_and_config_round_trips(tmp_path, stud
     fresh.load_weights(path).expect_partial()
     np.testing.assert_array_equal(fresh.adapters[1].get_weights()[0], distiller.adapters[1].get_weights()[0])
     clone = Distiller.from_config(distiller.get_config())
-    assert [t.loss for t in clone.terms] == ["kd", "fitnets"] and clone.teacher_weights == [0.5, 0.5]
+    assert [t.name for t in clone.terms] == ["kd", "fitnets"] and clone.teacher_weights == [0.5, 0.5]
     assert clone.get_config() == distiller.get_config()
 
 
 def test_term_objects_work_directly(student, teacher, batch):
     x, y = batch
-    terms = [Term("kd", 1.0), Term("fitnets", 0.3, student_layer="conv", teacher_layer="conv")]
+    terms = [TermSpec("kd", 1.0), TermSpec("fitnets", 0.3, student_layer="conv", teacher_layer="conv")]
     distiller = compiled(Distiller(student, teacher, distill=terms))
     assert distiller.adapters[1].kernel.shape == (1, 1, 4, 16)  # 1x1 conv, 4 -> 16 channels
     assert np.isfinite(distiller.fit(x, y, epochs=1, verbose=0).history["loss"][0])
+
+
+def test_terms_find_layers_through_tf_mot_wrappers(student, teacher, batch):
+    import kdtf
+
+    x, y = batch
+    spec = DistillSpec(terms="kd,fitnets:0.5@fc/fc")
+    pruned = kdtf.compress.prune(student, 0.5, layers=["fc"], schedule="constant", frequency=1)
+    distiller = compiled(Distiller(pruned, teacher, spec))
+    assert np.isfinite(distiller.fit(x, y, epochs=1, verbose=0).history["fitnets_loss"][0])
+    quantized = kdtf.compress.quantize(kdtf.compress.strip_pruning(pruned))
+    assert np.isfinite(compiled(Distiller(quantized, teacher, spec)).evaluate(x, y, verbose=0, return_dict=True)["fitnets_loss"])
+
+
+def test_compression_fine_tunes_with_the_spec_of_distillation(student, teacher, batch):
+    import kdtf
+
+    x, y = batch
+    tuner = kdtf.FineTuner(teacher, (x, y), spec=DistillSpec(temperature=2.0, alpha=0.1, terms="kd,fitnets:0.5@fc/fc"), batch_size=16)
+    recipe = kdtf.compress.Recipe([kdtf.compress.Prune(0.5, min_weights=100), kdtf.compress.QAT()])
+    model, records = recipe.run(student, tuner, epochs=1)
+    assert tuner.steps_per_epoch == 4 and records[-1]["step"] == "qat"
+    assert records[0]["layer_sparsity"]["fc"] == pytest.approx(0.5, abs=0.01)

@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from kdtf import keras
+from kdtf import DistillSpec, keras
 from kdtf.finetune import fine_tune, freeze_backbone, unfreeze_top
 from kdtf.models import backbone_classifier, build
 from kdtf.models.transfer import BACKBONES, backbone_layers
@@ -75,7 +75,7 @@ def test_frozen_then_top_unfrozen_trainable_sets_keep_batchnorm_frozen():
     assert set(unfrozen) == expected and expected
     assert {v.name.split("/")[0] for v in model.trainable_variables} == expected | {"logits"}
     assert not any(layer.trainable for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization))
-    with pytest.raises(ValueError, match="unfreeze_layers between 0 and the"):
+    with pytest.raises(ValueError, match="Expected unfreeze_layers to be an integer between 0 and the"):
         unfreeze_top(model, 10_000)
 
 
@@ -107,7 +107,7 @@ def test_teacher_assisted_fine_tuning_distils_into_a_pretrained_student(data):
     student = backbone_classifier("mobilenet_v2_035", (32, 32, 3), 2, model_name="student")
     result = fine_tune(
         student, _ds(x, y), head_epochs=1, epochs=1, unfreeze_layers=5, teacher=teacher,
-        distiller_args={"temperature": 2.0, "alpha": 0.5}, verbose=0,
+        spec=DistillSpec(temperature=2.0, alpha=0.5), verbose=0,
     )
     assert result["head"]["distillation_loss"][0] > 0 and np.isfinite(result["finetune"]["loss"][0])
 

@@ -10,6 +10,7 @@ PCQAT; follow with ``quantize(..., preserve="clusters+sparsity")``).
 import tensorflow_model_optimization as tfmot
 from tensorflow_model_optimization.python.core.clustering.keras import cluster_wrapper
 
+from kdtf import validation
 from kdtf.compress.layers import require_graph_model, select_layers, wrap_layers
 
 __all__ = ["cluster", "strip_clustering", "is_clustered", "INITIALIZATIONS"]
@@ -21,12 +22,6 @@ INITIALIZATIONS = {
     "density": _clustering.CentroidInitialization.DENSITY_BASED,
     "random": _clustering.CentroidInitialization.RANDOM,
 }
-
-
-def _check_clusters(clusters):
-    if isinstance(clusters, bool) or not isinstance(clusters, int) or clusters < 2:
-        raise ValueError(f"Expected clusters to be an integer >= 2. Received: clusters={clusters!r}")
-    return clusters
 
 
 def cluster(model, clusters=16, *, init="kmeans++", preserve_sparsity=False, layers=None, skip=None, min_weights=0):
@@ -43,8 +38,8 @@ def cluster(model, clusters=16, *, init="kmeans++", preserve_sparsity=False, lay
     Returns:
         A new model with ``ClusterWeights`` wrappers; fine-tune it, then strip.
     """
-    require_graph_model(model)
-    _check_clusters(clusters)
+    model = require_graph_model(model)
+    validation.integer("clusters", clusters, 2)
     if init not in INITIALIZATIONS:
         raise ValueError(f"Unknown centroid initialisation {init!r}. Expected one of {', '.join(INITIALIZATIONS)}.")
     chosen = select_layers(model, layers, skip, min_weights)

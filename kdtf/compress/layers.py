@@ -2,7 +2,10 @@
 
 import numpy as np
 
-from kdtf._keras import keras, require_keras_model
+from kdtf._keras import keras
+from kdtf.cli import log
+from kdtf.keras3 import as_tf_keras
+from kdtf.models.flatten import flatten, has_nested_models
 
 __all__ = [
     "PRUNABLE_TYPES",
@@ -20,12 +23,19 @@ PRUNABLE_TYPES = (keras.layers.Conv2D, keras.layers.Dense, keras.layers.Depthwis
 
 
 def require_graph_model(model, argument="model"):
-    require_keras_model(model, argument)
+    """``model`` as TF-MOT can wrap it: a Keras 3 model converted to tf_keras, nested
+    models (a backbone inside a Sequential) inlined so every layer is reachable; a
+    subclassed model is refused with the fix."""
+    model = as_tf_keras(model, argument)
     if not isinstance(model, keras.Sequential) and not getattr(model, "_is_graph_network", False):
         raise ValueError(
             f"`{argument}` ({model.name}, a subclassed {type(model).__name__}) cannot be "
             "wrapped by TF-MOT: rebuild it as a Sequential or Functional model."
         )
+    if has_nested_models(model):
+        nested = [layer.name for layer in model.layers if isinstance(layer, keras.Model)]
+        model = flatten(model)
+        log(f"inlined the nested model(s) {nested} of '{model.name}': compression reaches all {len(model.layers)} layers")
     return model
 
 

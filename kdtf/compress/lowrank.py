@@ -17,7 +17,8 @@ The rank is given per layer or chosen as the smallest ``r`` keeping ``energy`` o
 
 import numpy as np
 
-from kdtf._keras import keras, tf
+from kdtf._keras import keras
+from kdtf.compress.graph import clone_layer, rebuild
 from kdtf.compress.layers import require_graph_model
 
 __all__ = ["factorize", "rank_for_energy", "factorized_params", "FACTORIZABLE_TYPES"]
@@ -102,7 +103,7 @@ def factorize(model, *, rank=None, energy=None, layers=None, only_if_smaller=Tru
         ``(model, ranks)``: the new model, weights set from the SVD, and
         ``{layer_name: rank}`` of the layers factorized.
     """
-    require_graph_model(model)
+    model = require_graph_model(model)
     if rank is None and energy is None:
         raise ValueError("Give a rank (int or {layer: rank}) or an energy threshold in (0, 1].")
     names = [layer.name for layer in model.layers]
@@ -133,42 +134,18 @@ def factorize(model, *, rank=None, energy=None, layers=None, only_if_smaller=Tru
                 )
             continue
         plan[layer.name] = r
-    return _rebuild(model, plan), plan
+    return rebuild(model, _apply(plan), name=f"{model.name}_lowrank"), plan
 
 
-def _rebuild(model, plan):
-    # Re-run the layer graph with fresh Input tensors, splitting planned layers in two.
-    if isinstance(model, keras.Sequential):
-        inputs = keras.Input(batch_shape=model.input_shape, name="input")
-        outputs = inputs
-        for layer in model.layers:
-            outputs = _apply(layer, plan, outputs)
-        return keras.Model(inputs, outputs, name=f"{model.name}_lowrank")
-    inputs = [keras.Input(batch_shape=t.shape, name=t.name.split(":")[0]) for t in model.inputs]
-    tensors = {id(old): new for old, new in zip(model.inputs, inputs)}
-    for depth in sorted(model._nodes_by_depth, reverse=True):
-        for node in model._nodes_by_depth[depth]:
-            if isinstance(node.layer, keras.layers.InputLayer):
-                continue
-            if len(node.layer._inbound_nodes) > 1:
-                raise ValueError(f"Layer '{node.layer.name}' is shared (called more than once); factorize cannot rebuild shared layers.")
-            inbound = [tensors[id(t)] for t in node.keras_inputs]
-            out = _apply(node.layer, plan, inbound[0] if len(inbound) == 1 else inbound)
-            for old, new in zip(tf.nest.flatten(node.outputs), tf.nest.flatten(out)):
-                tensors[id(old)] = new
-    outputs = [tensors[id(t)] for t in model.outputs]
-    return keras.Model(inputs, outputs[0] if len(outputs) == 1 else outputs, name=f"{model.name}_lowrank")
-
-
-def _apply(layer, plan, inputs):
-    if layer.name not in plan:
-        clone = layer.__class__.from_config(layer.get_config())
-        out = clone(inputs)
-        clone.set_weights(layer.get_weights())
+def _apply(plan):
+    def apply(layer, args, kwargs):
+        if layer.name not in plan:
+            return clone_layer(layer, args, kwargs)
+        head, head_weights, tail, tail_weights = _split(layer, plan[layer.name])
+        hidden = head(*args, **kwargs)
+        head.set_weights(head_weights)
+        out = tail(hidden)
+        tail.set_weights(tail_weights)
         return out
-    head, head_weights, tail, tail_weights = _split(layer, plan[layer.name])
-    hidden = head(inputs)
-    head.set_weights(head_weights)
-    out = tail(hidden)
-    tail.set_weights(tail_weights)
-    return out
+
+    return apply

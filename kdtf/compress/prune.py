@@ -7,7 +7,9 @@ with ``fit(callbacks=[pruning_callbacks()])``.
 """
 
 import tensorflow_model_optimization as tfmot
+from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
 
+from kdtf import validation
 from kdtf.compress.layers import (
     clone_with_weights,
     kernel_sparsity,
@@ -24,19 +26,16 @@ __all__ = [
     "prunable_layers",
     "pruning_callbacks",
     "kernel_sparsity",
+    "check_sparsity",
     "clone_with_weights",
 ]
 
 _sparsity = tfmot.sparsity.keras
 
 
-def _check_sparsity(sparsity):
-    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)) or not 0 <= sparsity < 1:
-        raise ValueError(
-            f"Expected sparsity in [0, 1) (the fraction of weights set to zero). "
-            f"Received: sparsity={sparsity!r}"
-        )
-    return float(sparsity)
+def check_sparsity(sparsity, name="sparsity"):
+    """``float(sparsity)`` if it is in [0, 1), else a ValueError naming ``name``."""
+    return validation.number(name, sparsity, 0, 1, high_open=True, what="in [0, 1) (the fraction of weights set to zero)")
 
 
 def prune(
@@ -71,15 +70,15 @@ def prune(
     Returns:
         A new model with ``PruneLowMagnitude`` wrappers.
     """
-    require_graph_model(model)
-    sparsity = _check_sparsity(sparsity)
+    model = require_graph_model(model)
+    sparsity = check_sparsity(sparsity)
     if schedule == "polynomial":
         if not 0 <= begin_step < end_step:
             raise ValueError(
                 f"Expected 0 <= begin_step < end_step. Received: begin_step={begin_step}, end_step={end_step}"
             )
         pruning_schedule = _sparsity.PolynomialDecay(
-            initial_sparsity=_check_sparsity(initial_sparsity),
+            initial_sparsity=check_sparsity(initial_sparsity, "initial_sparsity"),
             final_sparsity=sparsity,
             begin_step=begin_step,
             end_step=end_step,
@@ -111,8 +110,6 @@ def strip_pruning(model):
 
 def is_pruned(model):
     """True when ``model`` (or a model nested in it) holds pruning wrappers."""
-    from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
-
     return bool(pruning_wrapper.collect_prunable_layers(model))
 
 

@@ -26,6 +26,8 @@ from tensorflow_model_optimization.python.core.quantization.keras.default_8bit i
 from kdtf._keras import keras
 from kdtf.compress.layers import require_graph_model
 from kdtf.compress.prune import is_pruned
+from kdtf.compress.transformer_qat import CUSTOM_OBJECTS as _TRANSFORMER_OBJECTS
+from kdtf.compress.transformer_qat import IntegerInputsScheme, quantize_config
 
 __all__ = ["quantize", "is_quantized", "quantize_scope", "unsupported_layers"]
 
@@ -92,7 +94,8 @@ def _scheme(preserve):
 
 
 def unsupported_layers(model, skip=()):
-    """Names and types of layers the default 8-bit registry cannot quantize."""
+    """Names and types of layers that neither the default 8-bit registry nor
+    :func:`kdtf.compress.transformer_qat.quantize_config` can quantize."""
     registry = default_8bit_quantize_registry.Default8BitQuantizeRegistry()
     return [
         (layer.name, type(layer).__name__)
@@ -100,13 +103,16 @@ def unsupported_layers(model, skip=()):
         if layer.name not in skip
         and not isinstance(layer, _PASSTHROUGH + _TRANSFORMED)
         and not registry.supports(layer)
+        and quantize_config(layer) is None
     ]
 
 
 def quantize(model, *, preserve=None, skip=()):
     """Returns a quantization-aware copy of ``model`` to fine-tune (e.g. by a Distiller).
 
-    Conv2D + BatchNormalization + ReLU sequences are folded by TF-MOT's 8-bit transforms.
+    Conv2D + BatchNormalization + ReLU sequences are folded by TF-MOT's 8-bit transforms;
+    Transformer layers (LayerNormalization, attention, Embedding; see
+    :mod:`kdtf.compress.transformer_qat`) get kdtf's QuantizeConfigs.
 
     Args:
         model: Sequential or Functional tf_keras model, pruning wrappers stripped.
@@ -114,7 +120,7 @@ def quantize(model, *, preserve=None, skip=()):
             ``"clusters+sparsity"`` (PCQAT).
         skip: names of layers left in float.
     """
-    require_graph_model(model)
+    model = require_graph_model(model)
     if is_pruned(model):
         raise ValueError(
             f"'{model.name}' still holds pruning wrappers: call "
@@ -132,12 +138,12 @@ def quantize(model, *, preserve=None, skip=()):
             f"in float with quantize(model, skip={[n for n, _ in bad]}), or annotate them "
             "with tfmot.quantization.keras.quantize_annotate_layer(layer, quantize_config=...)."
         )
-    scheme = _scheme(preserve)
+    scheme = IntegerInputsScheme(_scheme(preserve))
 
     def annotate(layer):
         if layer.name in skip or isinstance(layer, _PASSTHROUGH):
             return layer
-        return _qk.quantize_annotate_layer(layer)
+        return _qk.quantize_annotate_layer(layer, quantize_config=quantize_config(layer))
 
     # quantize_apply clones the annotated model with its weights, so the result never
     # shares layers with `model`.
@@ -166,5 +172,6 @@ def is_quantized(model):
 
 
 def quantize_scope():
-    """Context in which saved QAT models can be loaded (``keras.models.load_model``)."""
-    return _qk.quantize_scope()
+    """Context in which saved QAT models can be loaded (``keras.models.load_model``),
+    Transformers from :mod:`kdtf.models.vit` included."""
+    return _qk.quantize_scope(_TRANSFORMER_OBJECTS)

@@ -10,9 +10,15 @@ import re
 
 import numpy as np
 
-from kdtf.export.tflite import _zero_mask, weight_tensors
+from kdtf.export.flatbuffer import weight_tensors, zero_mask
+from kdtf.export.macs import count_macs
 
-__all__ = ["layer_weights", "verify_sparsity", "verify_m_by_n", "verify_clusters"]
+__all__ = ["layer_weights", "verify_sparsity", "verify_m_by_n", "verify_clusters", "verify_filters"]
+
+
+def _layer_pattern(layer):
+    # TFLite tensor names carry "<model>/<layer>/...", maybe after "...;" and TF-MOT prefixes
+    return re.compile(rf"(^|[/;])(quant_|prune_low_magnitude_|cluster_)?{re.escape(layer)}/")
 
 
 def layer_weights(flatbuffer_or_path, layer_names):
@@ -20,7 +26,7 @@ def layer_weights(flatbuffer_or_path, layer_names):
     tensors = weight_tensors(flatbuffer_or_path, min_size=1)
     found, missing = {}, []
     for layer in layer_names:
-        pattern = re.compile(rf"(^|[/;])(quant_|prune_low_magnitude_|cluster_)?{re.escape(layer)}/")
+        pattern = _layer_pattern(layer)
         matches = [name for name in tensors if pattern.search(name)]
         if not matches:
             missing.append(layer)
@@ -43,7 +49,7 @@ def verify_sparsity(flatbuffer_or_path, targets, tolerance=0.01):
         ``{layer_name: measured sparsity}``.
     """
     measured = {
-        layer: float(np.mean(_zero_mask(values, zero_points)))
+        layer: float(np.mean(zero_mask(values, zero_points)))
         for layer, (values, zero_points) in layer_weights(flatbuffer_or_path, targets).items()
     }
     wrong = {k: round(v, 4) for k, v in measured.items() if abs(v - targets[k]) > tolerance}
@@ -60,7 +66,7 @@ def verify_m_by_n(flatbuffer_or_path, layer_names, m=2, n=4):
     holds at least ``n - m`` zeros, i.e. at most ``m`` non-zeros. Returns the layers checked."""
     failed = []
     for layer, (values, zero_points) in layer_weights(flatbuffer_or_path, layer_names).items():
-        zeros = _zero_mask(values, zero_points)
+        zeros = zero_mask(values, zero_points)
         if zeros.shape[-1] % n:
             failed.append(f"{layer} (input channels {zeros.shape[-1]} not a multiple of {n})")
             continue
@@ -84,3 +90,35 @@ def verify_clusters(flatbuffer_or_path, layer_names, clusters):
     if wrong:
         raise ValueError(f"More than {clusters} distinct weights per channel in the .tflite: {wrong}")
     return counts
+
+
+def verify_filters(flatbuffer_or_path, expected):
+    """Each layer's op in the ``.tflite`` has the expected number of output channels.
+
+    A layer's op is the CONV_2D or FULLY_CONNECTED whose weight tensor carries the layer
+    name (for SeparableConv2D, the pointwise CONV_2D), else its DEPTHWISE_CONV_2D.
+
+    Args:
+        expected: ``{layer_name: output channels}``, e.g. from
+            :func:`kdtf.compress.filters.count_filters` of the pruned model.
+
+    Returns:
+        ``{layer_name: output channels found}``.
+    """
+    ops = count_macs(flatbuffer_or_path)["per_op"]
+    found, missing = {}, []
+    for layer in expected:
+        pattern = _layer_pattern(layer)
+        matches = sorted((op["op"] == "DEPTHWISE_CONV_2D", i) for i, op in enumerate(ops) if pattern.search(op["weights"]))
+        if not matches:
+            missing.append(layer)
+            continue
+        op = ops[matches[0][1]]
+        found[layer] = op["weight_shape"][-1 if op["op"] == "DEPTHWISE_CONV_2D" else 0]
+    wrong = {k: f"{v} (expected {expected[k]})" for k, v in found.items() if v != expected[k]}
+    if missing or wrong:
+        raise ValueError(
+            "Output channels in the .tflite differ from the pruned model: "
+            + ", ".join([f"{k}: {v}" for k, v in wrong.items()] + [f"{k}: no CONV_2D/FULLY_CONNECTED op found" for k in missing])
+        )
+    return found

@@ -23,24 +23,11 @@ computes the teacher's outputs inside ``train_step`` on the batch ``tf.data`` yi
 """
 
 from kdtf._keras import tf
+from kdtf.catalog import AUGMENTATIONS, parse_augment
 
 __all__ = ["AUGMENTATIONS", "Augmenter", "ByolViews", "augment_dataset", "byol_views", "mixes_labels", "parse_augment", "quiet_map"]
 
-AUGMENTATIONS = ("flip", "crop", "randaugment", "jitter", "mixup", "cutmix")
 _MIXING = ("mixup", "cutmix")
-
-
-def parse_augment(text):
-    """``"flip,randaugment"`` -> ``["flip", "randaugment"]``; ``""``/``"none"`` -> ``[]``."""
-    if text is None:
-        return []
-    names = [n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
-    if names == ["none"]:
-        return []
-    unknown = [n for n in names if n not in AUGMENTATIONS]
-    if unknown:
-        raise ValueError(f"Unknown augmentation {unknown[0]!r} (--augment). Known: {', '.join(AUGMENTATIONS)}, none")
-    return [n for n in AUGMENTATIONS if n in names]
 
 
 def mixes_labels(names):

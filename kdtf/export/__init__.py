@@ -1,24 +1,22 @@
 """Export to TFLite and verification on the LiteRT runtime."""
 
-from kdtf.export.package import export_for_android, model_card
+from kdtf.export.flatbuffer import TFLiteOpError, check_builtin_ops, list_ops, operators, weight_sparsity, weight_tensors
 from kdtf.export.litert import evaluate, keras_latency, latency, load_interpreter, predict
-from kdtf.export.tflite import (
-    MODES,
-    TFLiteOpError,
-    check_builtin_ops,
-    list_ops,
-    save_tflite,
-    to_tflite,
-    weight_sparsity,
-)
+from kdtf.export.package import export_for_android, model_card
+from kdtf.export.ptq import PTQ_MODES, MixedPrecision, layer_error_table, layer_errors, mixed_precision, quantize
+from kdtf.export.tflite import MODES, save_tflite, to_tflite
+from kdtf.export.macs import count_macs
 
 __all__ = [
     "MODES",
     "to_tflite",
     "save_tflite",
     "list_ops",
+    "operators",
+    "count_macs",
     "check_builtin_ops",
     "weight_sparsity",
+    "weight_tensors",
     "TFLiteOpError",
     "load_interpreter",
     "predict",
@@ -27,4 +25,10 @@ __all__ = [
     "keras_latency",
     "export_for_android",
     "model_card",
+    "PTQ_MODES",
+    "quantize",
+    "layer_errors",
+    "layer_error_table",
+    "mixed_precision",
+    "MixedPrecision",
 ]

@@ -7,14 +7,14 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from kdtf.data.batches import hard_labels, iterate_batches
-from kdtf.export.tflite import _read
+from kdtf.export.flatbuffer import read_flatbuffer
 
 __all__ = ["evaluate", "keras_latency", "latency", "load_interpreter", "predict"]
 
 
 def load_interpreter(flatbuffer_or_path, num_threads=1):
     """A LiteRT interpreter for a ``.tflite`` path or flatbuffer bytes (validated first)."""
-    data = _read(flatbuffer_or_path)
+    data = read_flatbuffer(flatbuffer_or_path)
     try:
         interpreter = Interpreter(model_content=data, num_threads=num_threads)
         interpreter.allocate_tensors()
@@ -29,6 +29,8 @@ def _quantize(x, detail):
     if np.issubdtype(dtype, np.floating):
         return x.astype(dtype)
     scale, zero_point = detail["quantization"]
+    if scale == 0:  # an integer input that is not quantized (token ids)
+        return x.astype(dtype)
     info = np.iinfo(dtype)
     return np.clip(np.round(x / scale + zero_point), info.min, info.max).astype(dtype)
 

@@ -3,15 +3,9 @@
 import json
 import os
 
-import numpy as np
-
+from kdtf.export.flatbuffer import check_builtin_ops, weight_sparsity
 from kdtf.export.litert import evaluate, load_interpreter
-from kdtf.export.tflite import (
-    check_builtin_ops,
-    save_tflite,
-    to_tflite,
-    weight_sparsity,
-)
+from kdtf.export.tflite import save_tflite, to_tflite
 from kdtf.io import gzip_size, write_text
 
 __all__ = ["export_for_android", "model_card"]
@@ -53,24 +47,13 @@ def model_card(path, *, mode, class_names, normalization, source_stages=(), metr
 
 
 def _representative(representative, splits, examples, seed):
-    """Calibration batches: a bounded sample of the training split, or the caller's
-    arrays / list of arrays / dataset of ``(x, y)`` batches (at most ``examples``)."""
-    if representative is None:
-        if splits is None:
-            raise ValueError("Expected splits=... or representative=... to calibrate an integer model. Received: neither")
-        return [splits.sample("train", examples, seed=seed)[0]]
-    if isinstance(representative, np.ndarray):
-        return [representative[:examples]]
-    if hasattr(representative, "as_numpy_iterator"):
-        batches, count = [], 0
-        for element in representative.as_numpy_iterator():
-            x = element[0] if isinstance(element, tuple) else element
-            batches.append(x[: examples - count])
-            count += len(batches[-1])
-            if count >= examples:
-                break
-        return batches
-    return list(representative)
+    """Calibration inputs: the caller's (``to_tflite`` bounds them), else a bounded
+    sample of the training split."""
+    if representative is not None:
+        return representative
+    if splits is None:
+        raise ValueError("Expected splits=... or representative=... to calibrate an integer model. Received: neither")
+    return splits.sample("train", examples, seed=seed)[0]
 
 
 def _evaluation(evaluation, splits):
@@ -98,6 +81,7 @@ def export_for_android(
     evaluation=None,
     class_names=None,
     normalization=None,
+    flatbuffer=None,
 ):
     """Converts, checks, writes and verifies one model for Android.
 
@@ -117,11 +101,14 @@ def export_for_android(
         source_stages: names of the stages that produced ``model``, for the card.
         representative_examples: training examples used to calibrate.
         representative_seed: seed of that sample (``None``: the first examples).
-        representative: calibration inputs instead: an array, a list of arrays or a
-            dataset of ``(x, y)`` batches.
+        representative: calibration inputs instead of the sample: an array, a
+            ``tf.data`` pipeline or an iterable of batches (see :func:`to_tflite`).
         evaluation: ``(x, y)`` arrays or a dataset of ``(x, y)`` batches instead of the
             test split.
         class_names, normalization: for the card, without ``splits``.
+        flatbuffer: an already converted model (e.g. from :func:`kdtf.export.quantize`)
+            to check, write and verify instead of converting ``model``, which then only
+            serves as the Keras reference for the agreement; ``mode`` names it in the card.
 
     Returns:
         The model card dict.
@@ -132,8 +119,10 @@ def export_for_android(
     normalization = normalization if normalization is not None else getattr(splits, "normalization", None)
     if class_names is None or normalization is None:
         raise ValueError("Expected splits=... or class_names=... and normalization=... for the model card. Received: neither")
-    calibration = _representative(representative, splits, representative_examples, representative_seed) if mode in ("int8", "int16x8") else None
-    flatbuffer = to_tflite(model, mode, representative_data=calibration, input_type=input_type, output_type=output_type)
+    if flatbuffer is None:
+        calibration = _representative(representative, splits, representative_examples, representative_seed) if mode in ("int8", "int16x8") else None
+        flatbuffer = to_tflite(model, mode, representative_data=calibration, input_type=input_type, output_type=output_type,
+                               max_examples=representative_examples)
     check_builtin_ops(flatbuffer)
     save_tflite(flatbuffer, path)
     metrics = evaluate(path, *_evaluation(evaluation, splits), keras_model=model)

@@ -1,5 +1,7 @@
 """Distillation losses, by family, and a registry: ``kdtf.losses.get("kd")``."""
 
+from kdtf._keras import keras
+from kdtf.losses.base import DistillationLoss
 from kdtf.losses.feature import AttentionTransferLoss, HintLoss, attention_map, attention_transfer_loss, hint_loss
 from kdtf.losses.relation import (
     RKDAngleLoss,
@@ -10,7 +12,14 @@ from kdtf.losses.relation import (
     similarity_preserving_loss,
 )
 from kdtf.losses.representation import EmbeddingLoss, embedding_loss
-from kdtf.losses.response import DKDLoss, KDLoss, dkd_loss, kd_loss, softmax_kl
+from kdtf.losses.response import DKDLoss, KDLoss, dkd_loss, kd_loss, mixed_kd_loss, softmax_kl
+from kdtf.losses.transformer import (
+    AttentionMatrixLoss,
+    HiddenStateLoss,
+    attention_matrix_loss,
+    hidden_adapter,
+    hidden_state_loss,
+)
 
 # name -> class; each family's module holds the math, this dict is the only registry.
 _REGISTRY = {
@@ -22,14 +31,17 @@ _REGISTRY = {
     "rkd_angle": RKDAngleLoss,
     "sp": SimilarityPreservingLoss,
     "embedding": EmbeddingLoss,
+    "attention": AttentionMatrixLoss,
+    "hidden": HiddenStateLoss,
 }
 
 __all__ = [
-    "KDLoss", "kd_loss", "softmax_kl", "DKDLoss", "dkd_loss",
+    "DistillationLoss", "KDLoss", "kd_loss", "mixed_kd_loss", "softmax_kl", "DKDLoss", "dkd_loss",
     "HintLoss", "hint_loss", "AttentionTransferLoss", "attention_transfer_loss", "attention_map",
     "RKDDistanceLoss", "rkd_distance_loss", "RKDAngleLoss", "rkd_angle_loss",
     "SimilarityPreservingLoss", "similarity_preserving_loss",
     "EmbeddingLoss", "embedding_loss",
+    "AttentionMatrixLoss", "attention_matrix_loss", "HiddenStateLoss", "hidden_state_loss", "hidden_adapter",
     "get", "names",
 ]
 
@@ -54,8 +66,6 @@ def get(identifier, **kwargs):
             )
         return _REGISTRY[identifier](**kwargs)
     if isinstance(identifier, dict):
-        from kdtf._keras import keras
-
         return keras.losses.deserialize(identifier)
     if callable(identifier):
         return identifier

@@ -4,7 +4,9 @@
 a learnable adapter where channel counts differ; the Distiller owns the adapter).
 """
 
+from kdtf import validation
 from kdtf._keras import keras, tf
+from kdtf.losses.base import DistillationLoss
 
 __all__ = ["HintLoss", "hint_loss", "AttentionTransferLoss", "attention_transfer_loss", "attention_map", "match_spatial"]
 
@@ -46,17 +48,14 @@ def hint_loss(teacher_features, student_features):
 
 
 @keras.saving.register_keras_serializable(package="kdtf")
-class HintLoss(keras.losses.Loss):
+class HintLoss(DistillationLoss):
     """FitNets hint loss: ``mean((F_t - F_s)^2)`` per example, spatial sizes matched.
 
     Reference: Romero et al., "FitNets: Hints for Thin Deep Nets", ICLR 2015.
     """
 
     def __init__(self, reduction="auto", name="fitnets_loss"):
-        super().__init__(reduction=reduction, name=name)
-
-    def call(self, y_true, y_pred):
-        return hint_loss(y_true, y_pred)
+        super().__init__(hint_loss, reduction, name)
 
 
 def attention_map(features, p=2.0):
@@ -79,7 +78,7 @@ def attention_transfer_loss(teacher_features, student_features, p=2.0):
 
 
 @keras.saving.register_keras_serializable(package="kdtf")
-class AttentionTransferLoss(keras.losses.Loss):
+class AttentionTransferLoss(DistillationLoss):
     """Attention transfer: L2 distance between normalised spatial attention maps.
 
     Reference: Zagoruyko & Komodakis, "Paying More Attention to Attention", ICLR 2017.
@@ -89,13 +88,4 @@ class AttentionTransferLoss(keras.losses.Loss):
     """
 
     def __init__(self, p=2.0, reduction="auto", name="at_loss"):
-        super().__init__(reduction=reduction, name=name)
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or p <= 0:
-            raise ValueError(f"Expected p > 0. Received: p={p!r}")
-        self.p = float(p)
-
-    def call(self, y_true, y_pred):
-        return attention_transfer_loss(y_true, y_pred, self.p)
-
-    def get_config(self):
-        return dict(super().get_config(), p=self.p)
+        super().__init__(attention_transfer_loss, reduction, name, p=validation.number("p", p, 0, low_open=True))

@@ -6,6 +6,7 @@ two may have different widths.
 """
 
 from kdtf._keras import keras, tf
+from kdtf.losses.base import DistillationLoss
 
 __all__ = ["RKDDistanceLoss", "rkd_distance_loss", "RKDAngleLoss", "rkd_angle_loss", "SimilarityPreservingLoss", "similarity_preserving_loss"]
 
@@ -79,33 +80,24 @@ def similarity_preserving_loss(teacher, student):
 
 
 @keras.saving.register_keras_serializable(package="kdtf")
-class RKDDistanceLoss(keras.losses.Loss):
+class RKDDistanceLoss(DistillationLoss):
     """Relational KD, distance-wise term (Park et al., CVPR 2019); see :func:`rkd_distance_loss`."""
 
     def __init__(self, reduction="auto", name="rkd_distance_loss"):
-        super().__init__(reduction=reduction, name=name)
-
-    def call(self, y_true, y_pred):
-        return rkd_distance_loss(y_true, y_pred)
+        super().__init__(rkd_distance_loss, reduction, name)
 
 
 @keras.saving.register_keras_serializable(package="kdtf")
-class RKDAngleLoss(keras.losses.Loss):
+class RKDAngleLoss(DistillationLoss):
     """Relational KD, angle-wise term (Park et al., CVPR 2019); see :func:`rkd_angle_loss`."""
 
     def __init__(self, reduction="auto", name="rkd_angle_loss"):
-        super().__init__(reduction=reduction, name=name)
-
-    def call(self, y_true, y_pred):
-        return rkd_angle_loss(y_true, y_pred)
+        super().__init__(rkd_angle_loss, reduction, name)
 
 
 @keras.saving.register_keras_serializable(package="kdtf")
-class SimilarityPreservingLoss(keras.losses.Loss):
+class SimilarityPreservingLoss(DistillationLoss):
     """Similarity-preserving KD (Tung & Mori, ICCV 2019); see :func:`similarity_preserving_loss`."""
 
     def __init__(self, reduction="auto", name="sp_loss"):
-        super().__init__(reduction=reduction, name=name)
-
-    def call(self, y_true, y_pred):
-        return similarity_preserving_loss(y_true, y_pred)
+        super().__init__(similarity_preserving_loss, reduction, name)

@@ -4,7 +4,9 @@ For teachers without a classifier head (a BYOL encoder, say). The student's embe
 mapped to the teacher's width by a learnable projection owned by the Distiller.
 """
 
+from kdtf import validation
 from kdtf._keras import keras, tf
+from kdtf.losses.base import DistillationLoss
 
 __all__ = ["EmbeddingLoss", "embedding_loss"]
 
@@ -25,7 +27,7 @@ def embedding_loss(teacher, student, metric="cosine"):
 
 
 @keras.saving.register_keras_serializable(package="kdtf")
-class EmbeddingLoss(keras.losses.Loss):
+class EmbeddingLoss(DistillationLoss):
     """Label-free embedding distillation: ``1 - cos(z_s, z_t)`` or MSE per example.
 
     Args:
@@ -33,13 +35,4 @@ class EmbeddingLoss(keras.losses.Loss):
     """
 
     def __init__(self, metric="cosine", reduction="auto", name="embedding_loss"):
-        super().__init__(reduction=reduction, name=name)
-        if metric not in ("cosine", "mse"):
-            raise ValueError(f"Unknown metric {metric!r}. Expected 'cosine' or 'mse'.")
-        self.metric = metric
-
-    def call(self, y_true, y_pred):
-        return embedding_loss(y_true, y_pred, self.metric)
-
-    def get_config(self):
-        return dict(super().get_config(), metric=self.metric)
+        super().__init__(embedding_loss, reduction, name, metric=validation.one_of("metric", metric, ("cosine", "mse")))

@@ -1,18 +1,14 @@
 """Response-based distillation losses: they compare the networks' output logits."""
 
+from kdtf import validation
 from kdtf._keras import keras, tf
+from kdtf.losses.base import DistillationLoss
 
-__all__ = ["KDLoss", "kd_loss", "softmax_kl", "DKDLoss", "dkd_loss"]
+__all__ = ["KDLoss", "kd_loss", "softmax_kl", "mixed_kd_loss", "DKDLoss", "dkd_loss"]
 
 
 def _check_temperature(temperature):
-    if not isinstance(temperature, (int, float)) or isinstance(temperature, bool):
-        raise ValueError(
-            f"Expected temperature to be a number > 0. Received: temperature={temperature!r}"
-        )
-    if not temperature > 0:
-        raise ValueError(f"Expected temperature > 0. Received: temperature={temperature}")
-    return float(temperature)
+    return validation.number("temperature", temperature, 0, low_open=True)
 
 
 def softmax_kl(teacher_logits, student_logits, temperature=1.0):
@@ -50,12 +46,31 @@ def kd_loss(teacher_logits, student_logits, temperature=4.0):
     Returns:
         A ``(batch,)`` float32 tensor.
     """
-    temperature = _check_temperature(temperature)
     return temperature**2 * softmax_kl(teacher_logits, student_logits, temperature)
 
 
+def mixed_kd_loss(teacher_logits, student_logits, weights, temperature=4.0):
+    """Knowledge distillation from several teachers, one value per example.
+
+    ``L = T^2 * KL(sum_k w_k softmax(z_k / T) || softmax(z_s / T))``: the student learns
+    the weighted average of the teachers' softened distributions (the ensemble target of
+    Hinton, Vinyals & Dean, 2015; with one teacher this is :func:`kd_loss`).
+
+    Args:
+        teacher_logits: list of ``(batch, classes)`` teacher logits.
+        student_logits: ``(batch, classes)`` student logits.
+        weights: one weight per teacher, summing to 1.
+        temperature: softening temperature ``T > 0``.
+    """
+    if len(teacher_logits) == 1:
+        return kd_loss(teacher_logits[0], student_logits, temperature)
+    probs = tf.add_n([w * tf.nn.softmax(tf.cast(z, tf.float32) / temperature) for w, z in zip(weights, teacher_logits)])
+    log_s = tf.nn.log_softmax(tf.cast(student_logits, tf.float32) / temperature)
+    return temperature**2 * tf.reduce_sum(probs * (tf.math.log(probs + 1e-12) - log_s), axis=-1)
+
+
 @keras.saving.register_keras_serializable(package="kdtf")
-class KDLoss(keras.losses.Loss):
+class KDLoss(DistillationLoss):
     """Hinton knowledge distillation: ``T^2 * KL(softmax(z_t/T) || softmax(z_s/T))``.
 
     ``y_true`` is the teacher's logits and ``y_pred`` the student's logits, so the loss
@@ -70,16 +85,7 @@ class KDLoss(keras.losses.Loss):
     """
 
     def __init__(self, temperature=4.0, reduction="auto", name="kd_loss"):
-        super().__init__(reduction=reduction, name=name)
-        self.temperature = _check_temperature(temperature)
-
-    def call(self, y_true, y_pred):
-        return kd_loss(y_true, y_pred, self.temperature)
-
-    def get_config(self):
-        config = super().get_config()
-        config["temperature"] = self.temperature
-        return config
+        super().__init__(kd_loss, reduction, name, temperature=_check_temperature(temperature))
 
 
 def dkd_loss(teacher_logits, student_logits, labels=None, alpha=1.0, beta=8.0, temperature=4.0):
@@ -105,7 +111,6 @@ def dkd_loss(teacher_logits, student_logits, labels=None, alpha=1.0, beta=8.0, t
     Returns:
         A ``(batch,)`` float32 tensor.
     """
-    temperature = _check_temperature(temperature)
     t = tf.cast(teacher_logits, tf.float32) / temperature
     s = tf.cast(student_logits, tf.float32) / temperature
     classes = tf.shape(t)[-1]
@@ -134,8 +139,12 @@ def dkd_loss(teacher_logits, student_logits, labels=None, alpha=1.0, beta=8.0, t
     return temperature**2 * (alpha * tckd + beta * nckd)
 
 
+def _dkd_teacher_target(teacher_logits, student_logits, alpha=1.0, beta=8.0, temperature=4.0):
+    return dkd_loss(teacher_logits, student_logits, None, alpha, beta, temperature)
+
+
 @keras.saving.register_keras_serializable(package="kdtf")
-class DKDLoss(keras.losses.Loss):
+class DKDLoss(DistillationLoss):
     """Decoupled KD: ``T^2 * (alpha * TCKD + beta * NCKD)`` (see :func:`dkd_loss`).
 
     ``y_true`` is the teacher's logits and ``y_pred`` the student's; as a plain Keras loss
@@ -150,17 +159,7 @@ class DKDLoss(keras.losses.Loss):
     """
 
     def __init__(self, alpha=1.0, beta=8.0, temperature=4.0, reduction="auto", name="dkd_loss"):
-        super().__init__(reduction=reduction, name=name)
-        for argument, value in (("alpha", alpha), ("beta", beta)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"Expected {argument} >= 0. Received: {argument}={value!r}")
-        self.alpha, self.beta = float(alpha), float(beta)
-        self.temperature = _check_temperature(temperature)
-
-    def call(self, y_true, y_pred):
-        return dkd_loss(y_true, y_pred, None, self.alpha, self.beta, self.temperature)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(alpha=self.alpha, beta=self.beta, temperature=self.temperature)
-        return config
+        super().__init__(
+            _dkd_teacher_target, reduction, name, alpha=validation.number("alpha", alpha, 0),
+            beta=validation.number("beta", beta, 0), temperature=_check_temperature(temperature),
+        )

@@ -5,6 +5,7 @@ import warnings
 import zipfile
 
 from kdtf._keras import keras
+from kdtf.keras3 import is_keras3_file, load_keras3_file
 
 __all__ = ["load_model", "save_model"]
 
@@ -33,7 +34,8 @@ def save_model(model, path):
 
 def load_model(path, *, safe_mode=True, compile=False):
     """Loads a ``.keras`` (or, for QAT models, ``.h5``) model; a missing or corrupt file
-    gives one clear ValueError.
+    gives one clear ValueError. A ``.keras`` file saved by Keras 3 is loaded with Keras 3
+    and rebuilt as tf_keras (:func:`kdtf.keras3.load_keras3_file`, uncompiled).
 
     Safe mode stays on by default: a Lambda layer holding Python code is refused unless
     ``safe_mode=False`` (only for files you trust: it runs code from the file).
@@ -49,6 +51,8 @@ def load_model(path, *, safe_mode=True, compile=False):
         kwargs = {}
     elif not zipfile.is_zipfile(path):
         raise ValueError(f"{path!r} is not a .keras archive (corrupt or truncated?). Re-save it with model.save(...).")
+    elif is_keras3_file(path):
+        return load_keras3_file(path, safe_mode=safe_mode)
     else:
         kwargs = {"safe_mode": safe_mode}
     from tf_keras.src.saving import serialization_lib

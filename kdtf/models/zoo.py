@@ -1,6 +1,9 @@
-"""Small teacher and student CNNs for the offline defaults. All output logits."""
+"""Small teacher and student CNNs for the offline defaults, and the ViT presets of
+:mod:`kdtf.models.vit`. All output logits."""
 
 from kdtf._keras import keras
+from kdtf.models.resnet import resnet18_cifar
+from kdtf.models.vit import vit_student, vit_teacher
 
 __all__ = ["teacher_cnn", "student_cnn", "teacher_encoder", "student_encoder", "ENCODERS", "build", "names", "is_backbone"]
 
@@ -80,7 +83,8 @@ def student_encoder(input_shape=(28, 28, 1), dim=128, name="student_encoder"):
     )
 
 
-_ZOO = {"teacher_cnn": teacher_cnn, "student_cnn": student_cnn}
+_ZOO = {"teacher_cnn": teacher_cnn, "student_cnn": student_cnn, "resnet18_cifar": resnet18_cifar,
+        "vit_teacher": vit_teacher, "vit_student": vit_student}
 ENCODERS = {"teacher_encoder": teacher_encoder, "student_encoder": student_encoder}
 
 
@@ -105,12 +109,13 @@ def build(model, input_shape, num_classes, name=None, weights=None):
         weights: a local weights file for backbones (``None``: random); zoo models
             accept only ``None``.
     """
-    from kdtf.models.transfer import backbone_classifier
+    from kdtf.models.transfer import BACKBONES, backbone_classifier
 
     if is_backbone(model):
         return backbone_classifier(model, input_shape, num_classes, weights=weights, model_name=name)
     if model not in _ZOO:
         raise ValueError(f"Unknown model {model!r}. Known: {', '.join(names())}")
     if weights:
-        raise ValueError(f"Weights files are for backbones ({', '.join(names()[2:])}); {model!r} trains from scratch. Received: weights={weights!r}")
+        backbones = ", ".join(name for name in names() if is_backbone(name))
+        raise ValueError(f"Weights files are for backbones ({backbones}); {model!r} trains from scratch. Received: weights={weights!r}")
     return _ZOO[model](input_shape, num_classes, **({"name": name} if name else {}))

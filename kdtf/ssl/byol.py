@@ -161,7 +161,10 @@ class BYOL(keras.Model):
         view_1, view_2 = self._views(data)
         with tf.GradientTape() as tape:
             loss = self._symmetric_loss(view_1, view_2, True)
-            scaled = loss / tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, tf.float32)
+            # kernel penalties of the online network (kdtf.optim.add_kernel_regularization)
+            penalties = self.encoder.losses + self.projector.losses + self.predictor.losses
+            objective = loss + tf.cast(tf.add_n(penalties), tf.float32) if penalties else loss
+            scaled = objective / tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, tf.float32)
         self.optimizer.minimize(scaled, self.online_variables, tape=tape)
         self.update_target()
         self.loss_tracker.update_state(loss)

@@ -22,86 +22,116 @@ import numpy as np
 
 from kdtf import compress, export
 from kdtf._keras import keras, tf
-from kdtf.cli import keras_verbosity, log
+from kdtf.cli import keras_verbosity, log, save_args
+from kdtf.config import ByolConfig
 from kdtf.data import load
 from kdtf.data.augment import byol_views
 from kdtf.distiller import Distiller
 from kdtf.io import atomic_path, check_writable_dir, gzip_size, write_text
 from kdtf.models import ENCODERS
 from kdtf.models.io import load_model, save_model
+from kdtf.optim import add_kernel_regularization, build_optimizer
+from kdtf.report import report_header
 from kdtf.runstate import RunState, StepCheckpoint
+from kdtf.spec import DistillSpec
 from kdtf.ssl.byol import BYOL
 from kdtf.ssl.probe import embed, few_labels, probe
+from kdtf.stages import Stage, StageRunner
+from kdtf.training import FineTuner
 
 __all__ = ["ByolConfig", "run", "render_markdown"]
 
+SPEC = DistillSpec(alpha=0.0, terms="embedding")  # label-free: match the teacher's embedding
+
 
 @dataclasses.dataclass
-class ByolConfig:
-    """Settings of ``scripts/byol.py``; every field is a flag."""
+class _Run:
+    """What the stages of one BYOL run share."""
 
-    dataset: str = "mnist5k"
-    seed: int = 0
-    teacher: str = "teacher_encoder"
-    student: str = "student_encoder"
-    dim: int = 128
-    pretrain_epochs: int = 30
-    student_pretrain_epochs: int = 30
-    distill_epochs: int = 20
-    prune_epochs: int = 3
-    qat_epochs: int = 2
-    sparsity: float = 0.5
-    qat: bool = True
-    batch_size: int = 128
-    learning_rate: float = 2e-3
-    distill_learning_rate: float = 1e-3
-    base_tau: float = 0.99
-    crop_area: float = 0.5
-    flip: bool = False
-    labels_per_class: int = 20
-    knn_k: int = 5
-    latency_runs: int = 100
-    output: str = ""
-    verbose: int = -1
+    config: ByolConfig
+    data: object
+    out: str
+    runner: StageRunner
+    labelled: np.ndarray
+    encoders: dict = dataclasses.field(default_factory=dict)
+    losses: dict = dataclasses.field(default_factory=dict)
+    recipe: object = None
 
-    def validate(self):
-        for name in ("pretrain_epochs", "student_pretrain_epochs", "distill_epochs", "prune_epochs", "qat_epochs",
-                     "batch_size", "dim", "labels_per_class", "knn_k", "latency_runs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"Expected {name} to be a positive integer. Received: {name}={value!r}")
-        for name in ("learning_rate", "distill_learning_rate"):
-            if not isinstance(getattr(self, name), (int, float)) or not getattr(self, name) > 0:
-                raise ValueError(f"Expected {name} > 0. Received: {name}={getattr(self, name)!r}")
-        if not isinstance(self.base_tau, (int, float)) or not 0 <= self.base_tau <= 1:
-            raise ValueError(f"Expected base_tau in [0, 1]. Received: base_tau={self.base_tau!r}")
-        if not isinstance(self.crop_area, (int, float)) or not 0 < self.crop_area <= 1:
-            raise ValueError(f"Expected crop_area in (0, 1]. Received: crop_area={self.crop_area!r}")
-        if not isinstance(self.sparsity, (int, float)) or not 0 <= self.sparsity < 1:
-            raise ValueError(f"Expected sparsity in [0, 1). Received: sparsity={self.sparsity!r}")
-        for name in ("teacher", "student"):
-            if getattr(self, name) not in ENCODERS:
-                raise ValueError(f"Unknown {name} encoder {getattr(self, name)!r} (--{name}). Known: {', '.join(sorted(ENCODERS))}")
-        from kdtf import data
+    @property
+    def x(self):  # labels are not used until the evaluation
+        return self.data.x_train
 
-        try:
-            data.parse_spec(self.dataset)
-        except ValueError:
-            raise ValueError(f"Unknown data set spec {self.dataset!r} (--dataset). Known: {', '.join(data.specs())}") from None
-        return self
+    @property
+    def verbose(self):
+        return keras_verbosity(self.config.verbose)
 
 
 def _encoder(config, name, input_shape, seed_offset):
     keras.utils.set_random_seed(config.seed + seed_offset)
-    return ENCODERS[getattr(config, name)](input_shape, dim=config.dim, name=name)
+    encoder = ENCODERS[getattr(config, name)](input_shape, dim=config.dim, name=name)
+    return add_kernel_regularization(encoder, *config.training_recipe().kernel_penalties)
 
 
-def _pretrain(encoder, config, x, epochs, callbacks=None):
+def _optimizer(ctx, epochs, steps, learning_rate, warmup=True):
+    """An optimizer of the run's training recipe for ``epochs`` of ``steps`` batches."""
+    recipe = ctx.config.training_recipe()
+    if not warmup:
+        recipe = dataclasses.replace(recipe, warmup_epochs=0)
+    return build_optimizer(recipe, steps, epochs, learning_rate=learning_rate)
+
+
+def _evaluate(ctx, name, embed_fn, params, path=None, measured_on="keras"):
+    """Linear-probe and k-NN accuracy of an encoder with few labels; recorded under ``name``."""
+    data = ctx.data
+    result = probe(embed_fn(data.x_train[ctx.labelled]), data.y_train[ctx.labelled], embed_fn(data.x_test), data.y_test,
+                   ctx.config.knn_k)
+    record = {"encoder": name, **result, "params": int(params), "measured_on": measured_on}
+    if path:
+        record.update(file=os.path.basename(path), size_bytes=os.path.getsize(path), gzip_bytes=gzip_size(path))
+    ctx.encoders[name] = record
+    log(f"eval {name}: linear probe {result['linear_probe']:.4f}, k-NN {result['knn']:.4f}")
+    return record
+
+
+def _encoder_stage(ctx, name, label, describe, build, train, filename, timing):
+    """A stage that trains one encoder, saves it and evaluates it with few labels."""
+    def fit(callbacks):
+        model = build()
+        ctx.losses[name] = train(model, callbacks)
+        return model
+
+    def measure(model, paths):
+        record = _evaluate(ctx, label, lambda v: embed(model, v), model.count_params(), paths[0])
+        return {"eval": record, "losses": ctx.losses[name]}
+
+    def load(record):
+        ctx.encoders[label] = record["eval"]
+        ctx.losses[name] = record["losses"]
+        return load_model(os.path.join(ctx.out, filename))
+
+    return Stage(name, describe, fit, lambda model: [save_model(model, os.path.join(ctx.out, filename))], measure, load, timing)
+
+
+def _pretrain(ctx, encoder, epochs, callbacks):
+    config = ctx.config
     byol = BYOL(encoder, base_tau=config.base_tau)
-    byol.compile(keras.optimizers.Adam(config.learning_rate))
-    views = byol_views(x, config.batch_size, seed=config.seed, crop_area=(config.crop_area, 1.0), flip=config.flip)
-    history = byol.fit(views, epochs=epochs, verbose=keras_verbosity(config.verbose), callbacks=callbacks)
-    return history.history["loss"]
+    byol.compile(_optimizer(ctx, epochs, max(1, len(ctx.x) // config.batch_size), config.learning_rate))  # full batches
+    views = byol_views(ctx.x, config.batch_size, seed=config.seed, crop_area=(config.crop_area, 1.0), flip=config.flip)
+    return byol.fit(views, epochs=epochs, verbose=ctx.verbose, callbacks=callbacks).history["loss"]
+
+
+def _prepare(config, resume):
+    config.output = config.output or config.default_output()
+    data = load(config.dataset, seed=config.seed)
+    out = check_writable_dir(config.output, "--output")
+    state = RunState(out, dataclasses.asdict(config), resume=resume)
+    if resume:
+        log(f"resuming {out}: completed stages {', '.join(state.data['stages']) or 'none'}")
+    else:
+        save_args(dataclasses.asdict(config), out)
+    log(f"data {data.name}: {len(data.x_train)} unlabeled training images, {len(data.x_test)} test images, input {data.input_shape}")
+    labelled = few_labels(data.y_train, config.labels_per_class, seed=config.seed)
+    return _Run(config, data, out, StageRunner(state, log), labelled)
 
 
 def run(config, resume=False):
@@ -110,126 +140,116 @@ def run(config, resume=False):
     stage in progress continues from its last completed epoch."""
     config.validate()
     started = time.time()
-    config.output = config.output or os.path.join("saved_models", f"byol-{config.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
-    data = load(config.dataset, seed=config.seed)
-    out = check_writable_dir(config.output, "--output")
-    state = RunState(out, dataclasses.asdict(config), resume=resume)
-    if resume:
-        log(f"resuming {out}: completed stages {', '.join(state.data['stages']) or 'none'}")
-    else:
-        from kdtf.cli import save_args
+    ctx = _prepare(config, resume)
+    shape, runner = ctx.data.input_shape, ctx.runner
+    random_encoder = _encoder(config, "teacher", shape, 0)
+    _evaluate(ctx, "random (teacher arch.)", lambda v: embed(random_encoder, v), random_encoder.count_params())
+    teacher = runner.run(_encoder_stage(  # same initial weights as the random row
+        ctx, "byol-teacher", "byol teacher", f"BYOL pretraining of {config.teacher} for {config.pretrain_epochs} epochs",
+        lambda: _encoder(config, "teacher", shape, 0), lambda m, cb: _pretrain(ctx, m, config.pretrain_epochs, cb),
+        "teacher_encoder.keras", "byol_teacher_s"))
+    runner.run(_encoder_stage(
+        ctx, "byol-student", "byol student (scratch)",
+        f"BYOL pretraining of {config.student} from scratch for {config.student_pretrain_epochs} epochs",
+        lambda: _encoder(config, "student", shape, 1), lambda m, cb: _pretrain(ctx, m, config.student_pretrain_epochs, cb),
+        "student_byol.keras", "byol_student_s"))
+    cached = Distiller(_encoder(config, "student", shape, 1), teacher, SPEC).cached_dataset(
+        ctx.x, batch_size=config.batch_size, seed=config.seed)
+    student = runner.run(_encoder_stage(  # same initial weights as BYOL-from-scratch
+        ctx, "distilled", "distilled student",
+        f"label-free embedding distillation for {config.distill_epochs} epochs (teacher outputs cached)",
+        lambda: _encoder(config, "student", shape, 1), lambda m, cb: _distil(ctx, m, teacher, cached, cb),
+        "student_encoder.keras", "distill_s"))
+    compressed = runner.run(_compress_stage(ctx, student, teacher, cached))
+    runner.run(_export_stage(ctx, compressed))
+    runner.timings["total_s"] = time.time() - started
+    report = _report(ctx)
+    _write(report, ctx.out)
+    runner.state.finish()
+    log(f"done in {runner.timings['total_s']:.0f} s: {ctx.out}")
+    return report
 
-        save_args(dataclasses.asdict(config), out)
-    x = data.x_train  # labels are not used until the evaluation
-    log(f"data {data.name}: {len(x)} unlabeled training images, {len(data.x_test)} test images, input {data.input_shape}")
-    labelled = few_labels(data.y_train, config.labels_per_class, seed=config.seed)
-    timings, encoders, losses = {}, {}, {}
 
-    def evaluate(name, embed_fn, params, path, measured_on="keras"):
-        result = probe(embed_fn(data.x_train[labelled]), data.y_train[labelled], embed_fn(data.x_test), data.y_test, config.knn_k)
-        record = {"encoder": name, **result, "params": int(params), "measured_on": measured_on}
-        if path:
-            record.update(file=os.path.basename(path), size_bytes=os.path.getsize(path), gzip_bytes=gzip_size(path))
-        encoders[name] = record
-        log(f"eval {name}: linear probe {result['linear_probe']:.4f}, k-NN {result['knn']:.4f}")
+def _distil(ctx, student, teacher, cached, callbacks):
+    distiller = Distiller(student, teacher, SPEC, name="distill")
+    steps = int(np.ceil(len(ctx.x) / ctx.config.batch_size))
+    distiller.compile(_optimizer(ctx, ctx.config.distill_epochs, steps, ctx.config.distill_learning_rate))
+    return distiller.fit(cached, epochs=ctx.config.distill_epochs, verbose=ctx.verbose, callbacks=callbacks).history["loss"]
 
-    random_encoder = _encoder(config, "teacher", data.input_shape, 0)
-    evaluate("random (teacher arch.)", lambda v: embed(random_encoder, v), random_encoder.count_params(), None)
 
-    def stage(name, label, build, train, filename, seconds_key):
-        """Loads a completed stage or trains it (resumable), evaluates and records it."""
-        if state.done(name):
-            record = state.record(name)
-            model = load_model(os.path.join(out, filename))
-            encoders[label], losses[name] = record["eval"], record["losses"]
-            log(f"stage {name}: completed before, loaded from the run folder")
-            return model
-        t0 = time.time()
-        model = build()
-        losses[name] = train(model, state.callbacks(name))
-        timings[seconds_key] = time.time() - t0
-        path = save_model(model, os.path.join(out, filename))
-        evaluate(label, lambda v: embed(model, v), model.count_params(), path)
-        state.complete(name, {"eval": encoders[label], "losses": losses[name]}, [path])
-        return model
-
-    log(f"stage byol-teacher: BYOL pretraining of {config.teacher} for {config.pretrain_epochs} epochs")
-    teacher = stage(  # same initial weights as the random row
-        "byol-teacher", "byol teacher", lambda: _encoder(config, "teacher", data.input_shape, 0),
-        lambda m, cb: _pretrain(m, config, x, config.pretrain_epochs, cb), "teacher_encoder.keras", "byol_teacher_s")
-    log(f"stage byol-student: BYOL pretraining of {config.student} from scratch for {config.student_pretrain_epochs} epochs")
-    stage("byol-student", "byol student (scratch)", lambda: _encoder(config, "student", data.input_shape, 1),
-          lambda m, cb: _pretrain(m, config, x, config.student_pretrain_epochs, cb), "student_byol.keras", "byol_student_s")
-
-    distiller_args = dict(alpha=0.0, distill="embedding")
-    student_holder = {}
-
-    def distil(model, callbacks):
-        distiller = Distiller(model, teacher, name="distill", **distiller_args)
-        distiller.compile(keras.optimizers.Adam(config.distill_learning_rate))
-        student_holder["cached"] = distiller.cached_dataset(x, batch_size=config.batch_size, seed=config.seed)
-        return distiller.fit(student_holder["cached"], epochs=config.distill_epochs, verbose=keras_verbosity(config.verbose), callbacks=callbacks).history["loss"]
-
-    log(f"stage distilled: label-free embedding distillation for {config.distill_epochs} epochs (teacher outputs cached)")
-    student = stage("distilled", "distilled student", lambda: _encoder(config, "student", data.input_shape, 1),  # as BYOL-from-scratch
-                    distil, "student_encoder.keras", "distill_s")
-    cached = student_holder.get("cached") or Distiller(student, teacher, **distiller_args).cached_dataset(x, batch_size=config.batch_size, seed=config.seed)
-
-    t0 = time.time()
-    steps = f"prune:{config.sparsity}" + (",qat" if config.qat else "")
-    recipe = compress.Recipe.parse(steps)
+def _compress_stage(ctx, student, teacher, cached):
+    config = ctx.config
+    recipe = compress.Recipe.parse(config.compression_steps())
     for step in recipe.steps:
         step.epochs = config.qat_epochs if isinstance(step, compress.QAT) else config.prune_epochs
-    log(f"stage compress: {', '.join(s.name for s in recipe.steps)}, each fine-tuned by embedding distillation")
-    compressed, compress_stages = recipe.run(
-        student, teacher, cached, None, learning_rate=config.distill_learning_rate / 3, alpha=0.0,
-        distill="embedding", steps_per_epoch=int(np.ceil(len(x) / config.batch_size)), verbose=keras_verbosity(config.verbose), log=log,
-        callbacks=lambda index: state.callbacks(f"compress:{index}"), checkpoint=StepCheckpoint(state, out, save_model),
-    )
-    save_model(compressed, os.path.join(out, "student_compressed.keras"))
-    timings["compress_s"] = time.time() - t0
+    fine_tuner = FineTuner(teacher, cached, spec=SPEC, optimizer=lambda epochs, steps: _optimizer(ctx, epochs, steps, config.distill_learning_rate / 3, False),
+                           steps_per_epoch=int(np.ceil(len(ctx.x) / config.batch_size)), verbose=ctx.verbose)
+    steps = {}
 
-    t0 = time.time()
-    tflite_path = os.path.join(out, "student_encoder_int8.tflite")
-    flatbuffer = export.to_tflite(
-        compressed, "int8", output_type=tf.float32,
-        representative_data=None if config.qat else [x[i:i + 32] for i in range(0, 320, 32)],
-    )
-    export.check_builtin_ops(flatbuffer)
-    export.save_tflite(flatbuffer, tflite_path)
-    verified = recipe.verify(tflite_path)
-    keras_emb = embed(compressed, data.x_test)
-    lite_emb = export.predict(tflite_path, data.x_test)
-    cosine = np.sum(keras_emb * lite_emb, -1) / (np.linalg.norm(keras_emb, axis=-1) * np.linalg.norm(lite_emb, axis=-1) + 1e-12)
-    agreement = {"mean_cosine": float(cosine.mean()), "min_cosine": float(cosine.min())}
-    timing = export.latency(tflite_path, num_threads=1, runs=config.latency_runs)
-    timings["export_s"] = time.time() - t0
-    evaluate("compressed student (int8 TFLite)", lambda v: export.predict(tflite_path, v), compress_stages[-1]["params"], tflite_path, "litert")
-    encoders["compressed student (int8 TFLite)"].update(
-        sparsity=compress_stages[-1].get("sparsity"), latency_ms=timing["median_ms"], keras_agreement=agreement,
-    )
-    log(f"stage tflite-int8: LiteRT vs Keras embeddings: mean cosine {agreement['mean_cosine']:.4f} (min {agreement['min_cosine']:.4f}); {timing['median_ms']:.3f} ms/image; verified {verified}")
+    def train(callbacks):
+        model, steps["records"] = recipe.run(student, fine_tuner, log=log, checkpoint=StepCheckpoint(ctx.runner.state, ctx.out, save_model))
+        return model
 
-    timings["total_s"] = time.time() - started
-    report = {
-        "kdtf_version": __import__("kdtf").__version__,
-        "config": dataclasses.asdict(config),
-        "data": {"name": data.name, "unlabeled_train": len(x), "labelled_for_eval": int(len(labelled)), "test": len(data.x_test)},
-        "encoders": list(encoders.values()),
-        "byol_loss": losses,
-        "compression_steps": compress_stages,
-        "verified_in_tflite": verified,
-        "tflite_keras_agreement": agreement,
-        "timings": timings,
-        "machine": {"cpus": os.cpu_count(), "tensorflow": tf.__version__},
-    }
+    def load(record):
+        recipe.pruned_layers = record["pruned"]
+        return load_model(os.path.join(ctx.out, record["file"]))
+
+    ctx.recipe = recipe
+    return Stage(
+        "compress", f"{', '.join(s.name for s in recipe.steps)}, each fine-tuned by embedding distillation", train,
+        lambda model: [save_model(model, os.path.join(ctx.out, "student_compressed.keras"))],
+        lambda model, paths: {"file": os.path.basename(paths[0]), "compression_steps": steps["records"], "pruned": recipe.pruned_layers},
+        load, timing="compress_s")
+
+
+def _export_stage(ctx, compressed):
+    config, data = ctx.config, ctx.data
+    tflite_path = os.path.join(ctx.out, "student_encoder_int8.tflite")
+
+    def train(callbacks):
+        flatbuffer = export.to_tflite(
+            compressed, "int8", output_type=tf.float32,
+            representative_data=None if config.qat else [ctx.x[i:i + 32] for i in range(0, 320, 32)],
+        )
+        export.check_builtin_ops(flatbuffer)
+        return export.save_tflite(flatbuffer, tflite_path)
+
+    def measure(path, paths):
+        verified = ctx.recipe.verify(tflite_path)
+        keras_emb, lite_emb = embed(compressed, data.x_test), export.predict(tflite_path, data.x_test)
+        cosine = np.sum(keras_emb * lite_emb, -1) / (np.linalg.norm(keras_emb, axis=-1) * np.linalg.norm(lite_emb, axis=-1) + 1e-12)
+        agreement = {"mean_cosine": float(cosine.mean()), "min_cosine": float(cosine.min())}
+        timing = export.latency(tflite_path, num_threads=1, runs=config.latency_runs)
+        steps = ctx.runner.records["compress"]["compression_steps"]
+        record = _evaluate(ctx, "compressed student (int8 TFLite)", lambda v: export.predict(tflite_path, v),
+                           steps[-1]["params"], tflite_path, "litert")
+        record.update(sparsity=steps[-1].get("sparsity"), latency_ms=timing["median_ms"], keras_agreement=agreement)
+        log(f"stage tflite-int8: LiteRT vs Keras embeddings: mean cosine {agreement['mean_cosine']:.4f} "
+            f"(min {agreement['min_cosine']:.4f}); {timing['median_ms']:.3f} ms/image; verified {verified}")
+        return {"file": os.path.basename(tflite_path), "verified": verified, "agreement": agreement}
+
+    return Stage("export", "int8 TFLite embedding model, evaluated on LiteRT", train, lambda path: [path], measure,
+                 lambda record: None, timing="export_s")
+
+
+def _report(ctx):
+    records, data = ctx.runner.records, ctx.data
+    return dict(
+        report_header(ctx.config),
+        data={"name": data.name, "unlabeled_train": len(ctx.x), "labelled_for_eval": int(len(ctx.labelled)), "test": len(data.x_test)},
+        encoders=list(ctx.encoders.values()),
+        byol_loss=ctx.losses,
+        compression_steps=records["compress"]["compression_steps"],
+        verified_in_tflite=records["export"]["verified"],
+        tflite_keras_agreement=records["export"]["agreement"],
+        timings=ctx.runner.timings,
+    )
+
+
+def _write(report, out):
     write_text(os.path.join(out, "report.json"), json.dumps(report, indent=2))
     write_text(os.path.join(out, "report.md"), render_markdown(report))
     _render_plot(report, os.path.join(out, "plot.png"))
-    state.complete("export", {"file": os.path.basename(tflite_path)}, [tflite_path, "report.json", "report.md", "plot.png"])
-    state.finish()
-    log(f"done in {timings['total_s']:.0f} s: {out}")
-    return report
 
 
 def render_markdown(report):

@@ -1,0 +1,197 @@
+#!/usr/bin/env python
+"""Structured (filter) pruning of a distilled student, recovered by distillation and by
+cross-entropy, measured as int8 TFLite files on LiteRT.
+
+    python benchmarks/structured_pruning.py                      # both models, seeds 0 1 2
+    python benchmarks/structured_pruning.py --models student_cnn --seeds 0 --epochs 1 \\
+        --teacher-epochs 1 --prune-epochs 1 --qat-epochs 1 --rounds 1 --fractions 0.5 --runs 20   # smoke run
+
+Regime: the main job's default (see label_scarce.py): mnist5k, 500 training labels and
+the other training images unlabeled; a teacher trained on the labels, a student distilled
+from it (T = 4, alpha = 0.5). Models: the default ``student_cnn`` (28 px, teacher
+``teacher_cnn``) and MobileNetV2 alpha 0.35 (``mobilenet_v2_035``, random init, images
+resized to ``--mobilenet-size`` px, teacher ``teacher_cnn`` at the same size).
+
+For every fraction of filters removed (25/50/75 %) the distilled student is pruned in
+``--rounds`` rounds (:class:`kdtf.compress.filter_rounds.FilterPrune`), each round
+fine-tuned, then quantized (QAT fine-tuned the same way, or post-training int8) twice:
+by the Distiller (every training image) and by cross-entropy alone (the labelled images,
+repeated to the same steps per epoch), so both get the same optimizer steps. The unpruned
+row gets the same int8 treatment (QAT by distillation). Each row: parameters, MACs
+counted from the .tflite, file size, LiteRT latency at 1 thread (median of ``--runs``
+runs, default 300) and LiteRT test accuracy; mean ± std over seeds. Latencies are only
+comparable within one quiet machine. Writes ``--out``/raw.json and table.md.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+MODELS = {"student_cnn": ("student_cnn", "teacher_cnn"), "mobilenet_v2_035": ("mobilenet_v2_035", "teacher_cnn")}
+RECOVERIES = ("distillation", "cross-entropy")
+
+
+class Recovery:
+    """The fine-tuning context of a FilterPrune step: distillation or cross-entropy for
+    ``setup.steps`` steps per epoch (the recipe's context protocol)."""
+
+    def __init__(self, setup, teacher, mode, args):
+        self.setup, self.teacher, self.mode, self.args = setup, teacher, mode, args
+        self.epochs, self.steps_per_epoch = args.prune_epochs, setup.steps
+        self.train_data = setup.train_ds if mode == "distillation" else setup.labelled_ds
+        self.pruned, self.clustered = {}, {}
+
+    def log(self, line):
+        print(f"  {self.mode}: {line}", file=sys.stderr, flush=True)
+
+    def fine_tune(self, model, epochs, *, teacher=None, callbacks=None):
+        from kdtf import Distiller, keras
+
+        optimizer = keras.optimizers.Adam(self.args.finetune_learning_rate)
+        if self.mode == "distillation":
+            trainer = Distiller(model, teacher or self.teacher, temperature=4.0, alpha=0.5)
+            trainer.compile(optimizer)
+            trainer.fit(self.setup.train_ds, epochs=epochs, steps_per_epoch=self.steps_per_epoch, callbacks=callbacks, verbose=0)
+        else:
+            model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+            model.fit(self.setup.labelled_ds, epochs=epochs, steps_per_epoch=self.steps_per_epoch, callbacks=callbacks, verbose=0)
+        return model
+
+
+def to_int8(model, context, args):
+    """int8 flatbuffer of ``model``: QAT fine-tuned by ``context``, or post-training."""
+    from kdtf import compress, export
+
+    if args.int8 == "ptq":
+        return export.to_tflite(model, "int8", representative_data=[context.setup.data.x_train[:256]])
+    float_layers = [layer.name for layer in model.layers if layer.name.startswith("preprocess_")]
+    qat = compress.quantize(model, skip=float_layers)
+    return export.to_tflite(context.fine_tune(qat, args.qat_epochs), "int8")
+
+
+def measure(flatbuffer, model, setup, args):
+    from kdtf import compress, export
+    from kdtf.export.macs import count_macs
+
+    compress.verify_filters(flatbuffer, compress.count_filters(model))
+    return dict(
+        params=int(model.count_params()), macs=count_macs(flatbuffer)["total"], size_bytes=len(flatbuffer),
+        latency_ms=export.latency(flatbuffer, num_threads=1, runs=args.runs)["median_ms"],
+        accuracy=export.evaluate(flatbuffer, setup.data.x_test, setup.data.y_test)["accuracy"],
+    )
+
+
+def one_seed(seed, track, args):
+    from label_scarce import LabelScarce
+
+    from kdtf import Distiller, keras
+    from kdtf.compress import FilterPrune, clone_with_weights
+
+    student_name, teacher_name = MODELS[track]
+    size = args.mobilenet_size if track.startswith("mobilenet") else None
+    setup = LabelScarce(seed, args.labels, image_size=size)
+    teacher = setup.supervised(teacher_name, args.teacher_epochs, seed_offset=0)
+    student = setup.build(student_name, seed_offset=1)
+    distiller = Distiller(student, teacher, temperature=4.0, alpha=0.5)
+    distiller.compile(keras.optimizers.Adam(args.learning_rate))
+    distiller.fit(setup.train_ds, epochs=args.epochs, verbose=0)
+    result = {"seed": seed, "model": track, "float_accuracy": setup.accuracy(student)}
+    keras.utils.set_random_seed(seed)
+    baseline = Recovery(setup, teacher, "distillation", args)
+    result["unpruned"] = measure(to_int8(clone_with_weights(student), baseline, args), student, setup, args)
+    for fraction in args.fractions:
+        for mode in RECOVERIES:
+            keras.utils.set_random_seed(seed)
+            context = Recovery(setup, teacher, mode, args)
+            step = FilterPrune(fraction, criterion=args.criterion, scope=args.scope, rounds=args.rounds,
+                               self_distill=args.self_distill and mode == "distillation")
+            pruned, record = step.run(clone_with_weights(student), context)
+            row = measure(to_int8(clone_with_weights(pruned), context, args), pruned, setup, args)
+            result[f"{fraction:g} {mode}"] = dict(row, filters=record["filters"], removed=record["removed"])
+            print(f"{track} seed {seed} {fraction:.0%} {mode}: accuracy {row['accuracy']:.4f}, "
+                  f"{row['latency_ms']:.3f} ms", file=sys.stderr, flush=True)
+    return result
+
+
+def _stat(values, scale=1.0, digits=2):
+    values = np.asarray(values, dtype=np.float64) * scale
+    return f"{values.mean():.{digits}f} ± {values.std():.{digits}f}"
+
+
+def table(runs, args):
+    lines = [
+        "| model | filters removed | params | MACs | size (KB) | latency 1 thread (ms) | speed-up | "
+        "accuracy, distillation (%) | accuracy, cross-entropy (%) | distillation − CE (points) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for track in args.models:
+        mine = [r for r in runs if r["model"] == track]
+        base = [r["unpruned"] for r in mine]
+        lines.append(f"| {track} | 0% | {base[0]['params']:,} | {base[0]['macs']:,} | {base[0]['size_bytes'] / 1024:.1f} | "
+                     f"{_stat([b['latency_ms'] for b in base], digits=3)} | 1.00x | {_stat([b['accuracy'] for b in base], 100)} | — | — |")
+        for fraction in args.fractions:
+            dist = [r[f"{fraction:g} distillation"] for r in mine]
+            ce = [r[f"{fraction:g} cross-entropy"] for r in mine]
+            speed = np.mean([b["latency_ms"] for b in base]) / np.mean([d["latency_ms"] for d in dist])
+            gap = [d["accuracy"] - c["accuracy"] for d, c in zip(dist, ce)]
+            lines.append(
+                f"| {track} | {fraction:.0%} | {dist[0]['params']:,} | {dist[0]['macs']:,} | {dist[0]['size_bytes'] / 1024:.1f} | "
+                f"{_stat([d['latency_ms'] for d in dist], digits=3)} | {speed:.2f}x | {_stat([d['accuracy'] for d in dist], 100)} | "
+                f"{_stat([c['accuracy'] for c in ce], 100)} | {_stat(gap, 100)} |"
+            )
+    return "\n".join(lines) + (
+        f"\n\nint8 TFLite ({'QAT' if args.int8 == 'qat' else 'post-training'}) on LiteRT; mean ± std over "
+        f"{len(args.seeds)} seed(s) ({', '.join(map(str, args.seeds))}); {args.labels} labels + the rest unlabeled; "
+        f"filters removed in {args.rounds} round(s) by {args.criterion} ({args.scope}), {args.prune_epochs} fine-tuning "
+        f"epochs per step, {args.qat_epochs} QAT epochs; latency: median of {args.runs} batch-1 runs, 1 thread. "
+        "Params, MACs and size of the distillation-recovered file.\n"
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--fractions", nargs="+", type=float, default=[0.25, 0.5, 0.75])
+    parser.add_argument("--labels", type=int, default=500)
+    parser.add_argument("--teacher-epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=20, help="distillation epochs of the unpruned student")
+    parser.add_argument("--prune-epochs", type=int, default=4, help="fine-tuning epochs of the filter step (split over rounds)")
+    parser.add_argument("--qat-epochs", type=int, default=2)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--finetune-learning-rate", type=float, default=3e-4)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--criterion", default="l1", choices=["l1", "l2", "bn", "taylor"])
+    parser.add_argument("--scope", default="uniform", choices=["uniform", "global"])
+    parser.add_argument("--self-distill", action="store_true", help="distillation recovery from the unpruned student")
+    parser.add_argument("--int8", default="qat", choices=["qat", "ptq"])
+    parser.add_argument("--mobilenet-size", type=int, default=96)
+    parser.add_argument("--runs", type=int, default=300, help="LiteRT latency runs (median)")
+    parser.add_argument("--out", default="benchmarks/results/structured_pruning")
+    args = parser.parse_args(argv)
+
+    from kdtf.compress.filters import check_fraction
+    from kdtf.io import write_text
+
+    for fraction in args.fractions:
+        check_fraction(fraction, "--fractions")
+    runs = [one_seed(seed, track, args) for track in args.models for seed in args.seeds]
+    text = table(runs, args)
+    os.makedirs(args.out, exist_ok=True)
+    write_text(os.path.join(args.out, "table.md"), text)
+    write_text(os.path.join(args.out, "raw.json"), json.dumps({"args": vars(args), "runs": runs}, indent=2) + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

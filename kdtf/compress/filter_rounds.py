@@ -1,0 +1,144 @@
+"""Gradual filter pruning as a compression-recipe step: ``filters:F``.
+
+The fraction ``F`` of the filters is removed in ``rounds`` equal geometric steps (each
+round removes ``1 - (1 - F)^(1/rounds)`` of the filters left), each followed by
+fine-tuning, so the network recovers before losing more (the step's epochs are split
+across the rounds, at least one each). Fine-tuning is whatever the recipe's context
+does: distillation from the run's teacher by default, cross-entropy in the comparison
+mode; with ``self_distill`` the teacher is a frozen copy of the model as it was before
+the step (the unpruned student teaching its pruned self, as in Minitron).
+
+String form: ``filters:F[:CRITERION][:uniform|global][:ROUNDS][:self]``, e.g.
+``filters:0.5``, ``filters:0.75:taylor:global:4:self``.
+"""
+
+import dataclasses
+import math
+import numbers
+
+from kdtf.compress.filters import SCOPES, check_fraction, count_filters, prune_filters
+from kdtf.compress.importance import CRITERIA
+from kdtf.compress.layers import clone_with_weights
+
+__all__ = ["FilterPrune", "round_epochs", "MIN_KEEP"]
+
+MIN_KEEP = 0.1  # share of each layer's original filters always kept
+_FORM = "filters:F[:CRITERION][:uniform|global][:ROUNDS][:self], F in (0, 1), e.g. filters:0.5"
+
+
+def round_epochs(epochs, rounds):
+    """``epochs`` split over ``rounds`` as evenly as possible, at least 1 each."""
+    return [max(1, epochs // rounds + (1 if i < epochs % rounds else 0)) for i in range(rounds)]
+
+
+def _positive_int(value, argument, allow_none=False):
+    if allow_none and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"Expected {argument} as an int >= 1. Received: {argument}={value!r}")
+
+
+@dataclasses.dataclass
+class FilterPrune:
+    """Remove ``fraction`` of the filters in ``rounds``, fine-tuning after each.
+
+    Args:
+        fraction: share of the filters removed by the end, in (0, 1).
+        criterion: ``"l1"``, ``"l2"``, ``"bn"`` or ``"taylor"`` (uses the context's
+            training data); see :mod:`kdtf.compress.importance`.
+        scope: ``"uniform"`` (same share of every group) or ``"global"``.
+        rounds: pruning rounds.
+        self_distill: fine-tune from a frozen copy of the model before the step instead
+            of the run's teacher.
+        epochs: fine-tuning epochs of the whole step (default: the context's).
+    """
+
+    fraction: float
+    criterion: str = "l1"
+    scope: str = "uniform"
+    rounds: int = 3
+    self_distill: bool = False
+    epochs: int = None
+
+    def __post_init__(self):
+        self.fraction = check_fraction(self.fraction)
+        if self.criterion not in CRITERIA:
+            raise ValueError(f"Expected criterion in {CRITERIA}. Received: criterion={self.criterion!r}")
+        if self.scope not in SCOPES:
+            raise ValueError(f"Expected scope in {SCOPES}. Received: scope={self.scope!r}")
+        _positive_int(self.rounds, "rounds")
+        _positive_int(self.epochs, "epochs", allow_none=True)
+
+    @property
+    def name(self):
+        return f"filters {self.fraction:.0%}"
+
+    @property
+    def short(self):
+        return "filters"
+
+    @classmethod
+    def parse(cls, text):
+        """``"filters:0.5"`` -> FilterPrune(0.5); None when ``text`` is another step."""
+        kind, _, rest = text.strip().partition(":")
+        if kind.strip() != "filters":
+            return None
+        value, *options = rest.split(":")
+        try:
+            fraction = float(value)
+        except ValueError:
+            raise ValueError(f"Expected {_FORM}. Received: {text.strip()!r}") from None
+        settings = {}
+        for option in (o.strip() for o in options):
+            if option in CRITERIA:
+                settings["criterion"] = option
+            elif option in SCOPES:
+                settings["scope"] = option
+            elif option == "self":
+                settings["self_distill"] = True
+            elif option.isdigit() and int(option) >= 1:
+                settings["rounds"] = int(option)
+            else:
+                raise ValueError(f"Unknown option {option!r} in {text.strip()!r}. Expected {_FORM}; criteria {CRITERIA}.")
+        return cls(fraction, **settings)
+
+    def run(self, model, context):
+        """Prunes and fine-tunes ``model`` round by round; returns ``(model, record)``."""
+        before = count_filters(model)
+        minimum = {name: max(1, math.ceil(MIN_KEEP * n)) for name, n in before.items()}
+        share = 1 - (1 - self.fraction) ** (1 / self.rounds)
+        schedule = round_epochs(self.epochs or context.epochs, self.rounds)
+        teacher = {}
+        if self.self_distill:
+            teacher["teacher"] = clone_with_weights(model)
+            teacher["teacher"].trainable = False
+        data = context.train_data if self.criterion == "taylor" else None
+        params_before, reports = int(model.count_params()), []
+        for index, epochs in enumerate(schedule):
+            model, report = prune_filters(
+                model, share, criterion=self.criterion, scope=self.scope, min_keep=minimum, data=data,
+            )
+            reports.append(report)
+            kept = sum(v["kept"] for v in report["layers"].values())
+            total = sum(v["total"] for v in report["layers"].values())
+            context.log(
+                f"filters round {index + 1}/{self.rounds}: {kept}/{total} filters kept in {len(report['layers'])} "
+                f"layers, {report['params'][0]:,} -> {report['params'][1]:,} parameters"
+                + (f" (not pruned: {', '.join(report['unprunable'])})" if report["unprunable"] else "")
+                + f"; fine-tuning {epochs} epoch(s)" + (" from the unpruned student" if teacher else "")
+            )
+            tuned = context.fine_tune(model, epochs, **teacher)
+            model = model if tuned is None else tuned
+        return model, self._record(model, before, reports, schedule, params_before)
+
+    def _record(self, model, before, reports, schedule, params_before):
+        after = count_filters(model)
+        order = list(before)
+        touched = sorted({name for report in reports for name in report["layers"]}, key=order.index)
+        return dict(
+            layers=touched, fraction=self.fraction, criterion=self.criterion, scope=self.scope,
+            rounds=self.rounds, self_distill=self.self_distill, epochs_per_round=schedule,
+            filters={name: {"kept": after[name], "total": before[name]} for name in touched},
+            removed=1 - sum(after[n] for n in touched) / max(1, sum(before[n] for n in touched)),
+            unprunable=reports[0]["unprunable"], params_before=params_before, params=int(model.count_params()),
+        )

@@ -1,0 +1,255 @@
+"""The settings of ``scripts/distill.py``: one dataclass, checked once before TensorFlow
+loads.
+
+Every field is a flag (``--teacher-epochs`` for ``teacher_epochs``) and a YAML key.
+:meth:`DistillConfig.validate` checks values, names (against :mod:`kdtf.catalog`) and
+files in pure Python; what needs the registries themselves (the compression steps'
+values, whether a term fits the models, the data) is checked by the pipeline before its
+first write.
+"""
+
+import dataclasses
+import os
+import time
+
+from kdtf import catalog, validation
+from kdtf.spec import DistillSpec, TrainingRecipe
+
+__all__ = ["RunConfig", "DistillConfig", "ByolConfig", "is_model_file"]
+
+
+def is_model_file(name):
+    """True for a model file path (``.keras`` or ``.h5``) rather than a zoo name."""
+    return isinstance(name, str) and name.endswith((".keras", ".h5"))
+
+
+def _check_data_spec(spec, flag, what):
+    prefix, sep, rest = spec.partition(":") if isinstance(spec, str) else ("", "", "")
+    if spec in catalog.DATASETS:
+        return
+    if not (sep and prefix in catalog.DATA_PREFIXES and rest):
+        raise ValueError(f"Unknown data set spec {spec!r} ({flag}). Known: {', '.join(catalog.data_specs())}")
+    if prefix == "folder" and not os.path.isdir(rest):
+        raise ValueError(f"{what} not found: {rest!r} ({flag} {spec}).")
+
+
+def _check_steps(text):
+    for part in text.split(","):
+        part = part.strip()
+        if part not in catalog.STEPS and part.partition(":")[0] not in catalog.STEPS:
+            raise ValueError(f"Unknown compression step {part!r}. Steps: {', '.join(catalog.STEPS.values())}")
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """What both pipelines' settings share (``scripts/distill.py``, ``scripts/byol.py``).
+
+    Subclasses list their own fields, and extend :attr:`POSITIVE`, :attr:`NON_NEGATIVE`
+    and :attr:`RATES` with the names :meth:`validate` checks as such.
+    """
+
+    POSITIVE = ("prune_epochs", "qat_epochs", "batch_size", "latency_runs")
+    NON_NEGATIVE = ()
+    RATES = ("learning_rate",)
+
+    dataset: str = "mnist5k"
+    seed: int = 0
+    prune_epochs: int = 4
+    qat_epochs: int = 2
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"
+    warmup_epochs: int = 0
+    l1: float = 0.0
+    sparsity: float = 0.75
+    qat: bool = True
+    output: str = ""
+    latency_runs: int = 200
+    verbose: int = -1
+
+    def training_recipe(self):
+        """The :class:`kdtf.spec.TrainingRecipe` every stage builds its optimizer from."""
+        return TrainingRecipe.from_config(self)
+
+    def validate(self):
+        """Raises ValueError naming the first bad setting; returns ``self``."""
+        for name in self.POSITIVE:
+            validation.integer(name, getattr(self, name), 1, what="a positive integer")
+        for name in self.NON_NEGATIVE:
+            validation.integer(name, getattr(self, name), 0, what="an integer >= 0")
+        for name in self.RATES:
+            validation.number(name, getattr(self, name), 0, low_open=True)
+        validation.number("sparsity", self.sparsity, 0, 1, high_open=True)
+        recipe = self.training_recipe()
+        for flag, epochs in self.warmed_up_epochs().items():
+            recipe.check_epochs(epochs, flag)
+        _check_data_spec(self.dataset, "--dataset", "Image folder")
+        return self
+
+    def warmed_up_epochs(self):
+        """``{flag: epochs}`` of the stages that start with the warm-up (each must be
+        longer than it)."""
+        return {}
+
+
+@dataclasses.dataclass
+class DistillConfig(RunConfig):
+    """Settings of a distillation run. Every field is a flag of ``scripts/distill.py``."""
+
+    POSITIVE = RunConfig.POSITIVE + ("teacher_epochs", "epochs")
+    NON_NEGATIVE = ("image_size", "unfreeze_layers", "finetune_epochs")
+    RATES = ("learning_rate", "finetune_learning_rate")
+
+    data_dir: str = ""
+    image_size: int = 0
+    augment: str = ""
+    transfer_set: str = ""
+    teacher: str = "teacher_cnn"
+    student: str = "student_cnn"
+    teacher_weights: str = ""
+    student_weights: str = ""
+    unfreeze_layers: int = 30
+    finetune_epochs: int = 3
+    teacher_epochs: int = 12
+    epochs: int = 20
+    finetune_learning_rate: float = 3e-4
+    temperature: float = 4.0
+    alpha: float = 0.5
+    labels: int = 500
+    distill: str = "kd"
+    compress: str = ""
+    prune_min_weights: int = 1000
+    cache_teacher: str = "auto"
+    strategy: str = "default"
+    unsafe_load: bool = False
+    cache_dir: str = "saved_models/cache"
+    ptq: str = ""
+    ptq_mixed: bool = False
+    ptq_max_drop: float = 0.01
+
+    def warmed_up_epochs(self):
+        return {"--teacher-epochs": self.teacher_epochs, "--epochs": self.epochs}
+
+    def validate(self):
+        """Raises ValueError naming the first bad setting; returns ``self``."""
+        super().validate()
+        validation.integer("labels", self.labels, 0, what="an integer >= 0 (0 keeps every label)")
+        if 0 < self.image_size < 8:
+            raise ValueError(f"Expected an image size of at least 8 pixels (or 0: the data set's own). Received: image_size={self.image_size}")
+        spec = self.spec()
+        unknown = [t.loss for t in spec.terms if t.loss not in catalog.TERMS]
+        if unknown:
+            raise ValueError(f"Unknown distillation loss {unknown[0]!r}. Known: {', '.join(catalog.TERMS)}")
+        _check_steps(self.compression_steps())
+        if self.transfer_set:
+            _check_data_spec(self.transfer_set, "--transfer-set", "Transfer-set folder")
+        self._validate_pipeline()
+        self._validate_models()
+        return self
+
+    def _validate_pipeline(self):
+        augment = catalog.parse_augment(self.augment)
+        if self.strategy not in catalog.STRATEGIES:
+            raise ValueError(f"Unknown strategy {self.strategy!r} (--strategy). Known: {', '.join(catalog.STRATEGIES)}")
+        validation.one_of("cache_teacher (--cache-teacher)", self.cache_teacher, ("auto", "on", "off"))
+        if self.ptq:
+            validation.one_of("post-training quantization (--ptq)", self.ptq, catalog.PTQ_MODES)
+            if "qat" in self.compression_steps().split(","):
+                raise ValueError(f"--ptq {self.ptq} quantizes the float model after training: add --no-qat (and drop 'qat' from --compress).")
+        validation.number("ptq_max_drop", self.ptq_max_drop, 0, 1)
+        if self.cache_teacher == "on" and augment:
+            raise ValueError(
+                f"--cache-teacher on needs a deterministic input pipeline, but --augment {self.augment} is on: "
+                "the teacher must run on each augmented batch. Use --cache-teacher auto/off or drop --augment."
+            )
+
+    def _validate_models(self):
+        known = catalog.MODELS + catalog.BACKBONES
+        if is_model_file(self.teacher):
+            if not os.path.isfile(self.teacher):
+                raise ValueError(f"Teacher model file not found: {self.teacher!r} (--teacher).")
+            if self.teacher_weights:
+                raise ValueError("--teacher-weights is for backbone names; a --teacher model file already holds its weights.")
+        for name in ("teacher", "student"):
+            model, weights = getattr(self, name), getattr(self, f"{name}_weights")
+            if name == "teacher" and is_model_file(model):
+                continue
+            if model not in known:
+                raise ValueError(f"Unknown {name} model {model!r} (--{name}). Known: {', '.join(known)}")
+            if weights and model not in catalog.BACKBONES:
+                raise ValueError(
+                    f"--{name}-weights is for backbones ({', '.join(catalog.BACKBONES)}); "
+                    f"{model!r} trains from scratch. Received: {name}_weights={weights!r}"
+                )
+            if weights and not os.path.isfile(weights):
+                raise ValueError(f"Weights file not found: {weights!r} (--{name}-weights).")
+
+    def spec(self):
+        """The run's :class:`kdtf.spec.DistillSpec` (temperature, alpha, terms)."""
+        return DistillSpec(temperature=self.temperature, alpha=self.alpha, terms=self.distill)
+
+    def compression_steps(self):
+        """The recipe string: ``--compress`` if given, else ``prune:S[,qat]`` from
+        ``--sparsity`` and ``--no-qat``."""
+        if self.compress:
+            return self.compress
+        return f"prune:{self.sparsity}" + (",qat" if self.qat else "")
+
+    def uses_teacher_cache(self):
+        """Whether the teachers' outputs are computed once (``--cache-teacher``)."""
+        return self.cache_teacher == "on" or (self.cache_teacher == "auto" and not self.augment)
+
+    def default_output(self):
+        """``saved_models/<dataset>-<YYYYmmdd-HHMMSS>``: the run folder when none is given."""
+        return os.path.join("saved_models", f"{self.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+@dataclasses.dataclass
+class ByolConfig(RunConfig):
+    """Settings of ``scripts/byol.py``; every field is a flag."""
+
+    POSITIVE = RunConfig.POSITIVE + ("pretrain_epochs", "student_pretrain_epochs", "distill_epochs", "dim",
+                                     "labels_per_class", "knn_k")
+    RATES = ("learning_rate", "distill_learning_rate")
+
+    teacher: str = "teacher_encoder"
+    student: str = "student_encoder"
+    dim: int = 128
+    pretrain_epochs: int = 30
+    student_pretrain_epochs: int = 30
+    distill_epochs: int = 20
+    prune_epochs: int = 3
+    batch_size: int = 128
+    learning_rate: float = 2e-3
+    distill_learning_rate: float = 1e-3
+    sparsity: float = 0.5
+    base_tau: float = 0.99
+    crop_area: float = 0.5
+    flip: bool = False
+    labels_per_class: int = 20
+    knn_k: int = 5
+    latency_runs: int = 100
+
+    def warmed_up_epochs(self):
+        return {"--pretrain-epochs": self.pretrain_epochs, "--distill-epochs": self.distill_epochs}
+
+    def validate(self):
+        """Raises ValueError naming the first bad setting; returns ``self``."""
+        super().validate()
+        validation.number("base_tau", self.base_tau, 0, 1)
+        validation.number("crop_area", self.crop_area, 0, 1, low_open=True)
+        for name in ("teacher", "student"):
+            if getattr(self, name) not in catalog.ENCODERS:
+                raise ValueError(f"Unknown {name} encoder {getattr(self, name)!r} (--{name}). Known: {', '.join(catalog.ENCODERS)}")
+        return self
+
+    def compression_steps(self):
+        """``prune:S[,qat]`` from ``--sparsity`` and ``--no-qat``."""
+        return f"prune:{self.sparsity}" + (",qat" if self.qat else "")
+
+    def default_output(self):
+        """``saved_models/byol-<dataset>-<YYYYmmdd-HHMMSS>``."""
+        return os.path.join("saved_models", f"byol-{self.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")

@@ -1,0 +1,224 @@
+"""The specs a run settles once: what the teacher teaches (:class:`DistillSpec`:
+temperature, alpha, terms, teacher weights) and how every stage trains
+(:class:`TrainingRecipe`: optimizer, schedule, weight decay, L1).
+
+A :class:`DistillSpec` is built where settings enter kdtf (a config file, the command
+line, the arguments of :class:`kdtf.Distiller`) and travels whole to the Distiller,
+two-phase fine-tuning and every compression fine-tune; the code behind it trusts it.
+
+Term strings (``--distill`` or YAML): ``"kd:1.0,fitnets:0.5@conv2/conv4"`` means Hinton
+KD with weight 1 and a FitNets hint with weight 0.5 from the student's ``conv2`` to the
+teacher's ``conv4``: ``name:weight@student_layer/teacher_layer#teacher_index``, every
+part after the name optional. YAML may also give a list of mappings with the fields of
+:class:`TermSpec`.
+
+Pure Python: whether a term name exists, and what it needs, is checked when the term is
+built (:func:`kdtf.terms.build_terms`), where the registry lives.
+"""
+
+import dataclasses
+
+from kdtf import validation
+
+__all__ = ["DistillSpec", "TermSpec", "parse_terms", "TrainingRecipe", "OPTIMIZERS", "SCHEDULES"]
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "cosine", "step")
+
+
+@dataclasses.dataclass(frozen=True)
+class TermSpec:
+    """One distillation term as written by the user.
+
+    Attributes:
+        loss: a registered term name (``kdtf.terms.names()``).
+        weight: its weight in the distillation sum, >= 0.
+        student_layer, teacher_layer: layers the term reads (default: the models'
+            outputs; feature terms need names, block terms map blocks themselves).
+        teacher: index of the teacher it reads, for several teachers.
+        options: constructor arguments of the loss (e.g. ``{"alpha": 1, "beta": 8}``).
+    """
+
+    loss: str
+    weight: float = 1.0
+    student_layer: str = None
+    teacher_layer: str = None
+    teacher: int = 0
+    options: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if not isinstance(self.loss, str) or not self.loss:
+            raise ValueError(f"Expected a distillation term name. Received: loss={self.loss!r}")
+        validation.number(f"the weight of '{self.loss}'", self.weight, 0)
+        validation.integer(f"the teacher index of '{self.loss}'", self.teacher, 0)
+        if not isinstance(self.options, dict):
+            raise ValueError(f"Expected options of '{self.loss}' as a mapping. Received: options={self.options!r}")
+
+
+def _parse_one(text):
+    text = text.strip()
+    head, _, teacher = text.partition("#")
+    head, _, layers = head.partition("@")
+    name, _, weight = head.partition(":")
+    student_layer, _, teacher_layer = layers.partition("/")
+    try:
+        weight = float(weight) if weight else 1.0
+        teacher = int(teacher) if teacher else 0
+    except ValueError:
+        raise ValueError(f"Bad distillation term {text!r}: expected name:weight@student_layer/teacher_layer#teacher") from None
+    return TermSpec(name.strip(), weight, student_layer or None, teacher_layer or None, teacher)
+
+
+def _from_item(item):
+    if isinstance(item, TermSpec):
+        return [item]
+    if isinstance(item, str):
+        if not item.strip():
+            raise ValueError("Expected distillation terms like 'kd:1.0,fitnets:0.5@conv2/conv4'. Received an empty string.")
+        return [_parse_one(part) for part in item.split(",")]
+    if isinstance(item, dict):
+        fields = {f.name for f in dataclasses.fields(TermSpec)}
+        unknown = sorted(set(item) - fields)
+        if unknown:
+            raise ValueError(f"Unknown field(s) {unknown} in distillation term {item}; fields: {', '.join(sorted(fields))}")
+        return [TermSpec(**item)]
+    raise ValueError(f"Expected a distillation term (string, dict or TermSpec). Received: {item!r}")
+
+
+def parse_terms(spec):
+    """Terms from a spec string, a list of strings/dicts/TermSpecs, or None (Hinton KD)."""
+    if spec is None:
+        return (TermSpec("kd"),)
+    items = [spec] if isinstance(spec, (str, TermSpec, dict)) else list(spec)
+    terms = tuple(term for item in items for term in _from_item(item))
+    if not terms:
+        raise ValueError("Expected at least one distillation term.")
+    return terms
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillSpec:
+    """What the teacher teaches and how strongly.
+
+    ``loss = alpha * CE(y, student) + (1 - alpha) * sum_i w_i L_i(teacher, student)``;
+    response terms (``kd``, ``dkd``) use ``temperature`` unless their options set one.
+
+    Attributes:
+        temperature: softening temperature ``T > 0``.
+        alpha: weight of the student's cross-entropy, in ``[0, 1]``.
+        terms: the distillation terms (spec string, list, or parsed :class:`TermSpec`s).
+        teacher_weights: one non-negative weight per teacher, or ``None`` (equal).
+    """
+
+    temperature: float = 4.0
+    alpha: float = 0.5
+    terms: tuple = "kd"
+    teacher_weights: tuple = None
+
+    def __post_init__(self):
+        set_ = object.__setattr__  # frozen: normalise once, here
+        set_(self, "temperature", validation.number("temperature", self.temperature, 0, low_open=True))
+        set_(self, "alpha", validation.number("alpha", self.alpha, 0, 1))
+        set_(self, "terms", parse_terms(self.terms))
+        if self.teacher_weights is not None:
+            weights = list(self.teacher_weights)
+            validation.weights("teacher_weights", weights, len(weights))
+            set_(self, "teacher_weights", tuple(float(w) for w in weights))
+
+    def for_teachers(self, count):
+        """Normalised teacher weights for ``count`` teachers (checks the count)."""
+        if self.teacher_weights is None:
+            return [1.0 / count] * count
+        return validation.weights("teacher_weights", self.teacher_weights, count)
+
+    def replace(self, **changes):
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_config(self):
+        """Plain values (YAML/JSON): the inverse of ``DistillSpec(**config)``."""
+        return {
+            "temperature": self.temperature,
+            "alpha": self.alpha,
+            "terms": [dataclasses.asdict(term) for term in self.terms],
+            "teacher_weights": None if self.teacher_weights is None else list(self.teacher_weights),
+        }
+
+    def describe(self):
+        """One line for logs: ``T=4.0, alpha=0.5, terms kd``."""
+        names = ",".join(t.loss + (f":{t.weight:g}" if t.weight != 1 else "") for t in self.terms)
+        return f"T={self.temperature:g}, alpha={self.alpha:g}, terms {names}"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingRecipe:
+    """The optimizer settings shared by every stage; validated when built.
+
+    Field names are the config keys (the flags with ``-`` for ``_``).
+
+    Attributes:
+        optimizer: ``"sgd"`` (with ``momentum``), ``"adam"`` or ``"adamw"``.
+        learning_rate: peak learning rate (after warm-up), > 0.
+        momentum: SGD momentum in [0, 1); ignored by Adam/AdamW.
+        weight_decay: >= 0; L2 in the loss for sgd/adam, decoupled for adamw (see the
+            module docstring).
+        lr_schedule: ``"constant"``, ``"cosine"`` (to 0 at the end of training) or
+            ``"step"`` (times ``gamma`` at each of ``milestones``).
+        warmup_epochs: epochs of linear warm-up from ``learning_rate / warmup_steps``
+            to ``learning_rate``; must be fewer than the stage's epochs.
+        l1: >= 0, L1 kernel regularisation added to the loss.
+        milestones: for ``"step"``: fractions of the stage's training steps, increasing,
+            in (0, 1).
+        gamma: for ``"step"``: factor in (0, 1] applied at each milestone.
+    """
+
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"
+    warmup_epochs: int = 0
+    l1: float = 0.0
+    milestones: tuple = (0.5, 0.75)
+    gamma: float = 0.1
+
+    def __post_init__(self):
+        object.__setattr__(self, "milestones", tuple(self.milestones))
+        validation.check(self.optimizer in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}", "--optimizer", self.optimizer)
+        validation.check(self.lr_schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}", "--lr-schedule", self.lr_schedule)
+        validation.check(validation.is_number(self.learning_rate) and self.learning_rate > 0, "a learning rate > 0", "--lr", self.learning_rate)
+        validation.check(validation.is_number(self.momentum) and 0 <= self.momentum < 1, "momentum in [0, 1)", "--momentum", self.momentum)
+        validation.check(validation.is_number(self.weight_decay) and self.weight_decay >= 0, "weight decay >= 0", "--weight-decay", self.weight_decay)
+        validation.check(validation.is_number(self.l1) and self.l1 >= 0, "an L1 factor >= 0", "--l1", self.l1)
+        warmup = self.warmup_epochs
+        validation.check(isinstance(warmup, int) and not isinstance(warmup, bool) and warmup >= 0,
+               "an integer number of warm-up epochs >= 0", "--warmup-epochs", warmup)
+        fractions = self.milestones
+        validation.check(all(validation.is_number(m) and 0 < m < 1 for m in fractions) and list(fractions) == sorted(set(fractions)),
+               "increasing milestones in (0, 1)", "milestones", fractions)
+        validation.check(validation.is_number(self.gamma) and 0 < self.gamma <= 1, "gamma in (0, 1]", "gamma", self.gamma)
+
+    @classmethod
+    def from_config(cls, config, **overrides):
+        """The recipe from any object (a ``DistillConfig``, argparse namespace) holding
+        some of the fields as attributes; missing ones keep their defaults."""
+        names = [field.name for field in dataclasses.fields(cls)]
+        values = {name: getattr(config, name) for name in names if hasattr(config, name)}
+        return cls(**dict(values, **overrides))
+
+    @property
+    def kernel_penalties(self):
+        """``(l1, l2)`` for :func:`add_kernel_regularization`: ``l2 = weight_decay / 2``
+        for sgd/adam (gradient ``+ weight_decay * w``), 0 for adamw (decoupled)."""
+        l2 = 0.0 if self.optimizer == "adamw" else self.weight_decay / 2
+        return self.l1, l2
+
+    def check_epochs(self, epochs, flag="--epochs"):
+        """Raises ValueError unless the warm-up is shorter than ``epochs``."""
+        validation.check(isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 1,
+               "a positive number of epochs", flag, epochs)
+        if self.warmup_epochs >= epochs:
+            raise ValueError(
+                f"Expected --warmup-epochs below the {epochs} epochs of {flag}. Received: "
+                f"--warmup-epochs {self.warmup_epochs}"
+            )
