@@ -194,7 +194,10 @@ def test_with_index_yields_each_example_once_with_its_own_image_and_label(tmp_pa
 
 def test_shards_split_the_files_between_workers(tmp_path, folder):
     data = load(f"folder:{folder}", image_size=16, cache_dir=str(tmp_path / "c"))
-    shards = [np.concatenate([b[2] for b in all_batches(data.dataset("train", 4, shuffle=True, with_index=True, shard=(2, w)))]) for w in (0, 1)]
+    shards = [
+        np.concatenate([b[2] for b in all_batches(data.dataset("train", 4, shuffle=True, with_index=True, shard=(2, w)))])
+        for w in (0, 1)
+    ]
     assert not set(shards[0]) & set(shards[1])
     assert sorted(np.concatenate(shards).tolist()) == list(range(data.size("train")))
     with pytest.raises(ValueError, match="shard=\\(num_workers, worker_index\\)"):
@@ -282,7 +285,7 @@ def test_teacher_outputs_cached_on_disk_follow_their_examples_through_shuffling(
     paths = write_teacher_outputs(teacher_fn, data.dataset("train", 8, with_index=True), data.size("train"), path)
     assert [np.load(p).shape for p in paths] == [(data.size("train"), 3), (data.size("train"), 14, 14, 4)]
     ds = attach_teacher_outputs(data.dataset("train", 8, shuffle=True, seed=3, with_index=True), paths)
-    for inputs, y in ds:
+    for inputs, _ in ds:
         expected = teacher_fn(inputs["x"])
         for cached, fresh in zip(inputs["teacher_outputs"], expected):
             np.testing.assert_allclose(cached.numpy(), fresh, rtol=1e-5, atol=1e-6)
@@ -374,7 +377,8 @@ def test_the_distiller_reads_the_streamed_teacher_cache_like_its_own(tmp_path, f
 
     data = load(f"folder:{folder}", image_size=16, cache_dir=str(tmp_path / "c"))
     keras.utils.set_random_seed(1)
-    student = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(2, 3, name="conv"), keras.layers.Flatten(), keras.layers.Dense(3)])
+    layers = keras.layers
+    student = keras.Sequential([keras.Input((16, 16, 3)), layers.Conv2D(2, 3, name="conv"), layers.Flatten(), layers.Dense(3)])
     full = _teacher()
     teacher = keras.Model(full.input, full.outputs[0])
     distiller = Distiller(student, teacher, temperature=2.0, alpha=0.5, distill="kd,fitnets:0.5@conv/conv")

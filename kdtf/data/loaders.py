@@ -100,7 +100,8 @@ def _folder(path, image_size, channels, cache_dir, log):
     listed, class_names = list_class_folders(path)
     parts, skipped = {}, []
     for part, (files, labels) in listed.items():
-        source, kept, bad = open_files(files, int(image_size), channels, cache_dir, f"folder-{os.path.basename(os.path.abspath(path))}", log)
+        name = f"folder-{os.path.basename(os.path.abspath(path))}"
+        source, kept, bad = open_files(files, int(image_size), channels, cache_dir, name, log)
         check_classes(labels[kept], class_names, bad, path)
         parts[part] = (source, labels[kept])
         skipped += bad
@@ -118,7 +119,9 @@ def _tfds(rest, image_size, channels, data_dir, cache_dir, log):
             if len(labels):
                 parts[_SPLIT_NAMES[split]] = (rows, labels)
     if not parts:
-        raise ValueError(f"TFDS data set {source.name!r} has no examples in a train/validation/test split (splits: {', '.join(source.splits)}).")
+        raise ValueError(
+            f"TFDS data set {source.name!r} has no examples in a train/validation/test split (splits: {', '.join(source.splits)})."
+        )
     return Opened(f"tfds:{rest}", parts, source.class_names, "x / 255")
 
 

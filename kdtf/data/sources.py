@@ -10,6 +10,7 @@ marker, which catches non-images and truncated files); a file that passes it but
 still fails to decode is dropped from the batches.
 """
 
+import functools
 import time
 
 import numpy as np
@@ -36,7 +37,10 @@ class CacheLog:
             self.reused += 1
 
     def as_meta(self):
-        return {"dir": self.cache_dir, "built": self.built, "reused": self.reused, "decoded": self.decoded, "decode_s": round(self.decode_s, 3)}
+        return {
+            "dir": self.cache_dir, "built": self.built, "reused": self.reused,
+            "decoded": self.decoded, "decode_s": round(self.decode_s, 3),
+        }
 
 
 def _file_elements(files, image_size, channels):
@@ -58,7 +62,8 @@ def open_files(files, image_size, channels, cache_dir=None, name="folder", log=N
     shape = (image_size, image_size, channels)
     if cache_dir:
         start = time.perf_counter()
-        reader, skipped, built = cached_images(cache_dir, name, identity, len(files), shape, lambda: _file_elements(files, image_size, channels))
+        elements = functools.partial(_file_elements, files, image_size, channels)  # called only to build
+        reader, skipped, built = cached_images(cache_dir, name, identity, len(files), shape, elements)
         if log is not None:
             log.record(built, time.perf_counter() - start, len(files))
         kept = np.setdiff1d(np.arange(len(files)), skipped)

@@ -106,7 +106,9 @@ class Splits:
         if shard is not None:
             workers, index = (int(v) for v in shard)
             if not 0 <= index < workers:
-                raise ValueError(f"Expected shard=(num_workers, worker_index) with 0 <= worker_index < num_workers. Received: shard={shard!r}")
+                raise ValueError(
+                    f"Expected shard=(num_workers, worker_index) with 0 <= worker_index < num_workers. Received: shard={shard!r}"
+                )
             chosen = chosen[index::workers]
         return chosen, labels
 
@@ -140,7 +142,9 @@ class Splits:
                 "Expected with_index=True without augmentation (the teacher-output cache needs the same "
                 f"inputs every epoch). Received: augment={augment!r}"
             )
-        ds = example_batches(self.table(split), chosen, batch_size, shuffle=shuffle, seed=seed, repeat=repeat, drop_remainder=drop_remainder)
+        ds = example_batches(
+            self.table(split), chosen, batch_size, shuffle=shuffle, seed=seed, repeat=repeat, drop_remainder=drop_remainder
+        )
         y = tf.constant(labels)
         raw = self.table(split).dtype == np.uint8
 

@@ -120,7 +120,8 @@ def export_for_android(
     if class_names is None or normalization is None:
         raise ValueError("Expected splits=... or class_names=... and normalization=... for the model card. Received: neither")
     if flatbuffer is None:
-        calibration = _representative(representative, splits, representative_examples, representative_seed) if mode in ("int8", "int16x8") else None
+        integer = mode in ("int8", "int16x8")
+        calibration = _representative(representative, splits, representative_examples, representative_seed) if integer else None
         flatbuffer = to_tflite(model, mode, representative_data=calibration, input_type=input_type, output_type=output_type,
                                max_examples=representative_examples)
     check_builtin_ops(flatbuffer)
