@@ -10,7 +10,8 @@ Public API, by task:
   Embedding), fine-tuned by :class:`FineTuner` (:mod:`kdtf.training`)
 * export and verify: :mod:`kdtf.export` (to_tflite, evaluate, latency, op check;
   litert-quantizer post-training quantization, per-op error, mixed precision)
-* data and models: :mod:`kdtf.data` (specs, augmentation), :mod:`kdtf.models` (zoo,
+* data and models: :mod:`kdtf.data` (specs streamed through tf.data, image cache,
+  teacher-output cache, augmentation), :mod:`kdtf.models` (zoo,
   application backbones, :mod:`kdtf.models.vit` Transformers), :mod:`kdtf.finetune`
   (two-phase, teacher-assisted)
 * Keras 3 in and out: :func:`from_keras3`, :func:`to_keras3` (:mod:`kdtf.keras3`)

@@ -95,22 +95,23 @@ def test_unknown_specs_are_refused(spec):
 def test_tfds_spec_reads_all_splits_and_class_names_with_mock_data():
     import tensorflow_datasets as tfds
 
-    with tfds.testing.mock_data(num_examples=30):
+    with tfds.testing.mock_data(num_examples=30):  # streamed: read while the data is there
         data = load("tfds:mnist", seed=0)
         again = load("tfds:mnist", seed=0)
+        x_train = data.x_train
     assert data.input_shape == (28, 28, 1) and data.class_names == [str(i) for i in range(10)]
     assert data.name == "tfds:mnist" and data.normalization == "x / 255"
-    assert 0 <= data.x_train.min() and data.x_train.max() <= 1 and data.x_train.max() > 0.5
-    assert len(data.x_train) + len(data.x_val) + len(data.x_test) == 30
+    assert 0 <= x_train.min() and x_train.max() <= 1 and x_train.max() > 0.5
+    assert data.size("train") + data.size("val") + data.size("test") == 30
     np.testing.assert_array_equal(data.y_test, again.y_test)
 
 
-def test_tfds_spec_resizes_to_image_size_and_channels():
+def test_tfds_spec_resizes_to_image_size_and_channels(tmp_path):
     import tensorflow_datasets as tfds
 
     with tfds.testing.mock_data(num_examples=20):
-        data = load("tfds:mnist", image_size=32, channels=3)
-    assert data.input_shape == (32, 32, 3)
+        data = load("tfds:mnist", image_size=32, channels=3, cache_dir=str(tmp_path))
+    assert data.input_shape == (32, 32, 3) and data.x_test.shape[1:] == (32, 32, 3)  # read from the cache
 
 
 def test_tfds_without_prepared_data_says_what_to_do(tmp_path):

@@ -1,6 +1,14 @@
-"""Data sets for distillation: offline defaults, TFDS, image folders; keras-cv
-augmentation inside tf.data (:mod:`kdtf.data.augment`)."""
+"""Data sets for distillation, streamed: offline defaults, TFDS, image folders.
 
+``load(spec)`` returns :class:`Splits`, a description (per split, the examples and their
+labels) that opens into ``tf.data`` pipelines with ``Splits.dataset``; folders and TFDS
+splits are decoded in parallel inside ``tf.data``, once into an on-disk image cache
+(``cache_dir``). keras-cv augmentation runs inside the pipelines
+(:mod:`kdtf.data.augment`); teacher outputs can be cached on disk by example
+(:mod:`kdtf.data.teacher_cache`).
+"""
+
+from kdtf.data.batches import accuracy, iterate_batches, outputs_and_labels
 from kdtf.data.datasets import (
     Splits,
     keep_labels,
@@ -10,5 +18,18 @@ from kdtf.data.datasets import (
     parse_spec,
     specs,
 )
+from kdtf.data.loaders import BUNDLED
 
-__all__ = ["Splits", "load", "load_unlabeled", "parse_spec", "specs", "keep_labels", "labelled_dataset"]
+__all__ = [
+    "BUNDLED",
+    "Splits",
+    "accuracy",
+    "iterate_batches",
+    "keep_labels",
+    "labelled_dataset",
+    "load",
+    "load_unlabeled",
+    "outputs_and_labels",
+    "parse_spec",
+    "specs",
+]

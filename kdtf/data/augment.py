@@ -25,7 +25,7 @@ computes the teacher's outputs inside ``train_step`` on the batch ``tf.data`` yi
 from kdtf._keras import tf
 from kdtf.catalog import AUGMENTATIONS, parse_augment
 
-__all__ = ["AUGMENTATIONS", "parse_augment", "mixes_labels", "Augmenter", "augment_dataset", "ByolViews", "byol_views"]
+__all__ = ["AUGMENTATIONS", "Augmenter", "ByolViews", "augment_dataset", "byol_views", "mixes_labels", "parse_augment", "quiet_map"]
 
 _MIXING = ("mixup", "cutmix")
 
@@ -98,7 +98,7 @@ class Augmenter:
         return x if y is None else (x, y)
 
 
-def _quiet_map(ds, fn):
+def quiet_map(ds, fn):
     """``ds.map(fn)`` in parallel, without keras-cv's "Using a while_loop for converting
     ..." warning for every op it traces."""
     logger = tf.get_logger()
@@ -115,7 +115,7 @@ def augment_dataset(ds, names, input_shape, num_classes, seed=0):
     names = parse_augment(names)
     if not names:
         return ds
-    return _quiet_map(ds, Augmenter(names, input_shape, num_classes, seed))
+    return quiet_map(ds, Augmenter(names, input_shape, num_classes, seed))
 
 
 class ByolViews:
@@ -181,12 +181,18 @@ class _Maybe:
         return tf.where(keep, changed, images)
 
 
-def byol_views(x, batch_size, seed=0, shuffle=True, **options):
-    """A ``tf.data`` pipeline of BYOL view pairs ``(view_1, view_2)`` from images ``x``
-    (numpy, ``[0, 1]``), full batches only (BatchNorm needs them), prefetched.
-    ``options`` go to :class:`ByolViews`."""
+def byol_views(x, batch_size, seed=0, shuffle=True, split="train", **options):
+    """A ``tf.data`` pipeline of BYOL view pairs ``(view_1, view_2)``, full batches only
+    (BatchNorm needs them), prefetched. ``options`` go to :class:`ByolViews`.
+
+    ``x``: images in ``[0, 1]`` as a numpy array, or a :class:`kdtf.data.Splits`, whose
+    ``split`` is streamed (labels, -1 included, are dropped).
+    """
+    if hasattr(x, "dataset"):
+        views = ByolViews(x.input_shape, seed=seed, **options)
+        return x.dataset(split, batch_size, shuffle=shuffle, seed=seed, augment=lambda images, _: views(images), drop_remainder=True)
     views = ByolViews(x.shape[1:], seed=seed, **options)
     ds = tf.data.Dataset.from_tensor_slices(x)
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    return _quiet_map(ds.batch(batch_size, drop_remainder=True), views).prefetch(tf.data.AUTOTUNE)
+    return quiet_map(ds.batch(batch_size, drop_remainder=True), views).prefetch(tf.data.AUTOTUNE)

@@ -1,28 +1,23 @@
-"""Images from a folder: ``folder:PATH`` with one subfolder per class.
+"""Images from a folder: ``folder:PATH`` with one subfolder per class, as a file list.
 
 Two layouts are read (the Keras ``image_dataset_from_directory`` / Stanford Dogs ones)::
 
     PATH/<class>/*.jpg                    one pool, split by kdtf with a seed
     PATH/<split>/<class>/*.jpg            split folders: train, and val and/or test
 
-Images are decoded with ``tf.io.decode_image`` (JPEG, PNG, BMP, GIF), converted to the
-requested number of channels and resized to ``image_size`` x ``image_size`` without
-keeping the aspect ratio (the Keras default). Unreadable files are skipped and counted
-(``Splits.meta["skipped"]``); a class left without any readable image is refused.
+Nothing here reads pixels: a folder becomes sorted file paths with int32 labels. The
+files are decoded inside ``tf.data`` (:mod:`kdtf.data.decode`), once into the image
+cache or on every epoch without one.
 """
 
 import os
-import warnings
 
 import numpy as np
 
-from kdtf._keras import tf
-
-__all__ = ["IMAGE_EXTENSIONS", "SPLIT_NAMES", "read_class_folders", "read_images", "list_images"]
+__all__ = ["IMAGE_EXTENSIONS", "SPLIT_NAMES", "check_classes", "list_class_folders", "list_images"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
-MAX_BYTES = 6 * 2**30  # the decoded float32 arrays of one data set
 
 
 def _subfolders(path):
@@ -40,35 +35,7 @@ def list_images(path, recursive=False):
     return found
 
 
-def _check_memory(count, image_size, channels, path):
-    size = count * image_size * image_size * channels * 4
-    if size > MAX_BYTES:
-        raise ValueError(
-            f"{count} images at {image_size}x{image_size}x{channels} from {path} need "
-            f"{size / 2**30:.1f} GiB as float32; kdtf keeps a data set in memory (limit "
-            f"{MAX_BYTES / 2**30:.0f} GiB). Use a smaller --image-size or a subset of the folder."
-        )
-
-
-def read_images(files, image_size, channels):
-    """Decodes and resizes ``files``. Returns ``(images uint8-range float32, kept
-    indices, skipped paths)``."""
-    images, kept, skipped = [], [], []
-    for i, name in enumerate(files):
-        try:
-            raw = tf.io.read_file(name)
-            image = tf.io.decode_image(raw, channels=channels, expand_animations=False)
-        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.UnknownError):
-            skipped.append(name)
-            continue
-        image = tf.image.resize(tf.cast(image, tf.float32), (image_size, image_size), antialias=True)
-        images.append(np.clip(image.numpy(), 0, 255))
-        kept.append(i)
-    stacked = np.stack(images).astype(np.float32) if images else np.zeros((0, image_size, image_size, channels), np.float32)
-    return stacked, kept, skipped
-
-
-def _read_classes(path, class_names, image_size, channels):
+def _list_classes(path, class_names):
     files, labels = [], []
     for index, name in enumerate(class_names):
         found = list_images(os.path.join(path, name), recursive=True)
@@ -79,29 +46,13 @@ def _read_classes(path, class_names, image_size, channels):
             )
         files += found
         labels += [index] * len(found)
-    _check_memory(len(files), image_size, channels, path)
-    x, kept, skipped = read_images(files, image_size, channels)
-    y = np.asarray(labels, np.int32)[kept]
-    empty = [class_names[c] for c in range(len(class_names)) if not np.any(y == c)]
-    if empty:
-        raise ValueError(
-            f"No readable image in class folder(s) {', '.join(empty)} under {path!r} "
-            f"({len(skipped)} unreadable file(s), e.g. {skipped[0]!r})."
-        )
-    return x, y, skipped
+    return files, np.asarray(labels, np.int32)
 
 
-def read_class_folders(path, image_size, channels=3):
-    """Reads ``path`` in either layout.
-
-    Returns:
-        ``(parts, class_names, skipped)`` where ``parts`` maps ``"all"`` or split names
-        (``"train"``, ``"val"``, ``"test"``) to ``(x, y)``, ``x`` float32 in ``[0, 255]``.
-    """
+def _layout(path):
+    """``{"all" or split name: root folder}`` and the class names."""
     if not os.path.isdir(path):
         raise ValueError(f"Image folder not found: {path!r} (from the data set spec folder:{path}).")
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8:
-        raise ValueError(f"Expected an image size of at least 8 pixels. Received: image_size={image_size!r}")
     top = _subfolders(path)
     if not top:
         loose = list_images(path)
@@ -117,17 +68,34 @@ def read_class_folders(path, image_size, channels=3):
             f"Image folder {roots.get('train', path)!r} has {len(class_names)} class subfolder(s) "
             f"({', '.join(class_names) or 'none'}); classification needs at least 2."
         )
-    parts, skipped = {}, []
+    return roots, class_names
+
+
+def list_class_folders(path):
+    """Lists ``path`` in either layout.
+
+    Returns:
+        ``(parts, class_names)``: ``parts`` maps ``"all"`` or split names (``"train"``,
+        ``"val"``, ``"test"``) to ``(files, labels)``, files sorted by class then name.
+    """
+    roots, class_names = _layout(path)
+    parts = {}
     for split, root in roots.items():
         names = _subfolders(root)
-        if split_layout and split != "train" and set(names) != set(class_names):
+        if split != "all" and split != "train" and set(names) != set(class_names):
             raise ValueError(
                 f"Split folder {root!r} has classes {names}, but train has {class_names}; "
                 "every split needs the same class subfolders."
             )
-        x, y, bad = _read_classes(root, class_names, image_size, channels)
-        parts[split] = (x, y)
-        skipped += bad
-    if skipped:
-        warnings.warn(f"Skipped {len(skipped)} unreadable image(s) under {path!r}, e.g. {skipped[0]!r}.", stacklevel=2)
-    return parts, class_names, skipped
+        parts[split] = _list_classes(root, class_names)
+    return parts, class_names
+
+
+def check_classes(labels, class_names, skipped, path):
+    """Refuses a part of a folder where a class kept no readable image."""
+    empty = [class_names[c] for c in range(len(class_names)) if not np.any(labels == c)]
+    if empty:
+        raise ValueError(
+            f"No readable image in class folder(s) {', '.join(empty)} under {path!r} "
+            f"({len(skipped)} unreadable file(s), e.g. {skipped[0]!r})."
+        )

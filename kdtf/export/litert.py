@@ -6,6 +6,7 @@ import time
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
+from kdtf.data.batches import hard_labels, iterate_batches
 from kdtf.export.flatbuffer import read_flatbuffer
 
 __all__ = ["load_interpreter", "predict", "evaluate", "latency", "latency_side_by_side", "keras_latency"]
@@ -41,49 +42,79 @@ def _dequantize(y, detail):
     return (y.astype(np.float32) - zero_point) * scale
 
 
+class _Runner:
+    """Runs batches through one LiteRT interpreter, resizing its input to each batch."""
+
+    def __init__(self, flatbuffer_or_path, num_threads=None):
+        self.interpreter = load_interpreter(flatbuffer_or_path, num_threads=num_threads or os.cpu_count())
+        self.inp = self.interpreter.get_input_details()[0]
+        self.expected = tuple(self.inp["shape"][1:])
+        self.current = None
+
+    def __call__(self, batch):
+        batch = np.asarray(batch, dtype=np.float32)
+        if tuple(batch.shape[1:]) != self.expected:
+            raise ValueError(
+                f"Input shape {tuple(batch.shape[1:])} does not match the model's {self.expected} "
+                "(batch dimension excluded)."
+            )
+        if self.current != len(batch):
+            self.interpreter.resize_tensor_input(self.inp["index"], (len(batch),) + self.expected)
+            self.interpreter.allocate_tensors()
+            self.current = len(batch)
+            self.inp = self.interpreter.get_input_details()[0]
+            self.out = self.interpreter.get_output_details()[0]
+        self.interpreter.set_tensor(self.inp["index"], _quantize(batch, self.inp))
+        self.interpreter.invoke()
+        return _dequantize(self.interpreter.get_tensor(self.out["index"]), self.out)
+
+
 def predict(flatbuffer_or_path, x, batch_size=256, num_threads=None):
-    """Float outputs of the model on ``x``, quantising inputs and dequantising outputs
-    with the tensors' own scale and zero point. The input tensor is resized to the batch.
+    """Float outputs of the model on ``x`` (an array, or a dataset of ``(x, y)``
+    batches), quantising inputs and dequantising outputs with the tensors' own scale and
+    zero point. The input tensor is resized to the batch.
     """
-    interpreter = load_interpreter(flatbuffer_or_path, num_threads=num_threads or os.cpu_count())
-    inp = interpreter.get_input_details()[0]
-    expected = tuple(inp["shape"][1:])
-    if tuple(x.shape[1:]) != expected:
-        raise ValueError(
-            f"Input shape {tuple(x.shape[1:])} does not match the model's {expected} "
-            "(batch dimension excluded)."
-        )
-    outputs, current = [], None
-    for start in range(0, len(x), batch_size):
-        batch = np.asarray(x[start : start + batch_size], dtype=np.float32)
-        if current != len(batch):
-            interpreter.resize_tensor_input(inp["index"], (len(batch),) + expected)
-            interpreter.allocate_tensors()
-            current = len(batch)
-            inp = interpreter.get_input_details()[0]
-            out = interpreter.get_output_details()[0]
-        interpreter.set_tensor(inp["index"], _quantize(batch, inp))
-        interpreter.invoke()
-        outputs.append(_dequantize(interpreter.get_tensor(out["index"]), out))
+    runner = _Runner(flatbuffer_or_path, num_threads)
+    if not (hasattr(x, "as_numpy_iterator") or hasattr(x, "__next__")):
+        x = np.asarray(x)
+        outputs = [runner(x[start : start + batch_size]) for start in range(0, len(x), batch_size)]
+    else:
+        outputs = [runner(batch) for batch, _ in iterate_batches(x)]
     return np.concatenate(outputs)
 
 
-def evaluate(flatbuffer_or_path, x, y, keras_model=None, batch_size=256):
-    """Accuracy on ``(x, y)`` through LiteRT, and agreement with a Keras model.
+def evaluate(flatbuffer_or_path, x, y=None, keras_model=None, batch_size=256):
+    """Accuracy through LiteRT, and agreement with a Keras model, streamed by batch.
+
+    Args:
+        flatbuffer_or_path: the ``.tflite`` path or bytes.
+        x: inputs (array, with labels ``y``), or a batched ``tf.data.Dataset`` (or any
+            iterable) of ``(x, y)`` batches, e.g. ``Splits.dataset("test", 256)``.
+        y: labels for array ``x`` (sparse or one-hot rows).
+        keras_model: compare its outputs on the same batches.
+        batch_size: batch size for array ``x``.
 
     Returns:
-        dict with ``accuracy``; with ``keras_model``: ``agreement`` (fraction of equal
-        top-1 predictions) and ``max_abs_diff`` of the outputs.
+        dict with ``accuracy`` and ``examples``; with ``keras_model``: ``agreement``
+        (fraction of equal top-1 predictions) and ``max_abs_diff`` of the outputs.
     """
-    outputs = predict(flatbuffer_or_path, x, batch_size=batch_size)
-    labels = np.asarray(y)
-    if labels.ndim == 2 and labels.shape[1] > 1:
-        labels = labels.argmax(1)
-    result = {"accuracy": float(np.mean(outputs.argmax(-1) == labels.reshape(-1)))}
+    runner = _Runner(flatbuffer_or_path)
+    correct = agree = total = 0
+    max_diff = 0.0
+    for batch, labels in iterate_batches(x, y, batch_size):
+        outputs = runner(batch)
+        predicted = outputs.argmax(-1)
+        correct += int(np.sum(predicted == hard_labels(labels)))
+        total += len(batch)
+        if keras_model is not None:
+            reference = np.asarray(keras_model.predict_on_batch(np.asarray(batch, np.float32)))
+            agree += int(np.sum(predicted == reference.argmax(-1)))
+            max_diff = max(max_diff, float(np.max(np.abs(outputs - reference))))
+    if not total:
+        raise ValueError("Expected at least one example to evaluate on LiteRT. Received: none")
+    result = {"accuracy": correct / total, "examples": total}
     if keras_model is not None:
-        reference = keras_model.predict(x, batch_size=batch_size, verbose=0)
-        result["agreement"] = float(np.mean(outputs.argmax(-1) == reference.argmax(-1)))
-        result["max_abs_diff"] = float(np.max(np.abs(outputs - reference)))
+        result.update(agreement=agree / total, max_abs_diff=max_diff)
     return result
 
 

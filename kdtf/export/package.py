@@ -46,16 +46,41 @@ def model_card(path, *, mode, class_names, normalization, source_stages=(), metr
     }
 
 
+def _representative(representative, splits, examples, seed):
+    """Calibration inputs: the caller's (``to_tflite`` bounds them), else a bounded
+    sample of the training split."""
+    if representative is not None:
+        return representative
+    if splits is None:
+        raise ValueError("Expected splits=... or representative=... to calibrate an integer model. Received: neither")
+    return splits.sample("train", examples, seed=seed)[0]
+
+
+def _evaluation(evaluation, splits):
+    if evaluation is None:
+        if splits is None:
+            raise ValueError("Expected splits=... or evaluation=(x, y) / a dataset to verify the model on LiteRT. Received: neither")
+        return splits.dataset("test", 256), None
+    if isinstance(evaluation, tuple) and len(evaluation) == 2:
+        return evaluation
+    return evaluation, None
+
+
 def export_for_android(
     model,
     path,
     *,
-    splits,
+    splits=None,
     mode="int8",
     input_type=None,
     output_type=None,
     source_stages=(),
     representative_examples=256,
+    representative_seed=0,
+    representative=None,
+    evaluation=None,
+    class_names=None,
+    normalization=None,
     flatbuffer=None,
 ):
     """Converts, checks, writes and verifies one model for Android.
@@ -63,17 +88,24 @@ def export_for_android(
     The flatbuffer is checked for builtin-only ops before anything is written; the
     ``.tflite``, ``labels.txt`` and ``model_card.json`` beside it (one shipped model per
     folder) are each written atomically, the model card last, with the accuracy
-    measured on LiteRT.
+    measured on LiteRT (streamed by batch).
 
     Args:
         model: tf_keras model (pruning/clustering wrappers are stripped).
         path: destination ``.tflite`` path.
-        splits: :class:`kdtf.data.Splits`; its training split feeds int8 calibration and
-            its test split the LiteRT evaluation.
+        splits: :class:`kdtf.data.Splits`: a bounded sample of its training split
+            calibrates int8, its test split is the LiteRT evaluation, its class names
+            and normalisation go into the card (each replaceable by the arguments below).
         mode: see :func:`kdtf.export.to_tflite`.
         input_type, output_type: integer or float I/O for the integer modes.
         source_stages: names of the stages that produced ``model``, for the card.
         representative_examples: training examples used to calibrate.
+        representative_seed: seed of that sample (``None``: the first examples).
+        representative: calibration inputs instead of the sample: an array, a
+            ``tf.data`` pipeline or an iterable of batches (see :func:`to_tflite`).
+        evaluation: ``(x, y)`` arrays or a dataset of ``(x, y)`` batches instead of the
+            test split.
+        class_names, normalization: for the card, without ``splits``.
         flatbuffer: an already converted model (e.g. from :func:`kdtf.export.quantize`)
             to check, write and verify instead of converting ``model``, which then only
             serves as the Keras reference for the agreement; ``mode`` names it in the card.
@@ -83,17 +115,23 @@ def export_for_android(
     """
     if not os.fspath(path).endswith(".tflite"):
         raise ValueError(f"Expected a path ending in .tflite. Received: path={path!r}")
+    class_names = class_names if class_names is not None else getattr(splits, "class_names", None)
+    normalization = normalization if normalization is not None else getattr(splits, "normalization", None)
+    if class_names is None or normalization is None:
+        raise ValueError("Expected splits=... or class_names=... and normalization=... for the model card. Received: neither")
     if flatbuffer is None:
-        representative = [splits.x_train[:representative_examples]]
-        flatbuffer = to_tflite(model, mode, representative_data=representative, input_type=input_type, output_type=output_type)
+        integer = mode in ("int8", "int16x8")
+        calibration = _representative(representative, splits, representative_examples, representative_seed) if integer else None
+        flatbuffer = to_tflite(model, mode, representative_data=calibration, input_type=input_type, output_type=output_type,
+                               max_examples=representative_examples)
     check_builtin_ops(flatbuffer)
     save_tflite(flatbuffer, path)
-    metrics = evaluate(path, splits.x_test, splits.y_test, keras_model=model)
+    metrics = evaluate(path, *_evaluation(evaluation, splits), keras_model=model)
     folder = os.path.dirname(os.path.abspath(path))
-    write_text(os.path.join(folder, "labels.txt"), "\n".join(splits.class_names) + "\n")
+    write_text(os.path.join(folder, "labels.txt"), "\n".join(class_names) + "\n")
     card = model_card(
-        path, mode=mode, class_names=splits.class_names, normalization=splits.normalization,
-        source_stages=source_stages, metrics=dict(metrics, split="test", examples=len(splits.x_test)),
+        path, mode=mode, class_names=class_names, normalization=normalization,
+        source_stages=source_stages, metrics=dict(metrics, split="test" if evaluation is None else "given"),
     )
     write_text(os.path.join(folder, "model_card.json"), json.dumps(card, indent=2) + "\n")
     return card
