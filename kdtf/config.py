@@ -69,6 +69,7 @@ class RunConfig:
     sparsity: float = 0.75
     qat: bool = True
     output: str = ""
+    cache_dir: str = "saved_models/cache"
     latency_runs: int = 200
     verbose: int = -1
 
@@ -127,7 +128,6 @@ class DistillConfig(RunConfig):
     cache_teacher: str = "auto"
     strategy: str = "default"
     unsafe_load: bool = False
-    cache_dir: str = "saved_models/cache"
     allow_weak_teacher: bool = False
     progressive_epochs: int = 0
     ptq: str = ""

@@ -10,6 +10,7 @@ Used like any Keras model::
     distiller.student.save("student.keras")
 """
 
+import json
 import os
 
 import numpy as np
@@ -19,6 +20,7 @@ from kdtf._keras import keras, tf
 from kdtf.callbacks import StopOnNonFiniteLoss
 from kdtf.catalog import parse_augment
 from kdtf.compress.prune import is_pruned
+from kdtf.data import teacher_cache
 from kdtf.keras3 import as_tf_keras
 from kdtf.labels import cross_entropy, label_mask
 from kdtf.spec import DistillSpec
@@ -27,7 +29,7 @@ from kdtf.terms import build_terms
 
 __all__ = ["Distiller", "logits_view", "label_mask", "cross_entropy", "CACHED_KEY"]
 
-CACHED_KEY = "teacher_outputs"  # batches from Distiller.cached_dataset(): {"x": ..., CACHED_KEY: (...)}
+CACHED_KEY = teacher_cache.CACHED_KEY  # batches from Distiller.cached_dataset(): {"x": ..., CACHED_KEY: (...)}
 
 
 def _output_layer(model, argument):
@@ -311,23 +313,29 @@ class Distiller(keras.Model):
             shapes += view.output_shape if isinstance(view.output_shape, list) else [view.output_shape]
         return sum(int(np.prod(shape[1:])) * 4 for shape in shapes)
 
-    def cached_dataset(self, x, y=None, *, batch_size=64, shuffle=True, seed=0, augment=None, max_bytes=2 * 2**30):
+    def cached_dataset(self, x, y=None, *, batch_size=64, shuffle=True, seed=0, augment=None, max_bytes=2 * 2**30,
+                       split="train", cache_dir=None, labels=True):
         """A ``tf.data`` pipeline that carries the teachers' outputs with the data, so
         that training runs no teacher forward pass.
 
-        The teachers run once over ``x`` (logits and the tapped features the terms
+        The teachers run once over the data (logits and the tapped features the terms
         read); each batch is then ``({"x": x, "teacher_outputs": (...)}, y)``, which
         ``train_step`` recognises. Valid only while the input pipeline is deterministic:
         with augmentation every batch is new and the teacher must see that very batch,
         so ``augment`` refuses caching.
 
         Args:
-            x: numpy array of inputs (the whole training set).
-            y: labels (``-1`` = unlabeled) or ``None`` for label-free distillation.
+            x: a numpy array of inputs (the outputs are held in memory), or a
+                :class:`kdtf.data.Splits` (streamed: the outputs are written once to
+                ``cache_dir``, keyed by the split's files and the teachers' weights and
+                taps, and read back by example position, so memory stays flat).
+            y: labels (``-1`` = unlabeled) or ``None`` for label-free distillation
+                (with a ``Splits``: ``labels=False``).
             batch_size, shuffle, seed: of the returned pipeline (repeat it yourself).
             augment: the augmentation the run uses; anything but ``None``/``""``/``[]``
                 raises ValueError.
             max_bytes: refuse when the cached outputs would exceed this size.
+            split, cache_dir, labels: for a ``Splits``.
         """
         if parse_augment(augment):
             raise ValueError(
@@ -336,23 +344,42 @@ class Distiller(keras.Model):
                 "run on the very batch the student sees. Drop the cache (the Distiller then runs "
                 "the teacher every step) or drop the augmentation."
             )
+        if hasattr(x, "dataset") and hasattr(x, "fingerprint"):
+            return self._streamed_cache(x, split, cache_dir, batch_size, shuffle, seed, max_bytes, labels)
         if not isinstance(x, np.ndarray):
             raise ValueError(
-                "cached_dataset() takes the inputs as a numpy array (it runs the teacher once "
-                f"over all of them). Received: x of type {type(x).__name__}"
+                "cached_dataset() takes the inputs as a numpy array or a kdtf.data.Splits (it runs the "
+                f"teacher once over all of them). Received: x of type {type(x).__name__}"
             )
-        per_example = self._cache_bytes_per_example()
-        if per_example * len(x) > max_bytes:
-            raise ValueError(
-                f"Caching the teachers' outputs (logits and tapped features) would take "
-                f"{per_example * len(x) / 2**30:.2f} GiB for {len(x)} examples, above "
-                f"max_bytes={max_bytes}. Tap smaller layers, or train without the cache."
-            )
+        self._check_cache_size(len(x), max_bytes)
         inputs = {"x": x, CACHED_KEY: tuple(self.teacher_outputs(x))}
         ds = tf.data.Dataset.from_tensor_slices((inputs,) if y is None else (inputs, y))
         if shuffle:
             ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
         return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    def _check_cache_size(self, examples, max_bytes):
+        per_example = self._cache_bytes_per_example()
+        if per_example * examples > max_bytes:
+            raise ValueError(
+                f"Caching the teachers' outputs (logits and tapped features) would take "
+                f"{per_example * examples / 2**30:.2f} GiB for {examples} examples, above "
+                f"max_bytes={max_bytes}. Tap smaller layers, or train without the cache."
+            )
+
+    def _streamed_cache(self, data, split, cache_dir, batch_size, shuffle, seed, max_bytes, labels):
+        if not cache_dir:
+            raise ValueError("cached_dataset() of a kdtf.data.Splits writes the teachers' outputs to disk: pass cache_dir=.")
+        size = data.size(split)
+        self._check_cache_size(size, max_bytes)
+        key = json.dumps([teacher_cache.weights_digest(t) for t in self.teachers] + [self._teacher_names])
+        path = teacher_cache.teacher_cache_path(cache_dir, data.fingerprint(split), key)
+        paths = teacher_cache.cached_teacher_outputs(
+            lambda batch: self.teacher_outputs(batch, batch_size=len(batch)), data.dataset(split, 256, with_index=True),
+            size, path, max_bytes=max_bytes,
+        )
+        stream = data.dataset(split, batch_size, shuffle=shuffle, seed=seed, with_index=True)
+        return teacher_cache.attach_teacher_outputs(stream, paths, labels=labels)
 
     # -- the step ---------------------------------------------------------------------
     def _compute_losses(self, x, y, sample_weight, training):

@@ -22,7 +22,7 @@ from kdtf import compress, export
 from kdtf._keras import keras, tf
 from kdtf.cli import keras_verbosity, log, save_args
 from kdtf.config import DistillConfig, is_model_file
-from kdtf.data import keep_labels, labelled_dataset, load, load_unlabeled
+from kdtf.data import accuracy, keep_labels, load
 from kdtf.data.augment import mixes_labels
 from kdtf.distiller import Distiller
 from kdtf.distribute import describe, make_strategy, several_workers, worker_scratch
@@ -121,24 +121,25 @@ def _run(config, spec, strategy_text, resume):
 
 
 def _load_data(config):
-    data = load(config.dataset, seed=config.seed, image_size=config.image_size or None, data_dir=config.data_dir or None)
+    data = load(config.dataset, seed=config.seed, image_size=config.image_size or None, data_dir=config.data_dir or None,
+                cache_dir=config.cache_dir)
     skipped = f", {data.meta['skipped']} unreadable image(s) skipped" if data.meta.get("skipped") else ""
-    log(f"data {data.name}: {len(data.x_train)} train / {len(data.x_val)} val / {len(data.x_test)} test, "
+    log(f"data {data.name}: {data.size('train')} train / {data.size('val')} val / {data.size('test')} test, "
         f"input {data.input_shape}, {data.num_classes} classes{skipped}")
+    cache = data.meta.get("image_cache")
+    if cache:
+        seconds = f" in {cache['decode_s']:.1f} s" if cache.get("decode_s") else ""
+        log(f"image cache: {'reused' if cache.get('reused') else 'built'}, {cache.get('decoded', 0)} images decoded{seconds}")
     labels = config.labels_kept()
-    data.meta["labelled"] = labels or len(data.x_train)
+    data.meta["labelled"] = labels or data.size("train")
     if labels:
         data.y_train = keep_labels(data.y_train, labels, seed=config.seed)
         log(f"labels: keeping {labels} labelled training examples (stratified); the other "
-            f"{len(data.x_train) - labels} are an unlabeled transfer set for distillation")
-    data.meta["transfer_set"] = 0
+            f"{data.size('train') - labels} are an unlabeled transfer set for distillation")
+    data.meta.setdefault("transfer_set", 0)
     if config.transfer_set:
-        extra = load_unlabeled(config.transfer_set, image_size=data.input_shape[0], channels=data.input_shape[-1],
-                               data_dir=config.data_dir or None)
-        data.meta["transfer_set"] = len(extra)
-        data.x_train = np.concatenate([data.x_train, extra.astype(np.float32)])
-        data.y_train = np.concatenate([data.y_train, np.full(len(extra), -1, np.int32)])
-        log(f"transfer set {config.transfer_set}: {len(extra)} unlabeled images added for distillation")
+        added = data.add_unlabeled(config.transfer_set, data_dir=config.data_dir or None)
+        log(f"transfer set {config.transfer_set}: {added} unlabeled images added for distillation")
     if config.augment:
         log(f"augmentation (keras-cv, in tf.data; the teacher sees the same augmented batch): {config.augment}")
     return data
@@ -180,22 +181,22 @@ def _prepare(config, spec, strategy_text, resume):
     keras.utils.set_random_seed(config.seed)
     if config.strategy not in ("", "default"):
         log(f"strategy: {strategy_text}; global batch {config.batch_size}")
+    check_writable_dir(config.cache_dir, "--cache-dir")  # the image cache is written while loading
     data = _load_data(config)
     user_teacher = _check_models(config, spec, data)
     keras.utils.set_random_seed(config.seed)  # the check drew initial weights
     out = check_writable_dir(config.output, "--output")
-    check_writable_dir(config.cache_dir, "--cache-dir")
     check_free_space(out, "--output")
     state = RunState(out, dataclasses.asdict(config), resume=resume)
     if resume:
         log(f"resuming {out}: completed stages {', '.join(state.data['stages']) or 'none'}")
     else:
         save_args(dataclasses.asdict(config), out)
-    steps = int(np.ceil(len(data.x_train) / config.batch_size))
+    steps = int(np.ceil(data.size("train") / config.batch_size))
     # Teacher and scratch see labelled examples only, with as many optimizer steps per
     # epoch as the Distiller, which sees every training example (unlabeled ones as -1).
-    labelled_ds, _ = labelled_dataset(data.x_train, data.y_train, config.batch_size, steps, seed=config.seed,
-                                      augment=config.augment, num_classes=data.num_classes)
+    labelled_ds = data.dataset("train", config.batch_size, shuffle=True, seed=config.seed, augment=config.augment,
+                               repeat=True, labelled_only=True)
     train_ds = data.dataset("train", config.batch_size, shuffle=True, seed=config.seed, augment=config.augment)
     val_ds = data.dataset("val", config.batch_size)
     if mixes_labels(config.augment):  # training labels are one-hot rows: validate alike
@@ -241,7 +242,7 @@ def _train(ctx, model, weights, train_ds, epochs, callbacks, teacher=None):
 
 def _measured(ctx, name, model, paths, params=None):
     """The report row of a Keras stage: accuracy, size, sparsity, LiteRT latency."""
-    accuracy = _accuracy(model, ctx.data.x_test, ctx.data.y_test)
+    accuracy = _accuracy(model, ctx.data, "test")
     timing = export.latency(export.to_tflite(model, "float32"), num_threads=1, runs=ctx.config.latency_runs)
     row = stage_record(name, accuracy, "keras", params if params is not None else model.count_params(), paths[0],
                        compress.kernel_sparsity(model)[1], timing, "litert, 1 thread, batch 1, TFLite export of this model")
@@ -249,8 +250,8 @@ def _measured(ctx, name, model, paths, params=None):
     return row
 
 
-def _accuracy(model, x, y):
-    return float(np.mean(model.predict(x, batch_size=256, verbose=0).argmax(-1) == y))
+def _accuracy(model, data, split):
+    return float(accuracy(model, data.dataset(split, 256)))
 
 
 def _model_stage(ctx, name, filename, describe, train, timing=None, extra=None):
@@ -278,7 +279,7 @@ def _file_digest(path):
 def _teacher_cache_path(config, data):
     """``<cache_dir>/teacher-<data>-<hash>.keras``: a teacher trained with the same data,
     model, seed and training settings is reused across runs."""
-    fingerprint = hashlib.sha256(data.x_train.tobytes() + data.y_train.tobytes()).hexdigest()
+    fingerprint = hashlib.sha256(data.fingerprint("train").encode() + data.y_train.tobytes()).hexdigest()
     key = json.dumps(
         [config.teacher, data.name, data.input_shape, config.seed, config.teacher_epochs,
          config.batch_size, config.learning_rate, config.labels_kept(), keras.__version__, fingerprint,
@@ -311,7 +312,7 @@ def _teacher_stage(ctx):
     source = "the user's model" if ctx.user_teacher is not None else f"{config.teacher}" + (
         f" from {config.teacher_weights}" if config.teacher_weights else "")
     return _model_stage(ctx, "teacher", "teacher.keras", f"{source}, {config.teacher_epochs} epochs on the labelled examples",
-                        train, extra=lambda model: {"cache": dict(cache), "val_accuracy": _accuracy(model, data.x_val, data.y_val)})
+                        train, extra=lambda model: {"cache": dict(cache), "val_accuracy": _accuracy(model, data, "val")})
 
 
 def weak_teacher_threshold(num_classes):
@@ -358,9 +359,9 @@ def _distillation_data(ctx, student, teacher):
     if not config.uses_teacher_cache() or ctx.runner.state.done("compress"):
         return ctx.train_ds
     distiller = Distiller(student, teacher, ctx.spec)
-    ds = ctx.runner.time("teacher_cache_s", distiller.cached_dataset, data.x_train, data.y_train,
-                         batch_size=config.batch_size, seed=config.seed)
-    log(f"teacher outputs cached once for {len(data.x_train)} training images ({ctx.runner.timings['teacher_cache_s']:.1f} s); "
+    ds = ctx.runner.time("teacher_cache_s", distiller.cached_dataset, data, batch_size=config.batch_size, seed=config.seed,
+                         cache_dir=config.cache_dir)
+    log(f"teacher outputs cached once for {data.size('train')} training images ({ctx.runner.timings['teacher_cache_s']:.1f} s); "
         "training reads them instead of running the teacher")
     return ds.repeat()
 
@@ -413,10 +414,11 @@ def _post_training_quantized(ctx, model):
     validation split is within ``--ptq-max-drop`` of float; plus the per-op error."""
     config, data = ctx.config, ctx.data
     float_file = export.to_tflite(model, "float32")
-    calibration = data.x_train[:256]
+    calibration = data.sample("train", 256, seed=None)[0]
+    x_val, y_val = data.sample("val", 2000, seed=0)
     extra = {"ptq": {"mode": config.ptq, "tool": "litert-quantizer", "kept_float": []}}
     if config.ptq_mixed:
-        result = export.mixed_precision(float_file, data.x_val, data.y_val, config.ptq_max_drop, mode=config.ptq,
+        result = export.mixed_precision(float_file, x_val, y_val, config.ptq_max_drop, mode=config.ptq,
                                         representative_data=calibration)
         flatbuffer = result.model
         extra["ptq"].update(kept_float=result.kept, float_accuracy=result.float_accuracy, accuracy=result.accuracy,
@@ -424,7 +426,7 @@ def _post_training_quantized(ctx, model):
         log(f"stage export: mixed precision kept {len(result.kept)} op(s) in float ({result.accuracy:.4f} on val, float {result.float_accuracy:.4f})")
     else:
         flatbuffer = export.quantize(float_file, config.ptq, calibration)
-    extra["layer_errors"] = export.layer_errors(float_file, flatbuffer, data.x_val[:256])
+    extra["layer_errors"] = export.layer_errors(float_file, flatbuffer, x_val[:256])
     return flatbuffer, extra
 
 
@@ -468,9 +470,10 @@ def run_report(config, data, runner, strategy_text):
     return dict(
         report_header(config, strategy_text),
         data={
-            "name": data.name, "train": len(data.x_train), "labelled": data.meta["labelled"],
+            "name": data.name, "train": data.size("train"), "labelled": data.meta["labelled"],
             "transfer_set": data.meta["transfer_set"], "augment": config.augment,
-            "skipped_images": data.meta.get("skipped", 0), "val": len(data.x_val), "test": len(data.x_test),
+            "skipped_images": data.meta.get("skipped", 0), "val": data.size("val"), "test": data.size("test"),
+            "image_cache": data.meta.get("image_cache"),
             "input_shape": list(data.input_shape), "normalization": data.normalization, "class_names": data.class_names,
         },
         teacher_cache=records["teacher"]["cache"],

@@ -55,7 +55,7 @@ def benchmark(path, data=None, keras_path=None, runs=200, warmup=20, seed=0, uns
         from kdtf.data import load
 
         splits = load(data, seed=seed)
-        result["test"] = export.evaluate(path, splits.x_test, splits.y_test, keras_model=keras_model)
+        result["test"] = export.evaluate(path, splits.dataset("test", 256), keras_model=keras_model)
     return result
 
 

@@ -41,6 +41,7 @@ HELP = {
     "latency_runs": "timed invocations of the LiteRT latency measurement",
     "seed": "seed of the split, initial weights, views and labelled subset",
     "output": "run folder (default: saved_models/byol-<dataset>-<time>)",
+    "cache_dir": "folder of decoded images (image folders, TFDS) and cached teacher outputs",
     "optimizer": "sgd, adam or adamw, for every stage",
     "momentum": "SGD momentum",
     "weight_decay": "weight decay: L2 on kernels for sgd/adam, decoupled for adamw",

@@ -60,7 +60,7 @@ HELP = {
     "cache_teacher": "compute the teacher's outputs once and train from them: auto (when no --augment), on, off",
     "strategy": f"tf.distribute strategy: {', '.join(catalog.STRATEGIES)}",
     "output": "run folder (default: saved_models/<dataset>-<time>)",
-    "cache_dir": "folder of cached teachers",
+    "cache_dir": "folder of cached teachers, decoded images (image folders, TFDS) and teacher outputs",
     "latency_runs": "timed invocations per latency measurement",
     "progressive_epochs": "Transformer students: epochs per student block of layer-wise distillation (hidden states and "
                           "attention of the mapped blocks) before the end-to-end distillation; 0: off",

@@ -48,7 +48,7 @@ class _Runner:
     def __init__(self, flatbuffer_or_path, num_threads=None):
         self.interpreter = load_interpreter(flatbuffer_or_path, num_threads=num_threads or os.cpu_count())
         self.inp = self.interpreter.get_input_details()[0]
-        self.expected = tuple(self.inp["shape"][1:])
+        self.expected = tuple(int(d) for d in self.inp["shape"][1:])
         self.current = None
 
     def __call__(self, batch):

@@ -24,7 +24,7 @@ from kdtf import compress, export
 from kdtf._keras import keras, tf
 from kdtf.cli import keras_verbosity, log, save_args
 from kdtf.config import ByolConfig
-from kdtf.data import load
+from kdtf.data import load, outputs_and_labels
 from kdtf.data.augment import byol_views
 from kdtf.distiller import Distiller
 from kdtf.io import atomic_path, check_writable_dir, gzip_size, write_text
@@ -58,8 +58,8 @@ class _Run:
     recipe: object = None
 
     @property
-    def x(self):  # labels are not used until the evaluation
-        return self.data.x_train
+    def examples(self):  # training images (their labels are not used until the evaluation)
+        return self.data.size("train")
 
     @property
     def verbose(self):
@@ -83,8 +83,9 @@ def _optimizer(ctx, epochs, steps, learning_rate, warmup=True):
 def _evaluate(ctx, name, embed_fn, params, path=None, measured_on="keras"):
     """Linear-probe and k-NN accuracy of an encoder with few labels; recorded under ``name``."""
     data = ctx.data
-    result = probe(embed_fn(data.x_train[ctx.labelled]), data.y_train[ctx.labelled], embed_fn(data.x_test), data.y_test,
-                   ctx.config.knn_k)
+    train_emb, train_y = outputs_and_labels(embed_fn, data.dataset("train", 256, positions=ctx.labelled))
+    test_emb, test_y = outputs_and_labels(embed_fn, data.dataset("test", 256))
+    result = probe(train_emb, train_y, test_emb, test_y, ctx.config.knn_k)
     record = {"encoder": name, **result, "params": int(params), "measured_on": measured_on}
     if path:
         record.update(file=os.path.basename(path), size_bytes=os.path.getsize(path), gzip_bytes=gzip_size(path))
@@ -115,21 +116,21 @@ def _encoder_stage(ctx, name, label, describe, build, train, filename, timing):
 def _pretrain(ctx, encoder, epochs, callbacks):
     config = ctx.config
     byol = BYOL(encoder, base_tau=config.base_tau)
-    byol.compile(_optimizer(ctx, epochs, max(1, len(ctx.x) // config.batch_size), config.learning_rate))  # full batches
-    views = byol_views(ctx.x, config.batch_size, seed=config.seed, crop_area=(config.crop_area, 1.0), flip=config.flip)
+    byol.compile(_optimizer(ctx, epochs, max(1, ctx.examples // config.batch_size), config.learning_rate))  # full batches
+    views = byol_views(ctx.data, config.batch_size, seed=config.seed, crop_area=(config.crop_area, 1.0), flip=config.flip)
     return byol.fit(views, epochs=epochs, verbose=ctx.verbose, callbacks=callbacks).history["loss"]
 
 
 def _prepare(config, resume):
     config.output = config.output or config.default_output()
-    data = load(config.dataset, seed=config.seed)
+    data = load(config.dataset, seed=config.seed, cache_dir=config.cache_dir)
     out = check_writable_dir(config.output, "--output")
     state = RunState(out, dataclasses.asdict(config), resume=resume)
     if resume:
         log(f"resuming {out}: completed stages {', '.join(state.data['stages']) or 'none'}")
     else:
         save_args(dataclasses.asdict(config), out)
-    log(f"data {data.name}: {len(data.x_train)} unlabeled training images, {len(data.x_test)} test images, input {data.input_shape}")
+    log(f"data {data.name}: {data.size('train')} unlabeled training images, {data.size('test')} test images, input {data.input_shape}")
     labelled = few_labels(data.y_train, config.labels_per_class, seed=config.seed)
     return _Run(config, data, out, StageRunner(state, log), labelled)
 
@@ -154,7 +155,7 @@ def run(config, resume=False):
         lambda: _encoder(config, "student", shape, 1), lambda m, cb: _pretrain(ctx, m, config.student_pretrain_epochs, cb),
         "student_byol.keras", "byol_student_s"))
     cached = Distiller(_encoder(config, "student", shape, 1), teacher, SPEC).cached_dataset(
-        ctx.x, batch_size=config.batch_size, seed=config.seed)
+        ctx.data, batch_size=config.batch_size, seed=config.seed, labels=False, cache_dir=config.cache_dir)
     student = runner.run(_encoder_stage(  # same initial weights as BYOL-from-scratch
         ctx, "distilled", "distilled student",
         f"label-free embedding distillation for {config.distill_epochs} epochs (teacher outputs cached)",
@@ -172,7 +173,7 @@ def run(config, resume=False):
 
 def _distil(ctx, student, teacher, cached, callbacks):
     distiller = Distiller(student, teacher, SPEC, name="distill")
-    steps = int(np.ceil(len(ctx.x) / ctx.config.batch_size))
+    steps = int(np.ceil(ctx.examples / ctx.config.batch_size))
     distiller.compile(_optimizer(ctx, ctx.config.distill_epochs, steps, ctx.config.distill_learning_rate))
     return distiller.fit(cached, epochs=ctx.config.distill_epochs, verbose=ctx.verbose, callbacks=callbacks).history["loss"]
 
@@ -183,7 +184,7 @@ def _compress_stage(ctx, student, teacher, cached):
     for step in recipe.steps:
         step.epochs = config.qat_epochs if isinstance(step, compress.QAT) else config.prune_epochs
     fine_tuner = FineTuner(teacher, cached, spec=SPEC, optimizer=lambda epochs, steps: _optimizer(ctx, epochs, steps, config.distill_learning_rate / 3, False),
-                           steps_per_epoch=int(np.ceil(len(ctx.x) / config.batch_size)), verbose=ctx.verbose)
+                           steps_per_epoch=int(np.ceil(ctx.examples / config.batch_size)), verbose=ctx.verbose)
     steps = {}
 
     def train(callbacks):
@@ -209,14 +210,15 @@ def _export_stage(ctx, compressed):
     def train(callbacks):
         flatbuffer = export.to_tflite(
             compressed, "int8", output_type=tf.float32,
-            representative_data=None if config.qat else [ctx.x[i:i + 32] for i in range(0, 320, 32)],
+            representative_data=None if config.qat else data.sample("train", 320, seed=None)[0],
         )
         export.check_builtin_ops(flatbuffer)
         return export.save_tflite(flatbuffer, tflite_path)
 
     def measure(path, paths):
         verified = ctx.recipe.verify(tflite_path)
-        keras_emb, lite_emb = embed(compressed, data.x_test), export.predict(tflite_path, data.x_test)
+        keras_emb, _ = outputs_and_labels(lambda x: embed(compressed, x), data.dataset("test", 256))
+        lite_emb, _ = outputs_and_labels(lambda x: export.predict(tflite_path, x), data.dataset("test", 256))
         cosine = np.sum(keras_emb * lite_emb, -1) / (np.linalg.norm(keras_emb, axis=-1) * np.linalg.norm(lite_emb, axis=-1) + 1e-12)
         agreement = {"mean_cosine": float(cosine.mean()), "min_cosine": float(cosine.min())}
         timing = export.latency(tflite_path, num_threads=1, runs=config.latency_runs)
@@ -236,7 +238,7 @@ def _report(ctx):
     records, data = ctx.runner.records, ctx.data
     return dict(
         report_header(ctx.config),
-        data={"name": data.name, "unlabeled_train": len(ctx.x), "labelled_for_eval": int(len(ctx.labelled)), "test": len(data.x_test)},
+        data={"name": data.name, "unlabeled_train": ctx.examples, "labelled_for_eval": int(len(ctx.labelled)), "test": data.size("test")},
         encoders=list(ctx.encoders.values()),
         byol_loss=ctx.losses,
         compression_steps=records["compress"]["compression_steps"],
