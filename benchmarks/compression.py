@@ -47,9 +47,9 @@ def main(argv=None):
     from kdtf import export, keras
     from kdtf.data import keep_labels, labelled_dataset, load
     from kdtf.io import gzip_size, write_text
-    from kdtf.saving import load_model
     from kdtf.pipeline import DistillConfig, recipe_for
     from kdtf.report import load_report
+    from kdtf.saving import load_model
 
     report = load_report(args.run_dir)
     config = report["config"]

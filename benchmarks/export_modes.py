@@ -125,8 +125,8 @@ def main(argv=None):
 
     from kdtf.data import load
     from kdtf.io import write_text
-    from kdtf.saving import load_model
     from kdtf.report import load_report
+    from kdtf.saving import load_model
 
     report = load_report(args.run_dir)
     data = load(report["config"]["dataset"], seed=report["config"]["seed"])

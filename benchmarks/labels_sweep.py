@@ -27,9 +27,9 @@ import numpy as np  # noqa: E402
 
 
 def one_run(labels, seed, args):
-    from label_scarce import LabelScarce
-
     from kdtf import Distiller, keras
+
+    from label_scarce import LabelScarce
 
     setup = LabelScarce(seed, None if labels == "all" else int(labels), args.batch_size)
     teacher = setup.supervised("teacher_cnn", args.teacher_epochs, seed_offset=0)
@@ -100,7 +100,7 @@ def main(argv=None):
         "|---|---|---|---|---|",
     ]
     for labels, runs in raw.items():
-        cell = lambda key: f"{100 * np.mean([r[key] for r in runs]):.2f} ± {100 * np.std([r[key] for r in runs]):.2f}"  # noqa: E731
+        cell = lambda key, runs=runs: f"{100 * np.mean([r[key] for r in runs]):.2f} ± {100 * np.std([r[key] for r in runs]):.2f}"
         gain = [r["distilled"] - r["scratch"] for r in runs]
         lines.append(f"| {labels} | {cell('teacher')} | {cell('scratch')} | {cell('distilled')} | {100 * np.mean(gain):+.2f} ± {100 * np.std(gain):.2f} |")
     table = "\n".join(lines) + f"\n\nTest accuracy (%), mean ± std over {n} seed(s) ({', '.join(map(str, args.seeds))}); 500 test images.\n"

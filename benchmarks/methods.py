@@ -45,9 +45,9 @@ METHODS = {
 
 
 def one_seed(seed, methods, args):
-    from label_scarce import LabelScarce
-
     from kdtf import Distiller, keras
+
+    from label_scarce import LabelScarce
 
     setup = LabelScarce(seed, args.labels)
     teachers = [setup.supervised("teacher_cnn", args.teacher_epochs, seed_offset=0)]

@@ -66,9 +66,9 @@ def train_student(setup, recipe, epochs, teacher=None):
 
 
 def one_seed(seed, names, args):
-    from label_scarce import LabelScarce
-
     from kdtf.optim import TrainingRecipe
+
+    from label_scarce import LabelScarce
 
     setup = LabelScarce(seed, args.labels)
     teacher = setup.supervised("teacher_cnn", args.teacher_epochs, seed_offset=0)

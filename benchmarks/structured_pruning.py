@@ -76,10 +76,10 @@ def measure(flatbuffer, model, setup):
 
 
 def one_seed(seed, track, args):
-    from label_scarce import LabelScarce
-
     from kdtf import Distiller, export, keras
     from kdtf.compress import FilterPrune, clone_with_weights
+
+    from label_scarce import LabelScarce
 
     student_name, teacher_name = MODELS[track]
     size = args.mobilenet_size if track.startswith("mobilenet") else None

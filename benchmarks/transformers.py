@@ -42,7 +42,7 @@ import json  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from kdtf import DistillSpec, Distiller, compress, export, keras  # noqa: E402
+from kdtf import Distiller, DistillSpec, compress, export, keras  # noqa: E402
 from kdtf.training import fit  # noqa: E402
 
 # row -> (distillation terms, teacher)

@@ -46,7 +46,8 @@ def make_strategy(name="default"):
             tf.config.experimental_connect_to_cluster(resolver)
             tf.tpu.experimental.initialize_tpu_system(resolver)
         except (ValueError, RuntimeError, tf.errors.OpError) as error:
-            raise ValueError(f"No TPU found for --strategy tpu (TPU_NAME={os.environ.get('TPU_NAME', 'local')!r}): {str(error).splitlines()[0].split('. ')[0]}") from None
+            reason = str(error).splitlines()[0].split(". ")[0]
+            raise ValueError(f"No TPU found for --strategy tpu (TPU_NAME={os.environ.get('TPU_NAME', 'local')!r}): {reason}") from None
         return tf.distribute.TPUStrategy(resolver)
     raise ValueError(f"Unknown strategy {name!r} (--strategy). Known: {', '.join(STRATEGIES)}")
 

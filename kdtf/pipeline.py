@@ -29,12 +29,12 @@ from kdtf.distribute import describe, make_strategy, several_workers, worker_scr
 from kdtf.finetune import fine_tune
 from kdtf.io import check_free_space, check_writable_dir
 from kdtf.models import build
-from kdtf.saving import load_model, save_model
 from kdtf.models.transfer import is_backbone_classifier
 from kdtf.optim import add_kernel_regularization, build_optimizer
 from kdtf.progressive import progressive_distillation
 from kdtf.report import report_header, stage_record, write_report
 from kdtf.runstate import RunState, StepCheckpoint
+from kdtf.saving import load_model, save_model
 from kdtf.stages import Stage, StageRunner
 from kdtf.training import FineTuner, cross_entropy_loss, fit
 

@@ -4,8 +4,6 @@ import dataclasses
 import json
 import os
 
-import numpy as np
-
 from kdtf import __version__
 from kdtf._keras import tf
 from kdtf.export.ptq import layer_error_table

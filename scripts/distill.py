@@ -53,7 +53,8 @@ HELP = {
     "alpha": "weight of the label cross-entropy, in [0, 1]",
     "sparsity": "target sparsity of pruned layers, in [0, 1)",
     "distill": f"distillation terms name:weight@student_layer/teacher_layer#teacher, e.g. 'kd:1.0,fitnets:0.5@conv2/conv4' ({', '.join(catalog.TERMS)})",
-    "compress": f"compression steps, e.g. 'prune:0.75,qat', '2:4,qat', 'cluster:16,qat', 'lowrank:0.9,qat' ({', '.join(catalog.STEPS.values())}; default: from --sparsity and --no-qat)",
+    "compress": f"compression steps, e.g. 'prune:0.75,qat', 'filters:0.5,qat', '2:4,qat', 'cluster:16,qat', 'lowrank:0.9,qat' "
+                f"({', '.join(catalog.STEPS.values())}; default: from --sparsity and --no-qat)",
     "labels": "keep N training labels (stratified); the rest is an unlabeled transfer set for distillation; 0 keeps all "
               "(default: 500 on the bundled demo sets mnist5k/digits, every label on your own data)",
     "prune_min_weights": "layers with fewer kernel weights stay dense",

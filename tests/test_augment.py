@@ -9,6 +9,7 @@ from kdtf.data.augment import AUGMENTATIONS, Augmenter, augment_dataset, parse_a
 
 
 @pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.slow
 def test_every_augmentation_runs_in_tf_data_on_grey_and_rgb(channels):
     x = np.random.default_rng(0).random((16, 12, 12, channels), dtype=np.float32)
     y = np.arange(16) % 4
@@ -38,6 +39,7 @@ def test_unknown_augmentation_is_refused():
         parse_augment("flip,rotate")
 
 
+@pytest.mark.slow
 def test_teacher_sees_the_augmented_batch_the_student_sees(teacher, student):
     """KD computed by hand on one materialised augmented batch equals the Distiller's
     loss on that batch: nothing re-augments or caches between student and teacher."""

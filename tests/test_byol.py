@@ -13,21 +13,9 @@ from kdtf import keras
 from kdtf._keras import tf
 from kdtf.ssl import BYOL, byol_loss, tau_schedule
 
+from helpers import byol_batch_views, byol_encoder
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def encoder(seed=0, bn=True, name="enc"):
-    keras.utils.set_random_seed(seed)
-    layers = [keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, name="conv")]
-    if bn:
-        layers.append(keras.layers.BatchNormalization(name="bn"))
-    layers += [keras.layers.ReLU(), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(6, name="emb")]
-    return keras.Sequential(layers, name=name)
-
-
-def views(seed=0, n=16):
-    rng = np.random.default_rng(seed)
-    return rng.random((n, 8, 8, 1), dtype=np.float32), rng.random((n, 8, 8, 1), dtype=np.float32)
 
 
 def test_loss_is_0_for_identical_and_4_for_opposite_normalised_vectors():
@@ -45,11 +33,12 @@ def test_tau_rises_from_base_to_1_by_a_cosine():
     assert float(tau_schedule(tf.constant(25), tf.constant(100), 0.9)) == pytest.approx(1 - 0.1 * (np.cos(np.pi / 4) + 1) / 2, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_ema_update_matches_numpy_reference():
-    byol = BYOL(encoder(), base_tau=0.9, total_steps=4, projection_dim=4, hidden_dim=8)
+    byol = BYOL(byol_encoder(), base_tau=0.9, total_steps=4, projection_dim=4, hidden_dim=8)
     byol.compile(keras.optimizers.SGD(0.5))
     target_before = [w.numpy().copy() for w in byol.target_encoder.trainable_weights + byol.target_projector.trainable_weights]
-    byol.train_on_batch(views(), return_dict=True)  # step k = 0: tau = base_tau
+    byol.train_on_batch(byol_batch_views(), return_dict=True)  # step k = 0: tau = base_tau
     online_after = [w.numpy() for w in byol.encoder.trainable_weights + byol.projector.trainable_weights]
     target_after = [w.numpy() for w in byol.target_encoder.trainable_weights + byol.target_projector.trainable_weights]
     tau = 0.9
@@ -58,10 +47,11 @@ def test_ema_update_matches_numpy_reference():
     assert any(not np.allclose(b, a) for b, a in zip(target_before, target_after))
 
 
+@pytest.mark.slow
 def test_gradients_reach_the_online_network_only():
-    byol = BYOL(encoder(), base_tau=1.0, total_steps=10, projection_dim=4, hidden_dim=8)  # tau = 1: no EMA
+    byol = BYOL(byol_encoder(), base_tau=1.0, total_steps=10, projection_dim=4, hidden_dim=8)  # tau = 1: no EMA
     byol.compile(keras.optimizers.SGD(0.5))
-    v1, v2 = views()
+    v1, v2 = byol_batch_views()
     with tf.GradientTape(persistent=True) as tape:
         loss = byol._symmetric_loss(v1, v2, True)
     target_vars = byol.target_encoder.trainable_variables + byol.target_projector.trainable_variables
@@ -74,10 +64,11 @@ def test_gradients_reach_the_online_network_only():
     assert all(not np.array_equal(b, w.numpy()) for b, w in zip(online_before, byol.online_variables))
 
 
+@pytest.mark.slow
 def test_fit_sets_total_steps_and_logs_loss_and_tau():
-    byol = BYOL(encoder(), projection_dim=4, hidden_dim=8)
+    byol = BYOL(byol_encoder(), projection_dim=4, hidden_dim=8)
     byol.compile(keras.optimizers.Adam(1e-3))
-    v1, v2 = views(n=32)
+    v1, v2 = byol_batch_views(n=32)
     history = byol.fit(tf.data.Dataset.from_tensor_slices((v1, v2)).batch(8), epochs=2, verbose=0)
     assert int(byol.total_steps.numpy()) == 8
     assert 0 <= history.history["loss"][0] <= 8 and history.history["tau"][-1] > history.history["tau"][0]
@@ -88,13 +79,14 @@ def test_bad_encoders_and_settings_are_refused():
     with pytest.raises(ValueError, match=r"must output one vector per image.*end it with pooling"):
         BYOL(flat)
     with pytest.raises(ValueError, match="Expected base_tau in"):
-        BYOL(encoder(), base_tau=1.5)
-    byol = BYOL(encoder())
+        BYOL(byol_encoder(), base_tau=1.5)
+    byol = BYOL(byol_encoder())
     byol.compile("adam")
     with pytest.raises(ValueError, match="pass steps_per_epoch"):
-        byol.fit(tf.data.Dataset.from_tensor_slices(views()).batch(4).repeat(), epochs=1)
+        byol.fit(tf.data.Dataset.from_tensor_slices(byol_batch_views()).batch(4).repeat(), epochs=1)
 
 
+@pytest.mark.slow
 def test_the_two_views_differ_and_stay_in_range():
     from kdtf.data.augment import byol_views
 
@@ -104,6 +96,7 @@ def test_the_two_views_differ_and_stay_in_range():
     assert float(tf.reduce_mean(tf.abs(v1 - v2))) > 0.01
 
 
+@pytest.mark.slow
 def test_byol_under_mirrored_strategy_matches_one_device():
     result = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "scripts", "byol_mirrored.py")],
                             capture_output=True, text=True, timeout=300)
@@ -112,6 +105,7 @@ def test_byol_under_mirrored_strategy_matches_one_device():
     assert online < 1e-5 and target < 1e-5  # float32 reduction order only
 
 
+@pytest.mark.slow
 def test_byol_script_tiny_run_writes_every_artifact_and_tflite_agrees_with_keras(tmp_path):
     out = tmp_path / "run"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")

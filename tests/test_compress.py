@@ -2,10 +2,11 @@
 
 import numpy as np
 import pytest
-from conftest import INPUT_SHAPE
 
 from kdtf import compress, export, keras
 from kdtf.training import FineTuner
+
+from helpers import INPUT_SHAPE
 
 
 def test_prune_skips_small_layers_by_min_weights(student):
@@ -46,6 +47,7 @@ def test_prune_rejects_subclassed_models():
         compress.prune(model, 0.5)
 
 
+@pytest.mark.slow
 def test_quantize_folds_conv_batchnorm_relu_and_exports_int8():
     inputs = keras.Input(INPUT_SHAPE)
     h = keras.layers.Conv2D(4, 3, name="conv")(inputs)
@@ -69,6 +71,7 @@ def test_quantize_names_an_unsupported_layer_and_the_fix():
     assert compress.is_quantized(compress.quantize(model, skip=["doubler"]))
 
 
+@pytest.mark.slow
 def test_pqat_keeps_pruned_zeros_through_qat_and_tflite(student, batch):
     x, y = batch
     pruned = compress.prune(student, 0.75, schedule="constant", frequency=1, layers=["fc"])
@@ -178,6 +181,7 @@ def test_recipe_rejects_bad_steps(text, message):
     ("cluster:4,qat", "clusters"),
     ("prune:0.5,cluster:4,qat", "clusters"),
 ])
+@pytest.mark.slow
 def test_recipe_under_the_distiller_survives_int8_export(student, teacher, batch, text, check):
     import tensorflow as tf
 
@@ -218,6 +222,7 @@ def test_recipe_without_teacher_fine_tunes_by_cross_entropy(student, batch):
     assert stages[0]["layer_sparsity"]["fc"] == pytest.approx(0.5, abs=0.01)
 
 
+@pytest.mark.slow
 def test_pruning_schedule_reaches_its_target_even_in_one_epoch(student, teacher, batch):
     import tensorflow as tf
 

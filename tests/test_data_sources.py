@@ -1,27 +1,15 @@
 """TFDS (through tfds.testing.mock_data) and image folders (PNGs written to tmp_path)."""
 
-import os
 
 import numpy as np
 import pytest
 
-from kdtf._keras import tf
 from kdtf.data import load, load_unlabeled, parse_spec
 
-
-def write_png(path, value, size=(12, 10), channels=3):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    image = np.full(size + (channels,), value, np.uint8)
-    tf.io.write_file(path, tf.io.encode_png(image))
+from helpers import make_folder, write_png
 
 
-def make_folder(root, classes=("cat", "dog"), per_class=10):
-    for c, name in enumerate(classes):
-        for i in range(per_class):
-            write_png(os.path.join(root, name, f"{i}.png"), 40 + 100 * c + i)
-    return str(root)
-
-
+@pytest.mark.slow
 def test_folder_of_class_subfolders_loads_resized_normalised_and_split(tmp_path):
     path = make_folder(tmp_path / "pets")
     a = load(f"folder:{path}", image_size=16, seed=1)

@@ -3,10 +3,11 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import CLASSES, INPUT_SHAPE, tiny_cnn
 
 import kdtf
 from kdtf import Distiller, keras
+
+from helpers import CLASSES, INPUT_SHAPE, tiny_cnn
 
 
 def numpy_log_softmax(z):
@@ -218,6 +219,7 @@ def test_masked_loss_is_labelled_only_ce_plus_kd_over_all_examples(student, teac
     np.testing.assert_allclose(logs_one_hot["loss"], logs["loss"], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_all_unlabeled_batches_train_on_distillation_alone(student, teacher, batch):
     x, _ = batch
     unlabeled = np.full(len(x), -1, np.int32)
@@ -289,6 +291,7 @@ def test_summary_lists_student_adapters_and_frozen_teacher(student, teacher, bat
     assert f"Non-trainable params: {teacher.count_params():,}" in text and "teacher" in text and "(frozen)" in text
 
 
+@pytest.mark.slow
 def test_keras_file_reloads_compiled_with_its_terms_and_optimizer_state(tmp_path, student, teacher, batch):
     x, y = batch
     distiller = compiled(Distiller(student, teacher, temperature=2.0, alpha=0.3, distill="kd,fitnets:0.5@fc/fc"))

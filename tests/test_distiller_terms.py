@@ -2,11 +2,12 @@
 
 import numpy as np
 import pytest
-from conftest import CLASSES, INPUT_SHAPE, tiny_cnn
 
 from kdtf import Distiller, keras
 from kdtf.spec import DistillSpec, TermSpec, parse_terms
 from kdtf.terms import build_terms
+
+from helpers import CLASSES, INPUT_SHAPE, tiny_cnn
 
 
 def compiled(d):
@@ -153,6 +154,7 @@ def test_term_objects_work_directly(student, teacher, batch):
     assert np.isfinite(distiller.fit(x, y, epochs=1, verbose=0).history["loss"][0])
 
 
+@pytest.mark.slow
 def test_terms_find_layers_through_tf_mot_wrappers(student, teacher, batch):
     import kdtf
 
@@ -165,6 +167,7 @@ def test_terms_find_layers_through_tf_mot_wrappers(student, teacher, batch):
     assert np.isfinite(compiled(Distiller(quantized, teacher, spec)).evaluate(x, y, verbose=0, return_dict=True)["fitnets_loss"])
 
 
+@pytest.mark.slow
 def test_compression_fine_tunes_with_the_spec_of_distillation(student, teacher, batch):
     import kdtf
 

@@ -18,6 +18,7 @@ def run(script, *args):
     return result.stdout.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_gives_the_same_weights_as_one_device():
     # Each replica's mean loss is divided by the number of replicas before gradients
     # are summed across them; a missing or doubled scaling would differ by ~1e-2.
@@ -30,6 +31,7 @@ def test_mirrored_strategy_gives_the_same_weights_as_one_device():
     ("mixed_float16", "LossScaleOptimizerV3", "float16"),
     ("mixed_bfloat16", "Adam", "bfloat16"),
 ])
+@pytest.mark.slow
 def test_mixed_precision_steps_give_finite_float32_losses(policy, optimizer, dtype):
     result = json.loads(run("mixed_precision_step.py", policy))
     assert result["optimizer"] == optimizer and result["compute_dtype"] == dtype
@@ -80,6 +82,7 @@ def _assert_workers_match_one_device(script, tmp_path):
         assert diff < 1e-5, (index, diff)  # same tolerance as MirroredStrategy
 
 
+@pytest.mark.slow
 def test_multiworker_strategy_with_two_local_workers_gives_the_same_weights_as_one_device(tmp_path):
     _assert_workers_match_one_device("multiworker_equivalence.py", tmp_path)
 
@@ -87,6 +90,7 @@ TINY = ["--teacher-epochs", "1", "--epochs", "1", "--prune-epochs", "1", "--qat-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 def test_distill_script_runs_the_whole_chain_under_mirrored_strategy_on_two_cpus(tmp_path):
     out = tmp_path / "run"
     run("distill_two_cpus.py", "--strategy", "mirrored", *TINY, "--output", str(out), "--cache-dir", str(tmp_path / "cache"))
@@ -96,6 +100,7 @@ def test_distill_script_runs_the_whole_chain_under_mirrored_strategy_on_two_cpus
     assert report["verified_in_tflite"]["sparsity"]["fc1"] == pytest.approx(0.75, abs=0.01)
 
 
+@pytest.mark.slow
 def test_distill_script_with_two_multiworker_processes_writes_one_run_folder(tmp_path):
     out = tmp_path / "run"
     outputs = _two_workers(lambda index: [
@@ -109,5 +114,6 @@ def test_distill_script_with_two_multiworker_processes_writes_one_run_folder(tmp
     assert finals[0] == finals[1] and finals[0]  # the workers trained the same model in step
 
 
+@pytest.mark.slow
 def test_byol_under_multiworker_strategy_with_two_local_workers_matches_one_device(tmp_path):
     _assert_workers_match_one_device("byol_multiworker.py", tmp_path)  # online and EMA target weights alike

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import INPUT_SHAPE
 
 from kdtf import export, keras
+
+from helpers import INPUT_SHAPE
 
 
 @pytest.fixture
@@ -108,6 +109,7 @@ def test_a_model_the_converter_refuses_gives_one_line_naming_model_and_op():
     assert "BesselI0e" in message and len(message.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_export_for_android_writes_model_labels_and_card(tmp_path, trained, batch):
     from kdtf.data import Splits
 
@@ -119,3 +121,12 @@ def test_export_for_android_writes_model_labels_and_card(tmp_path, trained, batc
     assert card["input"]["dtype"] == "int8" and card["metrics_on_litert"]["agreement"] >= 0.85
     with pytest.raises(ValueError, match="ending in .tflite"):
         export.export_for_android(trained, str(tmp_path / "m.bin"), splits=splits)
+
+
+def test_latency_side_by_side_times_every_model_in_turns(student):
+    from kdtf import export
+
+    flatbuffers = {"float": export.to_tflite(student), "dynamic": export.to_tflite(student, "dynamic")}
+    timings = export.latency_side_by_side(flatbuffers, runs=20, rounds=4, warmup=2)
+    assert set(timings) == {"float", "dynamic"}
+    assert all(t["runs"] == 20 and 0 < t["median_ms"] <= t["p90_ms"] for t in timings.values())

@@ -5,10 +5,11 @@ import os
 
 import numpy as np
 import pytest
-import reference_losses as ref
 import tensorflow as tf
 
 from kdtf import losses
+
+import reference_losses as ref
 
 with open(os.path.join(os.path.dirname(__file__), "fixtures", "feature_relation.json")) as f:
     CASE = json.load(f)

@@ -324,6 +324,7 @@ def _fake_context(calls, x, y, epochs=4):
                                  train_data=None, pruned={}, clustered={})
 
 
+@pytest.mark.slow
 def test_filter_step_prunes_in_rounds_and_fine_tunes_after_each():
     model = flatten_model()
     x, y = _inputs(model, 32), np.arange(32) % 3

@@ -8,8 +8,8 @@ import kdtf
 from kdtf import keras
 from kdtf import keras3 as k3_convert
 from kdtf.keras3 import as_tf_keras, from_keras3, is_keras3_file, to_keras3
-from kdtf.saving import load_model, save_model
 from kdtf.models.zoo import student_cnn
+from kdtf.saving import load_model, save_model
 
 keras3 = pytest.importorskip("keras")  # the standalone Keras 3 package (TensorFlow >= 2.16)
 L = keras3.layers
@@ -128,6 +128,7 @@ def _tiny_backbone():
         ),
     ],
 )
+@pytest.mark.slow
 def test_keras3_sequential_with_nested_backbone_stays_nested_and_frozen(backbone):
     keras3.utils.set_random_seed(0)
     model = keras3.Sequential([keras3.Input((32, 32, 3)), backbone(), L.GlobalAveragePooling2D(), L.Dense(3)], name="clf")

@@ -153,5 +153,8 @@ def test_every_registered_loss_round_trips_through_serialization(name):
     clone = kdtf.losses.get(keras.losses.serialize(loss))
     assert type(clone) is type(loss) and clone.get_config() == loss.get_config()
     rng = np.random.default_rng(5)
-    t, s = rng.normal(size=(4, 7)), rng.normal(size=(4, 7))
+    shape = {"attention": (4, 2, 5, 5), "hidden": (4, 5, 7)}.get(name, (4, 7))  # attention maps, token states
+    t, s = rng.normal(size=shape), rng.normal(size=shape)
+    if name == "attention":  # rows of attention weights sum to 1
+        t, s = np.exp(t) / np.exp(t).sum(-1, keepdims=True), np.exp(s) / np.exp(s).sum(-1, keepdims=True)
     np.testing.assert_allclose(clone(t, s).numpy(), loss(t, s).numpy(), rtol=1e-6)

@@ -9,12 +9,13 @@ import types
 import numpy as np
 import pytest
 import yaml
-from conftest import CLASSES, INPUT_SHAPE, tiny_cnn
 
 import kdtf
 from kdtf import compress, keras
 from kdtf._keras import tf
 from kdtf.optim import OPTIMIZERS, SCHEDULES, TrainingRecipe, add_kernel_regularization, build_optimizer
+
+from helpers import CLASSES, INPUT_SHAPE, tiny_cnn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NEW_CONFIG_KEYS = {"optimizer", "momentum", "weight_decay", "lr_schedule", "warmup_epochs", "l1"}
@@ -182,6 +183,7 @@ def test_cosine_sgd_fine_tunes_a_pruned_student_under_the_distiller_and_checkpoi
     assert float(fresh.learning_rate) == pytest.approx(reference_rate(3, 0.05, 4, 0, "cosine"), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_byol_objective_includes_the_encoder_kernel_penalty():
     from kdtf.ssl import BYOL
 

@@ -38,6 +38,7 @@ def trained():
     }
 
 
+@pytest.mark.slow
 def test_int4w_file_holds_int4_kernels_and_runs_on_litert(trained):
     quantized = export.quantize(trained["float"], "int4w")
     types = tensor_types(quantized)

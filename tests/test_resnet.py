@@ -21,6 +21,7 @@ def test_full_width_has_resnet18_size_and_cifar_stem():
     assert model.name == "student" and "resnet18_cifar" in kdtf.models.names()
 
 
+@pytest.mark.slow
 def test_width_multiplier_builds_a_tiny_model_that_trains():
     model = resnet18_cifar((16, 16, 1), 4, width=0.125)
     assert [model.get_layer(f"stage{s}_block1_conv1").filters for s in range(1, 5)] == [8, 16, 32, 64]
@@ -34,6 +35,7 @@ def test_width_multiplier_builds_a_tiny_model_that_trains():
     assert np.isfinite(loss) and model.predict(x, verbose=0).shape == (8, 4)
 
 
+@pytest.mark.slow
 def test_tiny_resnet_takes_qat_wrappers():
     quantized = compress.quantize(resnet18_cifar((16, 16, 3), 4, width=0.125))
     assert compress.is_quantized(quantized)

@@ -38,6 +38,7 @@ def _accuracies(folder):
     return {s["stage"]: s["accuracy"] for s in json.loads((folder / "report.json").read_text())["stages"]}
 
 
+@pytest.mark.slow
 def test_a_run_killed_during_distillation_resumes_without_redoing_finished_stages(tmp_path):
     killed, whole = tmp_path / "killed", tmp_path / "whole"
     _kill_after_first_checkpoint([sys.executable, SCRIPT, *TINY, "--output", str(killed), "--cache-dir", str(tmp_path / "c1")],
@@ -105,12 +106,12 @@ def test_an_interrupted_write_leaves_the_previous_file_and_no_temporary(tmp_path
 
 def test_a_killed_writer_process_never_leaves_a_truncated_file(tmp_path):
     code = (
-        "import os, sys; sys.path.insert(0, %r)\n"
+        "import os, sys; sys.path.insert(0, {!r})\n"
         "from kdtf.io import atomic_path\n"
-        "with atomic_path(%r) as tmp:\n"
+        "with atomic_path({!r}) as tmp:\n"
         "    f = open(tmp, 'wb'); f.write(b'x' * 1000); f.flush()\n"
         "    print('writing', flush=True); import time; time.sleep(60)\n"
-    ) % (ROOT, str(tmp_path / "report.json"))
+    ).format(ROOT, str(tmp_path / "report.json"))
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "writing"
     os.kill(proc.pid, signal.SIGKILL)
@@ -153,6 +154,7 @@ def test_lambda_models_need_unsafe_load(tmp_path):
     np.testing.assert_allclose(load_model(h5, safe_mode=False).predict(np.ones((1, 4)), verbose=0), model.predict(np.ones((1, 4)), verbose=0))
 
 
+@pytest.mark.slow
 def test_byol_run_killed_in_its_second_stage_resumes_from_the_manifest(tmp_path):
     script = os.path.join(ROOT, "scripts", "byol.py")
     out = tmp_path / "byol"

@@ -25,7 +25,7 @@ def test_cached_step_gives_the_same_losses_as_the_uncached_step(teacher, student
 
 
 def test_training_from_the_cache_matches_training_with_the_teacher(teacher, batch):
-    from conftest import tiny_cnn
+    from helpers import tiny_cnn
 
     x, y = batch
     weights = []

@@ -32,12 +32,14 @@ def _bn_state(model):
 
 
 @pytest.mark.parametrize("name", sorted(BACKBONES))
+@pytest.mark.slow
 def test_every_backbone_builds_flat_from_grey_input_to_logits(name):
     model = build(name, (32, 32, 1), 5, weights=None)
     assert model.output_shape == (None, 5) and model.layers[-1].name == "logits"
     assert not any(isinstance(layer, keras.Model) for layer in model.layers)  # flat: taps, pruning reach all
 
 
+@pytest.mark.slow
 def test_weights_from_a_local_no_top_file_are_loaded(tmp_path):
     reference = keras.applications.MobileNetV2(alpha=0.35, include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg")
     path = str(tmp_path / "mobilenet_v2_035_notop.h5")
@@ -52,6 +54,7 @@ def test_weights_from_a_local_no_top_file_are_loaded(tmp_path):
     "weights, message",
     [("imagenet", "kdtf does not download weights"), ("/no/such/file.h5", "not found"), ("corrupt", "Could not load")],
 )
+@pytest.mark.slow
 def test_bad_weights_are_refused(tmp_path, weights, message):
     if weights == "corrupt":
         weights = str(tmp_path / "corrupt.h5")
@@ -79,6 +82,7 @@ def test_frozen_then_top_unfrozen_trainable_sets_keep_batchnorm_frozen():
         unfreeze_top(model, 10_000)
 
 
+@pytest.mark.slow
 def test_two_phase_fine_tuning_trains_head_then_top_and_leaves_batchnorm_statistics(data):
     x, y = data
     keras.utils.set_random_seed(0)
@@ -98,6 +102,7 @@ def test_two_phase_fine_tuning_trains_head_then_top_and_leaves_batchnorm_statist
     assert not np.array_equal(head, model.get_layer("logits").get_weights()[0])
 
 
+@pytest.mark.slow
 def test_teacher_assisted_fine_tuning_distils_into_a_pretrained_student(data):
     x, y = data
     keras.utils.set_random_seed(1)
@@ -118,6 +123,7 @@ def test_fine_tune_refuses_a_model_without_backbone(student):
 
 
 @pytest.mark.parametrize("preserve", [None, "sparsity"])
+@pytest.mark.slow
 def test_backbone_student_can_be_pruned_and_quantized_with_float_preprocessing(preserve):
     from kdtf.compress import prune, quantize, strip_pruning
 

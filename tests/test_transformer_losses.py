@@ -3,11 +3,12 @@ reference_losses_transformer.py (float64 loops)."""
 
 import numpy as np
 import pytest
-import reference_losses_transformer as ref
 import tensorflow as tf
 
 from kdtf import keras
 from kdtf.losses import transformer as tl
+
+import reference_losses_transformer as ref
 
 RNG = np.random.default_rng(7)
 

@@ -54,6 +54,7 @@ def test_taps_return_attention_weights_and_hidden_states_of_every_block(pooling,
         assert h.shape == (3, tokens, 16)
 
 
+@pytest.mark.slow
 def test_block_layer_names_sorts_numerically_and_names_the_fix_for_other_models():
     model = small_vit(depth=11)
     assert vit.block_layer_names(model, "hidden")[9:] == ["block9_output", "block10_output"]
@@ -86,6 +87,7 @@ def test_models_reject_bad_sizes_with_the_argument_named():
         vit.text_classifier(0, 8, 2)
 
 
+@pytest.mark.slow
 def test_quantize_wraps_every_transformer_layer():
     quantized = compress.quantize(small_vit("cls"))
     assert compress.unsupported_layers(small_vit("cls")) == []
@@ -197,6 +199,7 @@ def test_token_id_transformer_distils_on_mock_imdb_and_exports_int8_with_integer
 
 def test_attention_and_hidden_terms_map_blocks_and_match_numpy_references():
     import kdtf
+
     from reference_losses_transformer import attention_matrix, hidden_state
 
     keras.utils.set_random_seed(0)
@@ -220,6 +223,7 @@ def test_attention_and_hidden_terms_map_blocks_and_match_numpy_references():
     np.testing.assert_allclose(float(terms[2]), expected_hidden, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_block_terms_train_student_and_adapters_and_refuse_a_cnn_teacher():
     import kdtf
 
@@ -244,6 +248,7 @@ def tf_constant(value):
     return tf.constant(value)
 
 
+@pytest.mark.slow
 def test_progressive_distillation_trains_the_blocks_stage_by_stage():
     from kdtf.progressive import progressive_distillation, progressive_specs
 

@@ -145,7 +145,7 @@ def _choose(graph, groups, scores, fraction, scope, min_keep, multiple_of):
     minimums = [_minimum(min_keep, g.layers, len(c)) for g, c in ranked]
     keep = _keep_counts(ranked, values, fraction, scope, minimums)
     removed = set()
-    for (group, classes), s, k in zip(ranked, values, keep):
+    for (_group, classes), s, k in zip(ranked, values, keep):
         k = min(len(classes), math.ceil(k / multiple_of) * multiple_of)
         removed.update(classes[np.argsort(s, kind="stable")[: len(classes) - k]].tolist())
     return removed, [g for g, _ in ranked], unranked

@@ -13,11 +13,11 @@ import tensorflow_model_optimization as tfmot
 from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.cluster_preserve import (
     cluster_preserve_quantize_registry as _cpq,
 )
-from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (
-    prune_preserve_quantize_registry as _ppq,
-)
 from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.cluster_preserve.default_8bit_cluster_preserve_quantize_scheme import (  # noqa: E501  (not in TF-MOT 0.8.1's public API)
     Default8BitClusterPreserveQuantizeScheme,
+)
+from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (
+    prune_preserve_quantize_registry as _ppq,
 )
 from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
     default_8bit_quantize_registry,

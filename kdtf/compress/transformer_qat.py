@@ -34,7 +34,17 @@ from kdtf._keras import keras
 from kdtf.export.tflite import needs_calibration  # noqa: F401  (re-exported: what an int8 export of these models needs)
 from kdtf.models import vit
 
-__all__ = ["quantize_config", "LayerNormQuantizeConfig", "SoftmaxQuantizeConfig", "OutputQuantizeConfig", "PassThroughQuantizeConfig", "EmbeddingQuantizeConfig", "IntegerInputsScheme", "needs_calibration", "CUSTOM_OBJECTS"]
+__all__ = [
+    "quantize_config",
+    "LayerNormQuantizeConfig",
+    "SoftmaxQuantizeConfig",
+    "OutputQuantizeConfig",
+    "PassThroughQuantizeConfig",
+    "EmbeddingQuantizeConfig",
+    "IntegerInputsScheme",
+    "needs_calibration",
+    "CUSTOM_OBJECTS",
+]
 
 _qk = tfmot.quantization.keras
 _quantizers = _qk.quantizers

@@ -2,10 +2,10 @@
 
 from kdtf.export.flatbuffer import TFLiteOpError, check_builtin_ops, list_ops, operators, weight_sparsity, weight_tensors
 from kdtf.export.litert import evaluate, keras_latency, latency, latency_side_by_side, load_interpreter, predict
+from kdtf.export.macs import count_macs
 from kdtf.export.package import export_for_android, model_card
 from kdtf.export.ptq import PTQ_MODES, MixedPrecision, layer_error_table, layer_errors, mixed_precision, quantize
 from kdtf.export.tflite import MODES, save_tflite, to_tflite
-from kdtf.export.macs import count_macs
 
 __all__ = [
     "MODES",

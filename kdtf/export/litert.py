@@ -123,23 +123,32 @@ def _summary(times):
     return {"median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90))}
 
 
-def latency(flatbuffer_or_path, num_threads=1, runs=100, warmup=10):
-    """Median and p90 milliseconds per batch-1 invocation after ``warmup`` runs."""
+def _ready_at_batch_one(flatbuffer_or_path, num_threads, warmup):
+    """An interpreter resized to batch 1, fed zeros and invoked ``warmup`` times."""
     interpreter = load_interpreter(flatbuffer_or_path, num_threads=num_threads)
-    inp = interpreter.get_input_details()[0]
-    shape = (1,) + tuple(inp["shape"][1:])
-    if tuple(inp["shape"]) != shape:
-        interpreter.resize_tensor_input(inp["index"], shape)
+    detail = interpreter.get_input_details()[0]
+    shape = (1,) + tuple(detail["shape"][1:])
+    if tuple(detail["shape"]) != shape:
+        interpreter.resize_tensor_input(detail["index"], shape)
         interpreter.allocate_tensors()
-    sample = np.zeros(shape, dtype=inp["dtype"])
-    interpreter.set_tensor(inp["index"], sample)
+    interpreter.set_tensor(detail["index"], np.zeros(shape, dtype=detail["dtype"]))
     for _ in range(warmup):
         interpreter.invoke()
+    return interpreter
+
+
+def _timed(interpreter, runs):
     times = []
     for _ in range(runs):
         start = time.perf_counter()
         interpreter.invoke()
         times.append(time.perf_counter() - start)
+    return times
+
+
+def latency(flatbuffer_or_path, num_threads=1, runs=100, warmup=10):
+    """Median and p90 milliseconds per batch-1 invocation after ``warmup`` runs."""
+    times = _timed(_ready_at_batch_one(flatbuffer_or_path, num_threads, warmup), runs)
     return dict(_summary(times), threads=num_threads, runs=runs)
 
 
@@ -172,24 +181,9 @@ def latency_side_by_side(flatbuffers, num_threads=1, runs=300, rounds=10, warmup
     Returns:
         ``{name: {"median_ms", "p90_ms", "runs", "threads"}}`` over all of a model's runs.
     """
-    interpreters = {}
-    for name, model in flatbuffers.items():
-        interpreter = load_interpreter(model, num_threads=num_threads)
-        detail = interpreter.get_input_details()[0]
-        shape = (1,) + tuple(detail["shape"][1:])
-        if tuple(detail["shape"]) != shape:
-            interpreter.resize_tensor_input(detail["index"], shape)
-            interpreter.allocate_tensors()
-        interpreter.set_tensor(detail["index"], np.zeros(shape, dtype=detail["dtype"]))
-        for _ in range(warmup):
-            interpreter.invoke()
-        interpreters[name] = interpreter
+    interpreters = {name: _ready_at_batch_one(model, num_threads, warmup) for name, model in flatbuffers.items()}
     times = {name: [] for name in flatbuffers}
-    per_round = max(1, runs // rounds)
     for _ in range(rounds):
         for name, interpreter in interpreters.items():
-            for _ in range(per_round):
-                start = time.perf_counter()
-                interpreter.invoke()
-                times[name].append(time.perf_counter() - start)
+            times[name] += _timed(interpreter, max(1, runs // rounds))
     return {name: dict(_summary(values), threads=num_threads, runs=len(values)) for name, values in times.items()}

@@ -17,8 +17,8 @@ then a FULLY_CONNECTED whose stored shape says 1 row), else the stored ones.
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
-from kdtf.export.litert import load_interpreter
 from kdtf.export.flatbuffer import operators
+from kdtf.export.litert import load_interpreter
 
 __all__ = ["MAC_OPS", "count_macs"]
 

@@ -243,13 +243,15 @@ def preset_patch_size(input_shape, grid=PRESET_GRID):
 def vit_teacher(input_shape=(28, 28, 1), num_classes=10, name="teacher"):
     """ViT teacher: dim 96, 4 blocks, 4 heads, MLP 192, mean pooling, 7x7 tokens
     (patch 4 at 28x28): about 0.31 M parameters at 28x28x1."""
-    return vit_classifier(input_shape, num_classes, patch_size=preset_patch_size(input_shape), grid=(PRESET_GRID,) * 2, dim=96, depth=4, heads=4, mlp_dim=192, name=name)
+    return vit_classifier(input_shape, num_classes, patch_size=preset_patch_size(input_shape), grid=(PRESET_GRID,) * 2,
+                          dim=96, depth=4, heads=4, mlp_dim=192, name=name)
 
 
 def vit_student(input_shape=(28, 28, 1), num_classes=10, name="student"):
     """ViT student: dim 48, 2 blocks, 4 heads (the teacher's, so attention maps transfer
     head by head), MLP 96, mean pooling, 7x7 tokens: about 41 k parameters at 28x28x1."""
-    return vit_classifier(input_shape, num_classes, patch_size=preset_patch_size(input_shape), grid=(PRESET_GRID,) * 2, dim=48, depth=2, heads=4, mlp_dim=96, name=name)
+    return vit_classifier(input_shape, num_classes, patch_size=preset_patch_size(input_shape), grid=(PRESET_GRID,) * 2,
+                          dim=48, depth=2, heads=4, mlp_dim=96, name=name)
 
 
 PRESETS = {"vit_teacher": vit_teacher, "vit_student": vit_student}

@@ -109,7 +109,7 @@ def build(model, input_shape, num_classes, name=None, weights=None):
         weights: a local weights file for backbones (``None``: random); zoo models
             accept only ``None``.
     """
-    from kdtf.models.transfer import BACKBONES, backbone_classifier
+    from kdtf.models.transfer import backbone_classifier
 
     if is_backbone(model):
         return backbone_classifier(model, input_shape, num_classes, weights=weights, model_name=name)

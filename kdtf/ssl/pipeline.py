@@ -29,10 +29,10 @@ from kdtf.data.augment import byol_views
 from kdtf.distiller import Distiller
 from kdtf.io import atomic_path, check_writable_dir, gzip_size, write_text
 from kdtf.models import ENCODERS
-from kdtf.saving import load_model, save_model
 from kdtf.optim import add_kernel_regularization, build_optimizer
 from kdtf.report import report_header
 from kdtf.runstate import RunState, StepCheckpoint
+from kdtf.saving import load_model, save_model
 from kdtf.spec import DistillSpec
 from kdtf.ssl.byol import BYOL
 from kdtf.ssl.probe import embed, few_labels, probe

@@ -1,16 +1,25 @@
 """Two BYOL steps under MirroredStrategy on two logical CPUs vs one device (encoder and
 MLPs without BatchNormalization, whose per-replica statistics would differ by design).
 Prints the largest online and target weight differences."""
-import os, sys
-os.environ["TF_USE_LEGACY_KERAS"] = "1"; os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import os
+import sys
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import tensorflow as tf
+
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import numpy as np
-HERE = os.path.dirname(os.path.abspath(__file__)); sys.path[:0] = [os.path.dirname(HERE), os.path.dirname(os.path.dirname(HERE))]
-from test_byol import encoder, views
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.dirname(HERE), os.path.dirname(os.path.dirname(HERE))]
 from kdtf import keras
 from kdtf.ssl import BYOL
+
+from helpers import byol_batch_views as views
+from helpers import byol_encoder as encoder
+
 v1, v2 = views(n=32)
 def train(strategy):
     with strategy.scope():
