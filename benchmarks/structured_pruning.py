@@ -48,7 +48,7 @@ def recovery(setup, teacher, mode, args):
     from kdtf.compress import StepContext
 
     data = setup.train_ds if mode == "distillation" else setup.labelled_ds
-    tuner = FineTuner(teacher if mode == "distillation" else None, data, spec=DistillSpec(temperature=4.0, alpha=0.5),
+    tuner = FineTuner(teacher if mode == "distillation" else None, data, spec=DistillSpec(temperature=args.temperature, alpha=args.alpha),
                       optimizer=args.finetune_learning_rate, steps_per_epoch=setup.steps)
     return StepContext(tuner, args.prune_epochs, setup.steps, log=lambda line: print(f"  {mode}: {line}", file=sys.stderr, flush=True),
                        train_data=data)
@@ -161,6 +161,8 @@ def main(argv=None):
     parser.add_argument("--criterion", default="l1", choices=["l1", "l2", "bn", "taylor"])
     parser.add_argument("--scope", default="uniform", choices=["uniform", "global"])
     parser.add_argument("--self-distill", action="store_true", help="distillation recovery from the unpruned student")
+    parser.add_argument("--temperature", type=float, default=4.0, help="T of the distillation recovery")
+    parser.add_argument("--alpha", type=float, default=0.5, help="weight of the labels' cross-entropy in the distillation recovery")
     parser.add_argument("--int8", default="qat", choices=["qat", "ptq"])
     parser.add_argument("--mobilenet-size", type=int, default=96)
     parser.add_argument("--runs", type=int, default=300, help="LiteRT latency runs (median)")
