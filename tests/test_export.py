@@ -119,6 +119,8 @@ def test_export_for_android_writes_model_labels_and_card(tmp_path, trained, batc
     assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.txt", "m.tflite", "model_card.json"]
     assert (tmp_path / "labels.txt").read_text().split() == ["a", "b", "c", "d"]
     assert card["input"]["dtype"] == "int8" and card["metrics_on_litert"]["agreement"] >= 0.85
+    assert (card["signature"], card["input"]["name"], card["output"]["name"]) == ("serving_default", "input", "logits")
+    assert card["output_is"].startswith("logits")
     with pytest.raises(ValueError, match="ending in .tflite"):
         export.export_for_android(trained, str(tmp_path / "m.bin"), splits=splits)
 

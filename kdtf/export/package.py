@@ -11,10 +11,11 @@ from kdtf.io import gzip_size, write_text
 __all__ = ["export_for_android", "model_card"]
 
 
-def _io(detail):
+def _io(name, detail):
     scale, zero_point = detail["quantization"]
     return {
-        "name": detail["name"],
+        "name": name,
+        "tensor": detail["name"],
         "shape": [int(d) for d in detail["shape"]],
         "dtype": detail["dtype"].__name__,
         "scale": float(scale),
@@ -23,13 +24,23 @@ def _io(detail):
 
 
 def model_card(path, *, mode, class_names, normalization, source_stages=(), metrics=None):
-    """The facts an app developer needs to feed and read the model, from the file itself."""
+    """The facts an app developer needs to feed and read the model, from the file itself.
+
+    ``input`` and ``output`` carry the signature names (``input``, ``logits``, stable
+    whatever the Keras model was called; see :func:`kdtf.export.to_tflite`) and the
+    tensor behind each; the output is logits, so ``softmax`` gives probabilities over
+    ``class_names`` in that order."""
     interpreter = load_interpreter(path)
+    signatures = interpreter.get_signature_list()
+    key = "serving_default" if "serving_default" in signatures else next(iter(signatures), None)
+    names = signatures[key] if key else {"inputs": ["input"], "outputs": ["logits"]}
     return {
         "file": os.path.basename(path),
         "mode": mode,
-        "input": _io(interpreter.get_input_details()[0]),
-        "output": _io(interpreter.get_output_details()[0]),
+        "signature": key,
+        "input": _io(names["inputs"][0], interpreter.get_input_details()[0]),
+        "output": _io(names["outputs"][0], interpreter.get_output_details()[0]),
+        "output_is": "logits: softmax(output) gives the probability of each class in class_names (labels.txt) order",
         "normalization": normalization,
         "how_to_feed": (
             "apply the normalization to raw pixels; for integer inputs then quantize: "

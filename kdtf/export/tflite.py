@@ -1,4 +1,7 @@
-"""Keras -> TFLite conversion (reading the flatbuffer is :mod:`kdtf.export.flatbuffer`)."""
+"""Keras -> TFLite conversion (reading the flatbuffer is :mod:`kdtf.export.flatbuffer`).
+
+Every file has one signature, ``serving_default``, with the input ``input`` and the
+output ``logits`` (or, for an encoder, its embedding under that name)."""
 
 
 import numpy as np
@@ -67,7 +70,7 @@ def to_tflite(
     model = _strip_wrappers(as_tf_keras(model, "model"))
     qat = _is_quantized(model)
     _require_calibration(model, mode, representative_data is not None, qat)
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter = _converter(model)
     ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if mode != "float32" or qat:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -103,6 +106,21 @@ def to_tflite(
     raise ValueError(
         f"The TFLite converter refused '{model.name}' in mode {mode!r}: {reason}"
     ) from None
+
+
+def _converter(model):
+    """A converter of ``model``'s call with a stable signature: one input named ``input``,
+    one output named ``logits`` (the name Keras would give depends on how many models the
+    process built, e.g. ``input_5``), so apps and model cards can rely on the names."""
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        return tf.lite.TFLiteConverter.from_keras_model(model)
+
+    @tf.autograph.experimental.do_not_convert
+    def serve(x):
+        return {"logits": model(x, training=False)}
+
+    spec = tf.TensorSpec((None,) + tuple(model.input_shape[1:]), model.inputs[0].dtype, name="input")
+    return tf.lite.TFLiteConverter.from_concrete_functions([tf.function(serve).get_concrete_function(spec)], model)
 
 
 def needs_calibration(model):
