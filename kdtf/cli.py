@@ -91,7 +91,7 @@ def parse_config(config_class, argv, *, description, help_texts, flag_names=None
             continue
         text = help_texts.get(name, name.replace("_", " ")).replace("%", "%%")
         if "default" not in text:
-            text += " (default: %(default)s)"
+            text += " (default: none)" if defaults[name] in ("", None) else " (default: %(default)s)"
         flag = (flag_names or {}).get(name, f"--{name.replace('_', '-')}")
         parser.add_argument(flag, dest=name, type=_flag_type(field), default=defaults[name], help=text)
     for flag, name, text in switches:

@@ -236,3 +236,18 @@ def test_pruning_schedule_reaches_its_target_even_in_one_epoch(student, teacher,
     recipe = compress.Recipe([compress.Prune(0.75, min_weights=100)])
     model, _ = recipe.run(student, FineTuner(teacher, ds), epochs=1)
     assert recipe.verify(export.to_tflite(model))["sparsity"]["fc"] == pytest.approx(0.75, abs=0.01)
+
+
+def test_recipe_run_with_a_teacher_instead_of_a_fine_tuner_names_the_fix(student, teacher, batch):
+    with pytest.raises(ValueError, match=r"fine-tune callable, e.g. Recipe.run\(student, kdtf.FineTuner"):
+        compress.Recipe.parse("qat").run(student, teacher, epochs=1)
+
+
+def test_int8_calibration_takes_an_array_a_dataset_or_batches_and_names_a_wrong_shape(student, batch):
+    import tensorflow as tf
+
+    x, y = batch
+    for data in (x, tf.data.Dataset.from_tensor_slices((x, y)).batch(16), [x[:32], x[32:]]):
+        assert "CONV_2D" in export.list_ops(export.to_tflite(student, "int8", representative_data=data))
+    with pytest.raises(ValueError, match=r"examples shaped \(8, 8, 1\).*Received: an array of shape \(64, 4, 4\)"):
+        export.to_tflite(student, "int8", representative_data=x[:, :4, :4, 0])

@@ -334,3 +334,22 @@ def test_the_gate_threshold_is_a_tenth_of_the_way_from_chance():
 
     assert weak_teacher_threshold(10) == pytest.approx(0.19)
     assert weak_teacher_threshold(2) == pytest.approx(0.55)
+
+
+def test_help_answers_before_tensorflow_loads_and_lists_the_names():
+    code = (
+        "import runpy, sys\nsys.argv = ['distill.py', '--help']\n"
+        f"try:\n    runpy.run_path({SCRIPT!r}, run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "print('TENSORFLOW LOADED:', 'tensorflow' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert "TENSORFLOW LOADED: False" in result.stdout
+    for name in ("mobilenet_v2", "vit_student", "teacher_cnn", "fitnets", "attention", "filters:F", "randaugment"):
+        assert name in result.stdout
+    assert "(default: )" not in result.stdout and "(default: -1)" not in result.stdout
+
+
+def test_a_kdtf_error_is_one_line_without_tensorflow_start_up_lines(tmp_path):
+    result = run_script("--teacher", str(tmp_path / "missing.keras"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: Teacher model file not found: '{tmp_path / 'missing.keras'}' (--teacher)."]

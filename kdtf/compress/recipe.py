@@ -14,6 +14,7 @@ Steps (string form / object, see :mod:`kdtf.compress.steps`): ``prune:S`` / ``Pr
 import numpy as np
 
 from kdtf import catalog
+from kdtf._keras import keras
 from kdtf.compress.filter_rounds import FilterPrune
 from kdtf.compress.layers import kernel_sparsity, unique_weights
 from kdtf.compress.quantize import is_quantized
@@ -100,6 +101,12 @@ class Recipe:
             stripped; QAT wrappers kept, the converter reads them) and one record per step
             (name, layers touched, parameters, kernel sparsity, unique values, ...).
         """
+        if not callable(fine_tune) or isinstance(fine_tune, keras.Model):
+            raise ValueError(
+                "Recipe.run takes the student and a fine-tune callable, e.g. Recipe.run(student, "
+                "kdtf.FineTuner(teacher, (x, y), spec=distiller.spec)). Received: fine_tune of type "
+                f"{type(fine_tune).__name__}"
+            )
         steps_per_epoch = steps_per_epoch or getattr(fine_tune, "steps_per_epoch", None)
         if not steps_per_epoch:
             raise ValueError("Pass steps_per_epoch: the fine-tuning data's length is unknown.")
