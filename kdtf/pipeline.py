@@ -195,14 +195,25 @@ def _prepare(config, spec, strategy_text, resume):
     steps = int(np.ceil(data.size("train") / config.batch_size))
     # Teacher and scratch see labelled examples only, with as many optimizer steps per
     # epoch as the Distiller, which sees every training example (unlabeled ones as -1).
-    labelled_ds = data.dataset("train", config.batch_size, shuffle=True, seed=config.seed, augment=config.augment,
-                               repeat=True, labelled_only=True)
-    train_ds = data.dataset("train", config.batch_size, shuffle=True, seed=config.seed, augment=config.augment)
+    labelled_ds, train_ds = _training_pipelines(config, data)
     val_ds = data.dataset("val", config.batch_size)
     if mixes_labels(config.augment):  # training labels are one-hot rows: validate alike
         val_ds = val_ds.map(lambda x, y: (x, tf.one_hot(y, data.num_classes)))
     runner = StageRunner(state, log)
-    return _Run(config, spec, data, out, runner, steps, labelled_ds, train_ds.repeat(), val_ds, config.training_recipe(), user_teacher)
+    return _Run(config, spec, data, out, runner, steps, labelled_ds, train_ds, val_ds, config.training_recipe(), user_teacher)
+
+
+def _training_pipelines(config, data):
+    """The labelled-only and the whole training pipeline, repeated (fit runs ``steps``
+    batches an epoch). Under several workers each reads only its share of the files
+    (``Splits.distributed``), in per-replica batches of the global batch."""
+    options = dict(shuffle=True, seed=config.seed, augment=config.augment, repeat=True)
+    if several_workers():
+        strategy = tf.distribute.get_strategy()
+        return (data.distributed(strategy, "train", config.batch_size, labelled_only=True, **options),
+                data.distributed(strategy, "train", config.batch_size, **options))
+    whole = data.dataset("train", config.batch_size, shuffle=True, seed=config.seed, augment=config.augment).repeat()
+    return data.dataset("train", config.batch_size, labelled_only=True, **options), whole
 
 
 def _optimizer(ctx, learning_rate, warmup=True):
@@ -357,6 +368,9 @@ def _distillation_data(ctx, student, teacher):
     distillation and compression fine-tuning run no teacher forward pass."""
     config, data = ctx.config, ctx.data
     if not config.uses_teacher_cache() or ctx.runner.state.done("compress"):
+        return ctx.train_ds
+    if several_workers():  # each worker reads its own files; the teacher runs on them
+        log("several workers: the teacher runs on each worker's share of the files (no teacher-output cache)")
         return ctx.train_ds
     distiller = Distiller(student, teacher, ctx.spec)
     ds = ctx.runner.time("teacher_cache_s", distiller.cached_dataset, data, batch_size=config.batch_size, seed=config.seed,

@@ -71,9 +71,9 @@ def fit(model, train_data, *, epochs, optimizer=1e-3, teacher=None, spec=None, l
 
 
 def as_dataset(data, batch_size=32, shuffle=True, seed=0):
-    """A batched ``tf.data`` pipeline from a dataset (returned as is), an array of inputs,
-    or an ``(x, y)`` / ``(x, y, sample_weight)`` tuple of arrays."""
-    if isinstance(data, tf.data.Dataset):
+    """A batched ``tf.data`` pipeline from a dataset (returned as is, also a distributed
+    one), an array of inputs, or an ``(x, y)`` / ``(x, y, sample_weight)`` tuple of arrays."""
+    if isinstance(data, (tf.data.Dataset, tf.distribute.DistributedDataset)):
         return data
     if isinstance(data, list):
         data = tuple(data)
@@ -90,6 +90,8 @@ def as_dataset(data, batch_size=32, shuffle=True, seed=0):
 
 
 def _count_batches(dataset):
+    if not isinstance(dataset, tf.data.Dataset):
+        return None
     cardinality = int(dataset.cardinality())
     return cardinality if cardinality > 0 else None
 

@@ -353,3 +353,40 @@ def test_a_kdtf_error_is_one_line_without_tensorflow_start_up_lines(tmp_path):
     result = run_script("--teacher", str(tmp_path / "missing.keras"))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: Teacher model file not found: '{tmp_path / 'missing.keras'}' (--teacher)."]
+
+
+@pytest.mark.slow
+def test_the_stanford_dogs_command_of_the_readme_runs_on_a_folder_of_that_layout(tmp_path):
+    """README's Stanford Dogs command (Images/<wnid>-<breed>/<wnid>_<n>.jpg, a MobileNetV2
+    teacher and a MobileNetV2-0.35 student from local no-top weights files, filter
+    pruning + QAT), with the sizes and epochs of a test."""
+    from PIL import Image
+
+    from kdtf import keras
+
+    rng = np.random.default_rng(1)
+    for c, breed in enumerate(["n02085620-Chihuahua", "n02085782-Japanese_spaniel", "n02085936-Maltese_dog"]):
+        os.makedirs(tmp_path / "Images" / breed)
+        for i in range(10):
+            pixels = rng.integers(0, 90, size=(50, 60, 3)).astype(np.uint8)
+            pixels[..., c] += 150
+            Image.fromarray(pixels).save(tmp_path / "Images" / breed / f"{breed.split('-')[0]}_{1000 + i}.jpg")
+    for alpha, name in ((1.0, "teacher.h5"), (0.35, "student.h5")):
+        keras.applications.MobileNetV2(alpha=alpha, include_top=False, weights=None, input_shape=(32, 32, 3)).save_weights(
+            str(tmp_path / name))
+    out = tmp_path / "dogs"
+    result = run_script(
+        "--dataset", f"folder:{tmp_path / 'Images'}", "--image-size", "32",
+        "--teacher", "mobilenet_v2", "--teacher-weights", str(tmp_path / "teacher.h5"),
+        "--student", "mobilenet_v2_035", "--student-weights", str(tmp_path / "student.h5"),
+        "--compress", "filters:0.5,qat", "--output", str(out),
+        # a test's sizes:
+        "--teacher-epochs", "1", "--finetune-epochs", "1", "--epochs", "1", "--prune-epochs", "1", "--qat-epochs", "1",
+        "--batch-size", "8", "--latency-runs", "2", "--allow-weak-teacher", "--cache-dir", str(tmp_path / "cache"), "--verbose", "0",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (out / "labels.txt").read_text().split() == ["n02085620-Chihuahua", "n02085782-Japanese_spaniel", "n02085936-Maltese_dog"]
+    report = json.loads((out / "report.json").read_text())
+    assert report["data"]["labelled"] == report["data"]["train"]  # every label: a user's own data
+    assert "filters" in report["verified_in_tflite"] and report["stages"][-1]["stage"] == "tflite-int8"
+    assert report["stages"][-1]["params"] < report["stages"][2]["params"]  # filters really removed

@@ -58,7 +58,7 @@ def accuracy(model, data, y=None, batch_size=256):
     correct = total = 0
     for x, labels in iterate_batches(data, y, batch_size):
         labels = hard_labels(labels)
-        predicted = np.asarray(model.predict_on_batch(x)).argmax(-1)
+        predicted = np.asarray(model(x, training=False)).argmax(-1)  # eager: no retracing per batch size
         known = labels >= 0
         correct += int(np.sum(predicted[known] == labels[known]))
         total += int(known.sum())

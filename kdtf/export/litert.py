@@ -107,7 +107,7 @@ def evaluate(flatbuffer_or_path, x, y=None, keras_model=None, batch_size=256):
         correct += int(np.sum(predicted == hard_labels(labels)))
         total += len(batch)
         if keras_model is not None:
-            reference = np.asarray(keras_model.predict_on_batch(np.asarray(batch, np.float32)))
+            reference = np.asarray(keras_model(np.asarray(batch, np.float32), training=False))
             agree += int(np.sum(predicted == reference.argmax(-1)))
             max_diff = max(max_diff, float(np.max(np.abs(outputs - reference))))
     if not total:
