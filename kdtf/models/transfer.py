@@ -41,6 +41,11 @@ BACKBONES = {  # name -> (constructor, preprocessing, weights file Keras publish
     "efficientnet_b0": (lambda **kw: keras.applications.EfficientNetB0(**kw), "torch_inside", "efficientnetb0_notop.h5"),
 }
 HEAD = ("head_dropout", "logits")
+# The applications' BatchNormalization momentum (0.999 in MobileNetV2, 0.99 elsewhere) is
+# for ImageNet-length training: trained from scratch for a few hundred steps, the moving
+# statistics would stay near their initial values and the model would predict one class
+# in inference mode. A backbone built without weights uses this momentum instead.
+SCRATCH_BN_MOMENTUM = 0.9
 
 
 def _preprocess(x, kind):
@@ -80,7 +85,8 @@ def backbone_classifier(name, input_shape, num_classes, weights=None, dropout=0.
             ``resnet50``, ``efficientnet_b0``).
         input_shape: ``(height, width, channels)``; one channel is repeated to RGB.
         num_classes: classes of the new head.
-        weights: ``None`` (random) or a local no-top ``.h5`` weights file.
+        weights: ``None`` (random; BatchNormalization momentum
+            :data:`SCRATCH_BN_MOMENTUM`) or a local no-top ``.h5`` weights file.
         dropout: dropout before the new Dense head.
         model_name: name of the model (default ``name``).
 
@@ -106,6 +112,10 @@ def backbone_classifier(name, input_shape, num_classes, weights=None, dropout=0.
     model = keras.Model(inputs, outputs, name=model_name or name)
     if weights:
         _load_backbone_weights(model, build, weights, name, (height, width, 3))
+    else:  # from scratch: moving statistics must settle in a few hundred steps, not thousands
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = SCRATCH_BN_MOMENTUM
     return model
 
 
