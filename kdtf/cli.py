@@ -11,6 +11,8 @@ import functools
 import os
 import sys
 
+from kdtf.io import write_text
+
 __all__ = ["ArgumentParser", "parse_config", "load_yaml_defaults", "exit_on_error", "save_args", "log",
            "keras_verbosity", "resume_args", "load_tensorflow", "VERBOSE_HELP"]
 
@@ -112,8 +114,6 @@ def parse_config(config_class, argv, *, description, help_texts, flag_names=None
 def save_args(args, folder):
     """Writes the final arguments to ``folder/args.yaml`` atomically."""
     import yaml
-
-    from kdtf.io import write_text
 
     write_text(os.path.join(folder, "args.yaml"), yaml.safe_dump(dict(args), sort_keys=True))
 

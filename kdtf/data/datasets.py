@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 
 from kdtf._keras import tf
+from kdtf.data.augment import augment_dataset
 from kdtf.data.loaders import (
     DEFAULT_IMAGE_SIZE,
     open_spec,
@@ -164,7 +165,5 @@ def labelled_dataset(x, y, batch_size, steps_per_epoch, seed=0, augment=None, nu
     ds = tf.data.Dataset.from_tensor_slices((x[keep], y[keep]))
     ds = ds.shuffle(int(keep.sum()), seed=seed, reshuffle_each_iteration=True).repeat().batch(batch_size)
     if augment:
-        from kdtf.data.augment import augment_dataset
-
         ds = augment_dataset(ds, augment, x.shape[1:], num_classes or int(np.max(y)) + 1, seed)
     return ds.prefetch(tf.data.AUTOTUNE), steps_per_epoch

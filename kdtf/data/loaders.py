@@ -17,6 +17,7 @@ from kdtf._keras import tf
 from kdtf.data.folder import check_classes, list_class_folders, list_images
 from kdtf.data.sources import open_files, open_tfds_split
 from kdtf.data.table import ArrayRows
+from kdtf.data.tfds_source import open_tfds, parse_tfds_name
 
 __all__ = ["BUNDLED", "DEFAULT_IMAGE_SIZE", "Opened", "open_spec", "open_unlabeled", "parse_spec", "specs"]
 
@@ -52,8 +53,6 @@ def parse_spec(spec):
         prefix, sep, rest = spec.partition(":")
         if sep and prefix in ("tfds", "folder") and rest:
             if prefix == "tfds":
-                from kdtf.data.tfds_source import parse_tfds_name
-
                 parse_tfds_name(rest)
             return prefix, rest
     raise ValueError(f"Unknown data set spec {spec!r}. Known: {', '.join(specs())}")
@@ -109,8 +108,6 @@ def _folder(path, image_size, channels, cache_dir, log):
 
 
 def _tfds(rest, image_size, channels, data_dir, cache_dir, log):
-    from kdtf.data.tfds_source import open_tfds
-
     source = open_tfds(rest, data_dir)
     parts = {}
     for split in source.splits:

@@ -11,6 +11,7 @@ import hashlib
 import numpy as np
 
 from kdtf._keras import tf
+from kdtf.data.augment import augment_dataset, quiet_map
 from kdtf.data.loaders import open_unlabeled
 from kdtf.data.sources import CacheLog
 from kdtf.data.stream import example_batches, read_examples
@@ -175,8 +176,6 @@ class Splits:
         return strategy.distribute_datasets_from_function(make)
 
     def _augment(self, ds, augment, seed):
-        from kdtf.data.augment import augment_dataset, quiet_map
-
         if callable(augment):
             return quiet_map(ds, augment)
         return augment_dataset(ds, augment, self.input_shape, self.num_classes, seed) if augment else ds

@@ -3,6 +3,7 @@
 
 from kdtf._keras import keras
 from kdtf.models.resnet import resnet18_cifar
+from kdtf.models.transfer import BACKBONES, backbone_classifier
 from kdtf.models.vit import vit_student, vit_teacher
 
 __all__ = ["teacher_cnn", "student_cnn", "teacher_encoder", "student_encoder", "ENCODERS", "build", "names", "is_backbone"]
@@ -90,15 +91,11 @@ ENCODERS = {"teacher_encoder": teacher_encoder, "student_encoder": student_encod
 
 def names():
     """Zoo models and Keras application backbones (see :mod:`kdtf.models.transfer`)."""
-    from kdtf.models.transfer import BACKBONES
-
     return sorted(_ZOO) + sorted(BACKBONES)
 
 
 def is_backbone(model):
     """True for a backbone name (fine-tuned in two phases), False for a zoo model."""
-    from kdtf.models.transfer import BACKBONES
-
     return model in BACKBONES
 
 
@@ -109,8 +106,6 @@ def build(model, input_shape, num_classes, name=None, weights=None):
         weights: a local weights file for backbones (``None``: random); zoo models
             accept only ``None``.
     """
-    from kdtf.models.transfer import backbone_classifier
-
     if is_backbone(model):
         return backbone_classifier(model, input_shape, num_classes, weights=weights, model_name=name)
     if model not in _ZOO:

@@ -19,6 +19,7 @@ pruned, quantized and exported like any other kdtf model.
 import math
 
 from kdtf._keras import keras, require_keras_model, tf
+from kdtf.callbacks import StopOnNonFiniteLoss
 
 __all__ = ["BYOL", "byol_loss", "tau_schedule", "mlp"]
 
@@ -190,8 +191,6 @@ class BYOL(keras.Model):
                     "steps_per_epoch to fit() or total_steps to BYOL()."
                 )
             self.total_steps.assign(int(epochs) * int(steps))
-        from kdtf.callbacks import StopOnNonFiniteLoss
-
         callbacks = list(kwargs.pop("callbacks", None) or [])
         callbacks.append(StopOnNonFiniteLoss(stage=f"BYOL ({self.encoder.name})"))
         return super().fit(x, *args, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks, **kwargs)
