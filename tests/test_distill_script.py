@@ -429,3 +429,19 @@ def test_the_missions_cifar10_resnet_config_runs_on_mock_tfds_data(tmp_path, cap
     assert (saved["learning_rate"], saved["weight_decay"], saved["momentum"]) == (0.1, 0.0005, 0.9)
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["data"]["input_shape"] == [32, 32, 3] and report["data"]["name"] == "tfds:cifar10"
+
+
+@pytest.mark.slow
+def test_a_keras3_teacher_file_runs_the_whole_chain(tmp_path):
+    import keras as keras3
+
+    teacher = keras3.Sequential([keras3.Input((28, 28, 1)), keras3.layers.Conv2D(8, 3, strides=2), keras3.layers.LeakyReLU(negative_slope=0.2),
+                                 keras3.layers.Flatten(), keras3.layers.Dense(10)], name="k3_teacher")
+    teacher.save(str(tmp_path / "k3_teacher.keras"))
+    out = tmp_path / "out"
+    result = run_script("--teacher", str(tmp_path / "k3_teacher.keras"), "--epochs", "1", "--prune-epochs", "1", "--qat-epochs", "1",
+                        "--latency-runs", "2", "--allow-weak-teacher", "--output", str(out), "--cache-dir", str(tmp_path / "cache"),
+                        "--verbose", "0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "converted the Keras 3 model 'k3_teacher' to tf_keras" in result.stdout
+    assert json.loads((out / "report.json").read_text())["stages"][0]["stage"] == "teacher"

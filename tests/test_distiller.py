@@ -340,3 +340,19 @@ def test_keras3_models_are_converted_and_distilled(teacher, batch):
     assert np.isfinite(distiller.fit(*batch, epochs=1, verbose=0).history["loss"][0])
     back = kdtf.to_keras3(distiller.student)
     np.testing.assert_allclose(back.predict(batch[0], verbose=0), distiller.student.predict(batch[0], verbose=0), atol=1e-5)
+
+
+def test_a_distiller_of_keras3_models_saves_reloads_compiled_and_fits_again(tmp_path, batch):
+    import keras as keras3
+
+    x, y = batch
+    make = lambda width, name: keras3.Sequential([keras3.Input(INPUT_SHAPE), keras3.layers.Conv2D(width, 3, activation="relu"),
+                                                  keras3.layers.Flatten(), keras3.layers.Dense(CLASSES)], name=name)
+    distiller = compiled(Distiller(make(4, "k3_student"), make(16, "k3_teacher"), temperature=3.0))
+    distiller.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    distiller.save(str(tmp_path / "k3.keras"))
+    again = keras.models.load_model(str(tmp_path / "k3.keras"))
+    before, after = (d.evaluate(x, y, return_dict=True, verbose=0) for d in (distiller, again))
+    for key in ("loss", "student_loss", "distillation_loss", "accuracy"):
+        np.testing.assert_allclose(after[key], before[key], rtol=1e-5)
+    assert again.temperature == 3.0 and np.isfinite(again.fit(x, y, batch_size=16, epochs=1, verbose=0).history["loss"][0])
