@@ -35,24 +35,28 @@ CALIBRATION = 256
 
 
 def qat_student(run_dir, report, data, epochs):
-    """The run's student after QAT alone, fine-tuned by distillation from its teacher."""
+    """The run's student after QAT alone, fine-tuned by distillation from its teacher with
+    the run's terms, temperature, alpha, labels kept and fine-tuning learning rate."""
     import numpy as np
 
     from kdtf import compress
     from kdtf.data import keep_labels
     from kdtf.saving import load_model
+    from kdtf.spec import DistillSpec
+    from kdtf.training import FineTuner
 
-    config = report["config"]
-    y_train = keep_labels(data.y_train, config["labels"], seed=config["seed"]) if config["labels"] else data.y_train
-    data.y_train = y_train
-    steps = int(np.ceil(len(data.x_train) / config["batch_size"]))
-    train_ds = data.dataset("train", config["batch_size"], shuffle=True, seed=config["seed"]).repeat()
+    config, labelled = report["config"], report["data"]["labelled"]
+    if labelled < len(data.y_train):  # the run's label-scarce regime (500 labels on the bundled sets)
+        data.y_train = keep_labels(data.y_train, labelled, seed=config["seed"])
+    steps = int(np.ceil(len(data.y_train) / config["batch_size"]))
     student, teacher = (load_model(os.path.join(run_dir, f"{name}.keras")) for name in ("student", "teacher"))
-    quantized, _ = compress.Recipe.parse("qat").run(
-        student, teacher, train_ds, data.dataset("val", config["batch_size"]), epochs=epochs,
-        learning_rate=config["finetune_learning_rate"], temperature=config["temperature"], alpha=config["alpha"],
+    tuner = FineTuner(
+        teacher, data.dataset("train", config["batch_size"], shuffle=True, seed=config["seed"]).repeat(),
+        spec=DistillSpec(temperature=config["temperature"], alpha=config["alpha"], terms=config["distill"]),
+        optimizer=config["finetune_learning_rate"], validation_data=data.dataset("val", config["batch_size"]),
         steps_per_epoch=steps,
     )
+    quantized, _ = compress.Recipe.parse("qat").run(student, tuner, epochs=epochs, steps_per_epoch=steps)
     return quantized
 
 

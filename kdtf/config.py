@@ -50,8 +50,8 @@ class RunConfig:
     and :attr:`RATES` with the names :meth:`validate` checks as such.
     """
 
-    POSITIVE = ("prune_epochs", "qat_epochs", "batch_size", "latency_runs")
-    NON_NEGATIVE = ()
+    POSITIVE = ("prune_epochs", "qat_epochs", "batch_size")
+    NON_NEGATIVE = ("latency_runs",)  # 0: no latency timing (and no TFLite export of Keras stages for it)
     RATES = ("learning_rate",)
 
     dataset: str = "mnist5k"
@@ -103,7 +103,7 @@ class DistillConfig(RunConfig):
     """Settings of a distillation run. Every field is a flag of ``scripts/distill.py``."""
 
     POSITIVE = RunConfig.POSITIVE + ("teacher_epochs", "epochs")
-    NON_NEGATIVE = ("image_size", "unfreeze_layers", "finetune_epochs", "progressive_epochs")
+    NON_NEGATIVE = RunConfig.NON_NEGATIVE + ("image_size", "unfreeze_layers", "finetune_epochs", "progressive_epochs")
     RATES = ("learning_rate", "finetune_learning_rate")
 
     data_dir: str = ""

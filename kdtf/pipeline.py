@@ -254,11 +254,16 @@ def _train(ctx, model, weights, train_ds, epochs, callbacks, teacher=None):
 def _measured(ctx, name, model, paths, params=None):
     """The report row of a Keras stage: accuracy, size, sparsity, LiteRT latency."""
     accuracy = _accuracy(model, ctx.data, "test")
-    timing = export.latency(export.to_tflite(model, "float32"), num_threads=1, runs=ctx.config.latency_runs)
+    runs = ctx.config.latency_runs
+    timing = export.latency(export.to_tflite(model, "float32"), num_threads=1, runs=runs) if runs else None
     row = stage_record(name, accuracy, "keras", params if params is not None else model.count_params(), paths[0],
                        compress.kernel_sparsity(model)[1], timing, "litert, 1 thread, batch 1, TFLite export of this model")
-    log(f"stage {name}: test accuracy {accuracy:.4f}, sparsity {row['sparsity']:.3f}, {timing['median_ms']:.3f} ms/image")
+    log(f"stage {name}: test accuracy {accuracy:.4f}, sparsity {row['sparsity']:.3f}, {_per_image(timing)}")
     return row
+
+
+def _per_image(timing):
+    return f"{timing['median_ms']:.3f} ms/image" if timing else "latency not timed"
 
 
 def _accuracy(model, data, split):
@@ -465,12 +470,13 @@ def _export_stage(ctx, recipe, compressed):
         verified = recipe.verify(tflite_path) if mode != "int4w" else {"skipped": "int4 weights"}
         log(f"stage tflite-{mode}: verified in the flatbuffer: {verified}")
         result = card["metrics_on_litert"]
-        timing = export.latency(tflite_path, num_threads=1, runs=ctx.config.latency_runs)
+        runs = ctx.config.latency_runs
+        timing = export.latency(tflite_path, num_threads=1, runs=runs) if runs else None
         row = stage_record(f"tflite-{mode}", result["accuracy"], "litert", ctx.runner.records["compress"]["compression_steps"][-1]["params"],
                            tflite_path, card["weight_sparsity"], timing, "litert, 1 thread, batch 1")
         row.update(agreement_with_keras=result["agreement"], ops=card["ops"])
         log(f"stage tflite-{mode}: LiteRT test accuracy {result['accuracy']:.4f} (agreement with Keras "
-            f"{result['agreement']:.4f}), {timing['median_ms']:.3f} ms/image")
+            f"{result['agreement']:.4f}), {_per_image(timing)}")
         return {"row": row, "verified": verified, **extra}
 
     describe = (f"post-training {mode} quantization with litert-quantizer" if ctx.config.ptq

@@ -34,8 +34,8 @@ def stage_record(name, accuracy, measured_on, params, path, sparsity, timing, la
         "size_bytes": os.path.getsize(path),
         "gzip_bytes": gzip_size(path),
         "sparsity": float(sparsity),
-        "latency_ms": timing["median_ms"],
-        "latency_p90_ms": timing["p90_ms"],
+        "latency_ms": timing["median_ms"] if timing else None,
+        "latency_p90_ms": timing["p90_ms"] if timing else None,
         "latency_measured_on": latency_measured_on,
     }
 
@@ -50,7 +50,7 @@ def _row(stage):
         f"{stage['size_bytes'] / 1024:.1f}",
         f"{stage['gzip_bytes'] / 1024:.1f}",
         f"{100 * stage['sparsity']:.1f} %",
-        f"{stage['latency_ms']:.3f} ({stage['latency_p90_ms']:.3f})",
+        "not timed" if stage["latency_ms"] is None else f"{stage['latency_ms']:.3f} ({stage['latency_p90_ms']:.3f})",
     )
 
 
@@ -91,9 +91,10 @@ def render_markdown(report):
         f"{config['prune_epochs']} epochs, QAT {'on' if config['qat'] else 'off'} "
         f"({config['qat_epochs']} epochs).",
         "Accuracy is on the test split; `litert` means measured through the LiteRT "
-        "interpreter on the exported file. Latency: median (p90) over "
-        f"{config['latency_runs']} batch-1 invocations on LiteRT with 1 thread; for Keras "
-        "stages, of that stage's TFLite export. Sparsity: zeros among Conv/Dense kernels "
+        "interpreter on the exported file. "
+        + (f"Latency: median (p90) over {config['latency_runs']} batch-1 invocations on LiteRT with 1 thread; "
+           "for Keras stages, of that stage's TFLite export. " if config["latency_runs"] else "Latency not timed (`--latency-runs 0`). ")
+        + "Sparsity: zeros among Conv/Dense kernels "
         "(Keras) or among weight tensors of the flatbuffer (TFLite).",
         f"Wall time: {timings['total_s']:.0f} s on {report['machine']['cpus']} CPUs "
         + "(" + ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in timings.items() if k != "total_s") + ").",
@@ -128,11 +129,12 @@ def plot_figure(report):
     import matplotlib.pyplot as plt
 
     stages = report["stages"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), constrained_layout=True)
-    panels = (
-        (axes[0], [s["size_bytes"] / 1024 for s in stages], "file size (KB, log scale)"),
-        (axes[1], [s["latency_ms"] * 1000 for s in stages], "latency per image (µs, LiteRT, 1 thread, log scale)"),
-    )
+    timed = all(s["latency_ms"] is not None for s in stages)  # --latency-runs 0: the size panel only
+    fig, axes = plt.subplots(1, 2 if timed else 1, figsize=(11 if timed else 6, 4.8), constrained_layout=True, squeeze=False)
+    axes = axes[0]
+    panels = [(axes[0], [s["size_bytes"] / 1024 for s in stages], "file size (KB, log scale)")]
+    if timed:
+        panels.append((axes[1], [s["latency_ms"] * 1000 for s in stages], "latency per image (µs, LiteRT, 1 thread, log scale)"))
     accuracy = [100 * s["accuracy"] for s in stages]
     colors, markers = plt.cm.tab10.colors, "osD^vP*Xh<>"
     low, high = min(accuracy), max(accuracy)

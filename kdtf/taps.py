@@ -10,7 +10,7 @@ model through every compression step.
 
 from kdtf._keras import keras
 
-__all__ = ["tap", "layer_names", "find_layer", "WRAPPER_PREFIXES"]
+__all__ = ["tap", "layer_names", "find_layer", "output_in", "WRAPPER_PREFIXES"]
 
 WRAPPER_PREFIXES = ("prune_low_magnitude_", "cluster_", "quant_")
 
@@ -43,4 +43,15 @@ def tap(model, names, output=None, argument="model"):
             f"{layer_names(model)}"
         )
     main = output if output is not None else model.outputs[0]
-    return keras.Model(model.inputs, [main] + [layer.output for layer in layers], name=f"{model.name}_taps")
+    return keras.Model(model.inputs, [main] + [output_in(model, layer) for layer in layers], name=f"{model.name}_taps")
+
+
+def output_in(model, layer):
+    """``layer``'s output in ``model``'s own graph. A layer that TF-MOT's cloning left
+    unwrapped (a Softmax, an Add) is called in the original model and in the clone, so
+    ``layer.output`` (its first call) may belong to another model's graph."""
+    nodes = getattr(model, "_network_nodes", ())
+    for index in range(len(layer._inbound_nodes)) if len(layer._inbound_nodes) > 1 else ():
+        if f"{layer.name}_ib-{index}" in nodes:
+            return layer.get_output_at(index)
+    return layer.output

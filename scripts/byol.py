@@ -38,7 +38,7 @@ HELP = {
     "crop_area": "smallest crop area of the BYOL views, in (0, 1]",
     "labels_per_class": "labels per class for the linear probe and k-NN",
     "knn_k": "neighbours of the k-NN evaluation",
-    "latency_runs": "timed invocations of the LiteRT latency measurement",
+    "latency_runs": "timed invocations of the LiteRT latency measurement (0: not timed)",
     "seed": "seed of the split, initial weights, views and labelled subset",
     "output": "run folder (default: saved_models/byol-<dataset>-<time>)",
     "cache_dir": "folder of decoded images (image folders, TFDS) and cached teacher outputs",

@@ -62,7 +62,7 @@ HELP = {
     "strategy": f"tf.distribute strategy: {', '.join(catalog.STRATEGIES)}",
     "output": "run folder (default: saved_models/<dataset>-<time>)",
     "cache_dir": "folder of cached teachers, decoded images (image folders, TFDS) and teacher outputs",
-    "latency_runs": "timed invocations per latency measurement",
+    "latency_runs": "timed invocations per latency measurement (0: not timed, no TFLite export of the Keras stages for it)",
     "progressive_epochs": "Transformer students: epochs per student block of layer-wise distillation (hidden states and "
                           "attention of the mapped blocks) before the end-to-end distillation; 0: off",
     "ptq": f"with --no-qat: post-training quantization by litert-quantizer ({', '.join(catalog.PTQ_MODES)}); empty: the converter's int8",

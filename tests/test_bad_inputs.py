@@ -82,6 +82,7 @@ CASES = [
     (D, ["--compress", "filters:1.5,qat"], "filters"),
     (D, ["--compress", "prune:0.5,filters:0.5"], "'filters' must come before prune"),
     (D, ["--progressive-epochs", "-1"], "Received: progressive_epochs=-1"),
+    (D, ["--latency-runs", "-1"], "Received: latency_runs=-1"),
     (B, ["--pretrain-epochs", "0"], "Expected pretrain_epochs to be a positive integer"),
     (B, ["--base-tau", "2"], "Expected base_tau in [0, 1]"),
     (B, ["--dataset", "nope"], "Unknown data set spec 'nope'"),

@@ -52,3 +52,21 @@ def test_plot_names_stages_in_a_legend_never_in_overlapping_text():
     labels = [text.get_text() for legend in fig.legends for text in legend.get_texts()]
     assert len(labels) == len(report["stages"]) and labels[0].startswith(report["stages"][0]["stage"])
     plt.close(fig)
+
+
+def test_a_run_with_latency_runs_0_says_not_timed_and_plots_the_size_panel_only():
+    import matplotlib.pyplot as plt
+
+    from kdtf.report import plot_figure
+
+    with open(FIXTURE) as f:
+        report = json.load(f)
+    report["config"]["latency_runs"] = 0
+    for stage in report["stages"]:
+        stage.update(latency_ms=None, latency_p90_ms=None)
+    text = render_markdown(report)
+    assert "Latency not timed (`--latency-runs 0`)" in text and "median (p90)" not in text
+    assert all(f"| {stage['stage']} |" in text and text.count("| not timed |") == len(report["stages"]) for stage in report["stages"])
+    fig = plot_figure(report)
+    assert len(fig.axes) == 1 and fig.axes[0].get_xlabel().startswith("file size")
+    plt.close(fig)

@@ -269,3 +269,22 @@ def test_progressive_distillation_trains_the_blocks_stage_by_stage():
     histories = progressive_distillation(student, teacher, data, epochs_per_block=1)
     assert len(histories) == 2 and all(np.isfinite(h["loss"][0]) for h in histories)
     assert changed("block1_query") and not changed("logits")
+
+
+@pytest.mark.slow
+def test_attention_and_hidden_terms_keep_teaching_through_pruning_and_qat():
+    """The default command's chain: the compression steps fine-tune under the same terms,
+    whose taps must find the blocks inside the pruned clone (layers TF-MOT left unwrapped
+    are called in both graphs) and under QAT's ``quant_`` names."""
+    from kdtf.spec import DistillSpec
+    from kdtf.taps import tap
+    from kdtf.training import FineTuner
+
+    teacher, student = small_vit(seed=1, depth=4), small_vit(seed=2, dim=32, mlp_dim=64)  # 32x32 kernels: pruned
+    x, y = images(32), np.arange(32) % 10
+    tuner = FineTuner(teacher, (x, y), spec=DistillSpec(terms="kd,attention,hidden"), batch_size=16)
+    compressed, record = compress.Recipe.parse("prune,qat").run(student, tuner, epochs=1)
+    assert [step["step"] for step in record] == ["prune 75%", "qat"]
+    assert vit.block_layer_names(compressed, "attention") == ["block0_attention_scores", "block1_attention_scores"]
+    view = tap(compressed, vit.block_layer_names(compressed, "hidden"))
+    assert [tuple(o.shape) for o in view(x[:2])] == [(2, 10), (2, 16, 32), (2, 16, 32)]

@@ -256,7 +256,9 @@ def vit_student(input_shape=(28, 28, 1), num_classes=10, name="student"):
 
 PRESETS = {"vit_teacher": vit_teacher, "vit_student": vit_student}
 
-_BLOCK_LAYER = {"attention": re.compile(r"block(\d+)_attention_scores$"), "hidden": re.compile(r"block(\d+)_output$")}
+# TF-MOT's wrappers (pruning, clustering, QAT) prefix the layer names; the taps find a layer under them by its own name
+_WRAPPED = r"^(?:prune_low_magnitude_|cluster_|quant_)*"
+_BLOCK_LAYER = {"attention": re.compile(_WRAPPED + r"(block(\d+)_attention_scores)$"), "hidden": re.compile(_WRAPPED + r"(block(\d+)_output)$")}
 
 
 def block_layer_names(model, kind="attention"):
@@ -264,7 +266,7 @@ def block_layer_names(model, kind="attention"):
     (``kind="hidden"``) layer, in block order."""
     if kind not in _BLOCK_LAYER:
         raise ValueError(f"Expected kind 'attention' or 'hidden'. Received: kind={kind!r}")
-    found = sorted((int(m.group(1)), layer.name) for layer in model.layers if (m := _BLOCK_LAYER[kind].match(layer.name)))
+    found = sorted((int(m.group(2)), m.group(1)) for layer in model.layers if (m := _BLOCK_LAYER[kind].match(layer.name)))
     if not found:
         raise ValueError(
             f"Model '{model.name}' has no layer named block<i>_{'attention_scores' if kind == 'attention' else 'output'}: "

@@ -221,13 +221,14 @@ def _export_stage(ctx, compressed):
         lite_emb, _ = outputs_and_labels(lambda x: export.predict(tflite_path, x), data.dataset("test", 256))
         cosine = np.sum(keras_emb * lite_emb, -1) / (np.linalg.norm(keras_emb, axis=-1) * np.linalg.norm(lite_emb, axis=-1) + 1e-12)
         agreement = {"mean_cosine": float(cosine.mean()), "min_cosine": float(cosine.min())}
-        timing = export.latency(tflite_path, num_threads=1, runs=config.latency_runs)
+        timing = export.latency(tflite_path, num_threads=1, runs=config.latency_runs) if config.latency_runs else None
+        per_image = f"{timing['median_ms']:.3f} ms/image" if timing else "latency not timed"
         steps = ctx.runner.records["compress"]["compression_steps"]
         record = _evaluate(ctx, "compressed student (int8 TFLite)", lambda v: export.predict(tflite_path, v),
                            steps[-1]["params"], tflite_path, "litert")
-        record.update(sparsity=steps[-1].get("sparsity"), latency_ms=timing["median_ms"], keras_agreement=agreement)
+        record.update(sparsity=steps[-1].get("sparsity"), latency_ms=timing["median_ms"] if timing else None, keras_agreement=agreement)
         log(f"stage tflite-int8: LiteRT vs Keras embeddings: mean cosine {agreement['mean_cosine']:.4f} "
-            f"(min {agreement['min_cosine']:.4f}); {timing['median_ms']:.3f} ms/image; verified {verified}")
+            f"(min {agreement['min_cosine']:.4f}); {per_image}; verified {verified}")
         return {"file": os.path.basename(tflite_path), "verified": verified, "agreement": agreement}
 
     return Stage("export", "int8 TFLite embedding model, evaluated on LiteRT", train, lambda path: [path], measure,
