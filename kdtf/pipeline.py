@@ -127,7 +127,7 @@ def _load_data(config):
     log(f"data {data.name}: {data.size('train')} train / {data.size('val')} val / {data.size('test')} test, "
         f"input {data.input_shape}, {data.num_classes} classes{skipped}")
     cache = data.meta.get("image_cache")
-    if cache:
+    if cache and (cache.get("reused") or cache.get("decoded")):  # the bundled sets in memory have nothing to decode
         seconds = f" in {cache['decode_s']:.1f} s" if cache.get("decode_s") else ""
         log(f"image cache: {'reused' if cache.get('reused') else 'built'}, {cache.get('decoded', 0)} images decoded{seconds}")
     labels = config.labels_kept()
