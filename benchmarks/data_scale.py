@@ -152,7 +152,8 @@ def distill_run(folder, image_size, args):
         code, usage, lines, wall = _run_child(command, os.path.join(args.output, f"distill-{os.path.basename(folder)}-{image_size}px.log"))
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    started = next((t for t, line in lines if "stage teacher: training" in line), None)
+    # the runner announces a stage just before it trains; data loading and the image cache come before
+    started = next((t for t, line in lines if "stage teacher: " in line), None)
     result = {
         "returncode": code, "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "wall_s": round(wall, 1),
         "training_starts_s": None if started is None else round(started, 1),
