@@ -2,6 +2,12 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") != "1":
+    # one TensorFlow thread pool thread per worker (and the scripts it starts): pytest-xdist
+    # already keeps every core busy, and two workers each spreading ops over every core
+    # spend the time switching
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -29,6 +35,7 @@ def batch():
     return x, y
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups into the test ids
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist, the tests that share a module-scoped fixture (a whole tiny run
     of a script, say) go to one worker, so the fixture is built once (``--dist loadgroup``)."""

@@ -379,8 +379,8 @@ def test_the_stanford_dogs_command_of_the_readme_runs_on_a_folder_of_that_layout
         "--dataset", f"folder:{tmp_path / 'Images'}", "--image-size", "32",
         "--teacher", "mobilenet_v2", "--teacher-weights", str(tmp_path / "teacher.h5"),
         "--student", "mobilenet_v2_035", "--student-weights", str(tmp_path / "student.h5"),
-        "--compress", "filters:0.5,qat", "--output", str(out),
-        # a test's sizes:
+        "--compress", "filters:0.5:l1:uniform:1,qat", "--output", str(out),
+        # a test's sizes (and one pruning round instead of three):
         "--teacher-epochs", "1", "--finetune-epochs", "1", "--epochs", "1", "--prune-epochs", "1", "--qat-epochs", "1",
         "--batch-size", "8", "--latency-runs", "0", "--allow-weak-teacher", "--cache-dir", str(tmp_path / "cache"), "--verbose", "0",
     )

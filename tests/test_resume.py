@@ -158,7 +158,7 @@ def test_lambda_models_need_unsafe_load(tmp_path):
 def test_byol_run_killed_in_its_second_stage_resumes_from_the_manifest(tmp_path):
     script = os.path.join(ROOT, "scripts", "byol.py")
     out = tmp_path / "byol"
-    args = ["--pretrain-epochs", "1", "--student-pretrain-epochs", "3", "--distill-epochs", "1", "--prune-epochs", "1",
+    args = ["--pretrain-epochs", "1", "--student-pretrain-epochs", "2", "--distill-epochs", "1", "--prune-epochs", "1",
             "--qat-epochs", "1", "--latency-runs", "0", "--verbose", "0", "--output", str(out)]
     _kill_after_first_checkpoint([sys.executable, script, *args], out / ".backup" / "byol-student")
     assert list(json.loads((out / "manifest.json").read_text())["stages"]) == ["byol-teacher"]
