@@ -375,7 +375,7 @@ class Distiller(keras.Model):
         key = json.dumps([teacher_cache.weights_digest(t) for t in self.teachers] + [self._teacher_names])
         path = teacher_cache.teacher_cache_path(cache_dir, data.fingerprint(split), key)
         paths = teacher_cache.cached_teacher_outputs(
-            lambda batch: self.teacher_outputs(batch, batch_size=len(batch)), data.dataset(split, 256, with_index=True),
+            lambda batch: self.teacher_outputs(batch, batch_size=len(batch)), data.dataset(split, batch_size, with_index=True),
             size, path, max_bytes=max_bytes,
         )
         stream = data.dataset(split, batch_size, shuffle=shuffle, seed=seed, with_index=True)

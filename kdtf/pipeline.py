@@ -253,7 +253,7 @@ def _train(ctx, model, weights, train_ds, epochs, callbacks, teacher=None):
 
 def _measured(ctx, name, model, paths, params=None):
     """The report row of a Keras stage: accuracy, size, sparsity, LiteRT latency."""
-    accuracy = _accuracy(model, ctx.data, "test")
+    accuracy = _accuracy(model, ctx.data, "test", ctx.config.batch_size)
     runs = ctx.config.latency_runs
     timing = export.latency(export.to_tflite(model, "float32"), num_threads=1, runs=runs) if runs else None
     row = stage_record(name, accuracy, "keras", params if params is not None else model.count_params(), paths[0],
@@ -266,8 +266,10 @@ def _per_image(timing):
     return f"{timing['median_ms']:.3f} ms/image" if timing else "latency not timed"
 
 
-def _accuracy(model, data, split):
-    return float(accuracy(model, data.dataset(split, 256)))
+def _accuracy(model, data, split, batch_size):
+    """Accuracy on ``split`` in batches of the training batch size, so evaluation never
+    needs more activation memory than training (a fixed 256 at 224 px did)."""
+    return float(accuracy(model, data.dataset(split, batch_size)))
 
 
 def _model_stage(ctx, name, filename, describe, train, timing=None, extra=None):
@@ -328,7 +330,7 @@ def _teacher_stage(ctx):
     source = "the user's model" if ctx.user_teacher is not None else f"{config.teacher}" + (
         f" from {config.teacher_weights}" if config.teacher_weights else "")
     return _model_stage(ctx, "teacher", "teacher.keras", f"{source}, {config.teacher_epochs} epochs on the labelled examples",
-                        train, extra=lambda model: {"cache": dict(cache), "val_accuracy": _accuracy(model, data, "val")})
+                        train, extra=lambda model: {"cache": dict(cache), "val_accuracy": _accuracy(model, data, "val", config.batch_size)})
 
 
 def weak_teacher_threshold(num_classes):

@@ -10,6 +10,8 @@ from kdtf.io import gzip_size, write_text
 
 __all__ = ["export_for_android", "model_card"]
 
+EVALUATION_BATCH = 64  # LiteRT evaluation batch: the interpreter holds activations for the whole batch
+
 
 def _io(name, detail):
     scale, zero_point = detail["quantization"]
@@ -71,7 +73,7 @@ def _evaluation(evaluation, splits):
     if evaluation is None:
         if splits is None:
             raise ValueError("Expected splits=... or evaluation=(x, y) / a dataset to verify the model on LiteRT. Received: neither")
-        return splits.dataset("test", 256), None
+        return splits.dataset("test", EVALUATION_BATCH), None
     if isinstance(evaluation, tuple) and len(evaluation) == 2:
         return evaluation
     return evaluation, None
