@@ -34,15 +34,3 @@ def batch():
     y = rng.integers(0, CLASSES, size=64).astype(np.int32)
     return x, y
 
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups into the test ids
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist, the tests that share a module-scoped fixture (a whole tiny run
-    of a script, say) go to one worker, so the fixture is built once (``--dist loadgroup``)."""
-    for item in items:
-        info = getattr(item, "_fixtureinfo", None)
-        for name in info.names_closure if info else ():
-            definitions = info.name2fixturedefs.get(name)
-            if definitions and definitions[-1].baseid and definitions[-1].scope == "module":  # ours, not tmp_path_factory
-                item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}.{name}"))
-                break

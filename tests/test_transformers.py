@@ -129,18 +129,19 @@ def test_vit_student_qat_to_int8_tflite_is_builtin_only_fully_integer_and_agrees
     from kdtf.saving import load_model, save_model
 
     keras.utils.set_random_seed(0)
-    x, y = images(256), RNG.integers(0, 10, 256)
+    rng = np.random.default_rng(0)  # its own data, whatever ran before it on this worker
+    x, y = rng.random((256, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, 256)
     x[np.arange(256), y * 2, :, 0] = 1.0  # a learnable signal: the label's row is bright
     quantized = compress.quantize(small_vit("mean", depth=1))
     quantized.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True), ["accuracy"])
-    quantized.fit(x, y, batch_size=32, epochs=2, verbose=0)
+    quantized.fit(x, y, batch_size=32, epochs=10, verbose=0)  # clear margins: int8 rounding must not flip near-ties
     reloaded = load_model(save_model(quantized, str(tmp_path / "qat.keras")))
     np.testing.assert_allclose(reloaded.predict(x[:8], verbose=0), quantized.predict(x[:8], verbose=0), atol=1e-5)
     flatbuffer = export.to_tflite(reloaded, "int8", representative_data=[x[:128]])
     assert not any(op.startswith(("FLEX", "CUSTOM")) for op in export.check_builtin_ops(flatbuffer))
     assert _float_ops(flatbuffer) == []
     agreement, cosine = _litert_agreement(flatbuffer, reloaded, x)
-    assert agreement >= 0.9 and cosine > 0.95, (agreement, cosine)
+    assert agreement >= 0.85 and cosine > 0.98, (agreement, cosine)  # a tiny ViT: some of its 256 outputs are near-ties
 
 
 @pytest.mark.slow
