@@ -32,7 +32,7 @@ from kdtf.models import build
 from kdtf.models.transfer import is_backbone_classifier
 from kdtf.optim import add_kernel_regularization, build_optimizer
 from kdtf.progressive import progressive_distillation
-from kdtf.report import report_header, stage_record, write_report
+from kdtf.report import per_image, report_header, stage_record, write_report
 from kdtf.runstate import RunState, StepCheckpoint
 from kdtf.saving import load_model, save_model
 from kdtf.stages import Stage, StageRunner
@@ -258,12 +258,8 @@ def _measured(ctx, name, model, paths, params=None):
     timing = export.latency(export.to_tflite(model, "float32"), num_threads=1, runs=runs) if runs else None
     row = stage_record(name, accuracy, "keras", params if params is not None else model.count_params(), paths[0],
                        compress.kernel_sparsity(model)[1], timing, "litert, 1 thread, batch 1, TFLite export of this model")
-    log(f"stage {name}: test accuracy {accuracy:.4f}, sparsity {row['sparsity']:.3f}, {_per_image(timing)}")
+    log(f"stage {name}: test accuracy {accuracy:.4f}, sparsity {row['sparsity']:.3f}, {per_image(timing)}")
     return row
-
-
-def _per_image(timing):
-    return f"{timing['median_ms']:.3f} ms/image" if timing else "latency not timed"
 
 
 def _accuracy(model, data, split, batch_size):
@@ -478,7 +474,7 @@ def _export_stage(ctx, recipe, compressed):
                            tflite_path, card["weight_sparsity"], timing, "litert, 1 thread, batch 1")
         row.update(agreement_with_keras=result["agreement"], ops=card["ops"])
         log(f"stage tflite-{mode}: LiteRT test accuracy {result['accuracy']:.4f} (agreement with Keras "
-            f"{result['agreement']:.4f}), {_per_image(timing)}")
+            f"{result['agreement']:.4f}), {per_image(timing)}")
         return {"row": row, "verified": verified, **extra}
 
     describe = (f"post-training {mode} quantization with litert-quantizer" if ctx.config.ptq

@@ -9,7 +9,7 @@ from kdtf._keras import tf
 from kdtf.export.ptq import layer_error_table
 from kdtf.io import atomic_path, gzip_size, write_text
 
-__all__ = ["write_report", "render_markdown", "render_plot", "load_report", "report_header", "stage_record"]
+__all__ = ["write_report", "render_markdown", "render_plot", "load_report", "report_header", "stage_record", "per_image"]
 
 _COLUMNS = ("stage", "test accuracy", "measured on", "params", "file", "size (KB)", "gzip (KB)", "sparsity", "latency ms/image (p90)")
 
@@ -38,6 +38,11 @@ def stage_record(name, accuracy, measured_on, params, path, sparsity, timing, la
         "latency_p90_ms": timing["p90_ms"] if timing else None,
         "latency_measured_on": latency_measured_on,
     }
+
+
+def per_image(timing):
+    """A latency measurement as log text; ``None`` (``--latency-runs 0``) as "latency not timed"."""
+    return f"{timing['median_ms']:.3f} ms/image" if timing else "latency not timed"
 
 
 def _row(stage):

@@ -33,4 +33,3 @@ def batch():
     x = rng.random((64,) + INPUT_SHAPE, dtype=np.float32)
     y = rng.integers(0, CLASSES, size=64).astype(np.int32)
     return x, y
-

@@ -34,6 +34,7 @@ import math
 import re
 
 from kdtf._keras import keras, tf
+from kdtf.taps import WRAPPER_PREFIXES
 
 __all__ = [
     "vit_classifier",
@@ -257,7 +258,7 @@ def vit_student(input_shape=(28, 28, 1), num_classes=10, name="student"):
 PRESETS = {"vit_teacher": vit_teacher, "vit_student": vit_student}
 
 # TF-MOT's wrappers (pruning, clustering, QAT) prefix the layer names; the taps find a layer under them by its own name
-_WRAPPED = r"^(?:prune_low_magnitude_|cluster_|quant_)*"
+_WRAPPED = "^(?:" + "|".join(map(re.escape, WRAPPER_PREFIXES)) + ")*"
 _BLOCK_LAYER = {"attention": re.compile(_WRAPPED + r"(block(\d+)_attention_scores)$"), "hidden": re.compile(_WRAPPED + r"(block(\d+)_output)$")}
 
 

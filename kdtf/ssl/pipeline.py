@@ -30,7 +30,7 @@ from kdtf.distiller import Distiller
 from kdtf.io import atomic_path, check_writable_dir, gzip_size, write_text
 from kdtf.models import ENCODERS
 from kdtf.optim import add_kernel_regularization, build_optimizer
-from kdtf.report import report_header
+from kdtf.report import per_image, report_header
 from kdtf.runstate import RunState, StepCheckpoint
 from kdtf.saving import load_model, save_model
 from kdtf.spec import DistillSpec
@@ -82,9 +82,9 @@ def _optimizer(ctx, epochs, steps, learning_rate, warmup=True):
 
 def _evaluate(ctx, name, embed_fn, params, path=None, measured_on="keras"):
     """Linear-probe and k-NN accuracy of an encoder with few labels; recorded under ``name``."""
-    data = ctx.data
-    train_emb, train_y = outputs_and_labels(embed_fn, data.dataset("train", 256, positions=ctx.labelled))
-    test_emb, test_y = outputs_and_labels(embed_fn, data.dataset("test", 256))
+    data, batch = ctx.data, ctx.config.batch_size  # the training batch size: no more activation memory than training
+    train_emb, train_y = outputs_and_labels(embed_fn, data.dataset("train", batch, positions=ctx.labelled))
+    test_emb, test_y = outputs_and_labels(embed_fn, data.dataset("test", batch))
     result = probe(train_emb, train_y, test_emb, test_y, ctx.config.knn_k)
     record = {"encoder": name, **result, "params": int(params), "measured_on": measured_on}
     if path:
@@ -217,18 +217,17 @@ def _export_stage(ctx, compressed):
 
     def measure(path, paths):
         verified = ctx.recipe.verify(tflite_path)
-        keras_emb, _ = outputs_and_labels(lambda x: embed(compressed, x), data.dataset("test", 256))
-        lite_emb, _ = outputs_and_labels(lambda x: export.predict(tflite_path, x), data.dataset("test", 256))
+        keras_emb, _ = outputs_and_labels(lambda x: embed(compressed, x), data.dataset("test", config.batch_size))
+        lite_emb, _ = outputs_and_labels(lambda x: export.predict(tflite_path, x), data.dataset("test", config.batch_size))
         cosine = np.sum(keras_emb * lite_emb, -1) / (np.linalg.norm(keras_emb, axis=-1) * np.linalg.norm(lite_emb, axis=-1) + 1e-12)
         agreement = {"mean_cosine": float(cosine.mean()), "min_cosine": float(cosine.min())}
         timing = export.latency(tflite_path, num_threads=1, runs=config.latency_runs) if config.latency_runs else None
-        per_image = f"{timing['median_ms']:.3f} ms/image" if timing else "latency not timed"
         steps = ctx.runner.records["compress"]["compression_steps"]
         record = _evaluate(ctx, "compressed student (int8 TFLite)", lambda v: export.predict(tflite_path, v),
                            steps[-1]["params"], tflite_path, "litert")
         record.update(sparsity=steps[-1].get("sparsity"), latency_ms=timing["median_ms"] if timing else None, keras_agreement=agreement)
         log(f"stage tflite-int8: LiteRT vs Keras embeddings: mean cosine {agreement['mean_cosine']:.4f} "
-            f"(min {agreement['min_cosine']:.4f}); {per_image}; verified {verified}")
+            f"(min {agreement['min_cosine']:.4f}); {per_image(timing)}; verified {verified}")
         return {"file": os.path.basename(tflite_path), "verified": verified, "agreement": agreement}
 
     return Stage("export", "int8 TFLite embedding model, evaluated on LiteRT", train, lambda path: [path], measure,
