@@ -42,11 +42,23 @@ class LabelScarce:
         keras.utils.set_random_seed(self.seed + seed_offset)
         return build(model, self.data.input_shape, self.data.num_classes)
 
-    def supervised(self, model, epochs, seed_offset):
-        """``model`` trained by cross-entropy on the labelled images (Adam 1e-3)."""
+    def _behind_resize(self, model, seed_offset, size):
+        from kdtf import keras
+        from kdtf.models import build
+
+        keras.utils.set_random_seed(self.seed + seed_offset)
+        inner = build(model, (size, size, self.data.input_shape[-1]), self.data.num_classes)
+        inputs = keras.Input(self.data.input_shape)
+        resized = keras.layers.Resizing(size, size, interpolation="area", name="to_native_size")(inputs)
+        return keras.Model(inputs, inner(resized), name=f"{model}_at_{size}px")
+
+    def supervised(self, model, epochs, seed_offset, native_size=None):
+        """``model`` trained by cross-entropy on the labelled images (Adam 1e-3);
+        ``native_size``: built at that many pixels a side behind an area resize of the
+        inputs (a cheap teacher for images upscaled from small ones)."""
         from kdtf import keras
 
-        net = self.build(model, seed_offset)
+        net = self.build(model, seed_offset) if native_size is None else self._behind_resize(model, seed_offset, native_size)
         net.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         net.fit(self.labelled_ds, steps_per_epoch=self.steps, epochs=epochs, verbose=0)
         return net

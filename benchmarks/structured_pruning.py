@@ -9,8 +9,10 @@ cross-entropy, measured as int8 TFLite files on LiteRT.
 Regime: the main job's default (see label_scarce.py): mnist5k, 500 training labels and
 the other training images unlabeled; a teacher trained on the labels, a student distilled
 from it (T = 4, alpha = 0.5). Models: the default ``student_cnn`` (28 px, teacher
-``teacher_cnn``) and MobileNetV2 alpha 0.35 (``mobilenet_v2_035``, random init, images
-resized to ``--mobilenet-size`` px, teacher ``teacher_cnn`` at the same size).
+``teacher_cnn``) and MobileNetV2 alpha 1.0 or 0.35 (``mobilenet_v2``, ``mobilenet_v2_035``,
+random init, images resized to ``--mobilenet-size`` px; the teacher is ``teacher_cnn``
+at the digits' own 28 px behind an area resize, so that it costs what it costs in the
+default run instead of 10x that at 96 px).
 
 For every fraction of filters removed (25/50/75 %) the distilled student is pruned in
 ``--rounds`` rounds (:class:`kdtf.compress.filter_rounds.FilterPrune`), each round
@@ -20,7 +22,14 @@ repeated to the same steps per epoch), so both get the same optimizer steps. The
 row gets the same int8 treatment (QAT by distillation). Each row: parameters, MACs
 counted from the .tflite, file size, LiteRT latency at 1 thread (median of ``--runs``
 runs, default 300) and LiteRT test accuracy; mean ± std over seeds. Latencies are only
-comparable within one quiet machine. Writes ``--out``/raw.json and table.md.
+comparable within one quiet machine. Writes ``--out``/raw.json (after every seed) and
+table.md; ``--save-files`` keeps every int8 file in ``--out``/files.
+
+Seeds may run as separate processes and be joined afterwards, with every saved file
+timed again side by side on a quiet machine:
+
+    python benchmarks/structured_pruning.py --models mobilenet_v2_035 --seeds 0 --save-files --out OUT/seed0
+    python benchmarks/structured_pruning.py --combine OUT/seed0 OUT/seed1 OUT/seed2 --retime --out OUT
 """
 
 import os
@@ -36,7 +45,8 @@ import json  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-MODELS = {"student_cnn": ("student_cnn", "teacher_cnn"), "mobilenet_v2_035": ("mobilenet_v2_035", "teacher_cnn")}
+MODELS = {"student_cnn": ("student_cnn", "teacher_cnn"), "mobilenet_v2_035": ("mobilenet_v2_035", "teacher_cnn"),
+          "mobilenet_v2": ("mobilenet_v2", "teacher_cnn")}
 RECOVERIES = ("distillation", "cross-entropy")
 
 
@@ -76,7 +86,8 @@ def measure(flatbuffer, model, setup):
 
 
 def one_seed(seed, track, args):
-    from kdtf import Distiller, export, keras
+    """Train, prune, recover and quantize for one seed; ``(result, {key: int8 flatbuffer})``."""
+    from kdtf import Distiller, keras
     from kdtf.compress import FilterPrune, clone_with_weights
 
     from label_scarce import LabelScarce
@@ -84,7 +95,7 @@ def one_seed(seed, track, args):
     student_name, teacher_name = MODELS[track]
     size = args.mobilenet_size if track.startswith("mobilenet") else None
     setup = LabelScarce(seed, args.labels, image_size=size)
-    teacher = setup.supervised(teacher_name, args.teacher_epochs, seed_offset=0)
+    teacher = setup.supervised(teacher_name, args.teacher_epochs, seed_offset=0, native_size=28 if size else None)
     student = setup.build(student_name, seed_offset=1)
     distiller = Distiller(student, teacher, temperature=4.0, alpha=0.5)
     distiller.compile(keras.optimizers.Adam(args.learning_rate))
@@ -104,10 +115,48 @@ def one_seed(seed, track, args):
             files[key] = to_int8(clone_with_weights(pruned), context, setup, args)
             result[key] = dict(measure(files[key], pruned, setup), filters=record["filters"], removed=record["removed"])
             print(f"{track} seed {seed} {fraction:.0%} {mode}: accuracy {result[key]['accuracy']:.4f}", file=sys.stderr, flush=True)
-    # every file of the seed timed in turns, so a busy spell of the machine hits them alike
-    for key, timing in export.latency_side_by_side(files, num_threads=1, runs=args.runs).items():
+    time_files(result, files, args.runs)
+    return result, files
+
+
+def time_files(result, files, runs):
+    """LiteRT latency of one seed's files, timed in turns so that a busy spell of the
+    machine hits them alike (``result[key]["latency_ms"]``, median)."""
+    from kdtf import export
+
+    for key, timing in export.latency_side_by_side(files, num_threads=1, runs=runs).items():
         result[key]["latency_ms"] = timing["median_ms"]
-    return result
+
+
+def save_files(result, files, out):
+    """Write one seed's int8 files under ``out``/files and record their paths."""
+    from kdtf.io import write_bytes
+
+    for key, flatbuffer in files.items():
+        path = os.path.join(out, "files", f"{result['model']}-seed{result['seed']}-{key.replace(' ', '-')}.tflite")
+        write_bytes(path, flatbuffer)
+        result[key]["file"] = os.path.relpath(path, out)
+
+
+def combine(directories, retime, runs):
+    """The runs of several ``--out`` folders, their saved files timed again if ``retime``."""
+    merged, first_args = [], None
+    for directory in directories:
+        path = os.path.join(directory, "raw.json")
+        if not os.path.isfile(path):
+            raise SystemExit(f"--combine: {path} does not exist; pass folders written by this benchmark.")
+        with open(path) as handle:
+            raw = json.load(handle)
+        first_args = first_args or raw["args"]
+        for run in raw["runs"]:
+            if retime:
+                keys = [key for key, value in run.items() if isinstance(value, dict)]
+                missing = [key for key in keys if "file" not in run[key]]
+                if missing:
+                    raise SystemExit(f"--retime: {path} has no saved file for {missing}; run it with --save-files.")
+                time_files(run, {key: os.path.join(directory, run[key]["file"]) for key in keys}, runs)
+            merged.append(run)
+    return merged, first_args
 
 
 def _stat(values, scale=1.0, digits=2):
@@ -118,29 +167,32 @@ def _stat(values, scale=1.0, digits=2):
 def table(runs, args):
     lines = [
         "| model | filters removed | params | MACs | size (KB) | latency 1 thread (ms) | speed-up | "
-        "accuracy, distillation (%) | accuracy, cross-entropy (%) | distillation − CE (points) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "accuracy, distillation (%) | accuracy, cross-entropy (%) | distillation − CE (points) | distillation − unpruned (points) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for track in args.models:
+    seeds = sorted({r["seed"] for r in runs})
+    for track in [model for model in MODELS if any(r["model"] == model for r in runs)]:
         mine = [r for r in runs if r["model"] == track]
         base = [r["unpruned"] for r in mine]
         lines.append(f"| {track} | 0% | {base[0]['params']:,} | {base[0]['macs']:,} | {base[0]['size_bytes'] / 1024:.1f} | "
-                     f"{_stat([b['latency_ms'] for b in base], digits=3)} | 1.00x | {_stat([b['accuracy'] for b in base], 100)} | — | — |")
+                     f"{_stat([b['latency_ms'] for b in base], digits=3)} | 1.00x | {_stat([b['accuracy'] for b in base], 100)} | — | — | — |")
         for fraction in args.fractions:
             dist = [r[f"{fraction:g} distillation"] for r in mine]
             ce = [r[f"{fraction:g} cross-entropy"] for r in mine]
             speed = np.mean([b["latency_ms"] for b in base]) / np.mean([d["latency_ms"] for d in dist])
             gap = [d["accuracy"] - c["accuracy"] for d, c in zip(dist, ce)]
+            drop = [d["accuracy"] - b["accuracy"] for d, b in zip(dist, base)]
             lines.append(
                 f"| {track} | {fraction:.0%} | {dist[0]['params']:,} | {dist[0]['macs']:,} | {dist[0]['size_bytes'] / 1024:.1f} | "
                 f"{_stat([d['latency_ms'] for d in dist], digits=3)} | {speed:.2f}x | {_stat([d['accuracy'] for d in dist], 100)} | "
-                f"{_stat([c['accuracy'] for c in ce], 100)} | {_stat(gap, 100)} |"
+                f"{_stat([c['accuracy'] for c in ce], 100)} | {_stat(gap, 100)} | {_stat(drop, 100)} |"
             )
     return "\n".join(lines) + (
         f"\n\nint8 TFLite ({'QAT' if args.int8 == 'qat' else 'post-training'}) on LiteRT; mean ± std over "
-        f"{len(args.seeds)} seed(s) ({', '.join(map(str, args.seeds))}); {args.labels} labels + the rest unlabeled; "
+        f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))}); {args.labels} labels + the rest unlabeled; "
         f"filters removed in {args.rounds} round(s) by {args.criterion} ({args.scope}), {args.prune_epochs} fine-tuning "
-        f"epochs per step, {args.qat_epochs} QAT epochs; latency: median of {args.runs} batch-1 runs, 1 thread, every file of a seed timed in turns (10 rounds). "
+        f"epochs per step, {args.qat_epochs} QAT epochs; distillation recovery T = {args.temperature:g}, alpha = {args.alpha:g}"
+        f"{' from the unpruned student' if args.self_distill else ''}; latency: median of {args.runs} batch-1 runs, 1 thread, every file of a seed timed in turns (10 rounds). "
         "Params, MACs and size of the distillation-recovered file.\n"
     )
 
@@ -167,20 +219,42 @@ def main(argv=None):
     parser.add_argument("--mobilenet-size", type=int, default=96)
     parser.add_argument("--runs", type=int, default=300, help="LiteRT latency runs (median)")
     parser.add_argument("--out", default="benchmarks/results/structured_pruning")
+    parser.add_argument("--save-files", action="store_true", help="keep every int8 file in OUT/files")
+    parser.add_argument("--combine", nargs="+", metavar="DIR", help="join the raw.json of these --out folders (no training)")
+    parser.add_argument("--retime", action="store_true", help="with --combine: time every saved file again, seed by seed")
     args = parser.parse_args(argv)
 
     from kdtf.compress.filters import check_fraction
-    from kdtf.io import write_text
 
+    if args.retime and not args.combine:
+        parser.error("--retime goes with --combine")
+    if args.combine:
+        runs, saved = combine(args.combine, args.retime, args.runs)
+        args = argparse.Namespace(**dict(saved, runs=args.runs if args.retime else saved["runs"], out=args.out))
+        write_results(runs, args)
+        return 0
     for fraction in args.fractions:
         check_fraction(fraction, "--fractions")
-    runs = [one_seed(seed, track, args) for track in args.models for seed in args.seeds]
+    runs = []
+    for track in args.models:
+        for seed in args.seeds:
+            result, files = one_seed(seed, track, args)
+            if args.save_files:
+                save_files(result, files, args.out)
+            runs.append(result)
+            write_results(runs, args)
+    return 0
+
+
+def write_results(runs, args):
+    """raw.json and table.md in ``args.out`` (rewritten after every seed)."""
+    from kdtf.io import write_text
+
     text = table(runs, args)
     os.makedirs(args.out, exist_ok=True)
     write_text(os.path.join(args.out, "table.md"), text)
     write_text(os.path.join(args.out, "raw.json"), json.dumps({"args": vars(args), "runs": runs}, indent=2) + "\n")
-    print(text)
-    return 0
+    print(text, flush=True)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from kdtf.compress.layers import (
     select_layers,
     wrap_layers,
 )
+from kdtf.export.sparse import xnnpack_sparse_layers
 
 __all__ = [
     "prune",
@@ -51,6 +52,7 @@ def prune(
     layers=None,
     skip=None,
     min_weights=0,
+    policy=None,
 ):
     """Wraps the chosen layers of ``model`` for magnitude pruning.
 
@@ -66,6 +68,9 @@ def prune(
             ``min_weights`` kernel weights).
         skip: names of layers to keep dense.
         min_weights: smallest kernel (number of weights) pruned by default.
+        policy: ``"xnnpack"`` to prune only the 1x1 convolutions XNNPACK's sparse path
+            runs (the model must have its pattern, checked first; see
+            :mod:`kdtf.export.sparse`), for :func:`kdtf.export.to_sparse_tflite`.
 
     Returns:
         A new model with ``PruneLowMagnitude`` wrappers.
@@ -91,6 +96,11 @@ def prune(
             f"Unknown pruning schedule {schedule!r}. Expected 'polynomial' or 'constant'."
         )
     chosen = select_layers(model, layers, skip, min_weights)
+    if policy == "xnnpack":
+        sparse_path = set(xnnpack_sparse_layers(model))
+        chosen = [name for name in chosen if name in sparse_path]
+    elif policy is not None:
+        raise ValueError(f"Unknown pruning policy {policy!r}. Expected None or 'xnnpack'.")
     if not chosen:
         raise ValueError(
             f"No layer of '{model.name}' would be pruned (min_weights={min_weights}, "

@@ -5,11 +5,16 @@ from kdtf.export.litert import evaluate, keras_latency, latency, latency_side_by
 from kdtf.export.macs import count_macs
 from kdtf.export.package import export_for_android, model_card
 from kdtf.export.ptq import PTQ_MODES, MixedPrecision, layer_error_table, layer_errors, mixed_precision, quantize
+from kdtf.export.sparse import check_xnnpack_sparse, sparse_tensors, to_sparse_tflite, xnnpack_sparse_layers
 from kdtf.export.tflite import MODES, save_tflite, to_tflite
 
 __all__ = [
     "MODES",
     "to_tflite",
+    "to_sparse_tflite",
+    "sparse_tensors",
+    "check_xnnpack_sparse",
+    "xnnpack_sparse_layers",
     "save_tflite",
     "list_ops",
     "operators",
