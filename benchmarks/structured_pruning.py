@@ -109,7 +109,7 @@ def one_seed(seed, track, args):
             keras.utils.set_random_seed(seed)
             context = recovery(setup, teacher, mode, args)
             step = FilterPrune(fraction, criterion=args.criterion, scope=args.scope, rounds=args.rounds,
-                               self_distill=args.self_distill and mode == "distillation")
+                               self_distill=args.self_distill and mode == "distillation", recovery=args.recovery)
             pruned, record = step.run(clone_with_weights(student), context)
             key = f"{fraction:g} {mode}"
             files[key] = to_int8(clone_with_weights(pruned), context, setup, args)
@@ -191,7 +191,8 @@ def table(runs, args):
         f"\n\nint8 TFLite ({'QAT' if args.int8 == 'qat' else 'post-training'}) on LiteRT; mean ± std over "
         f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))}); {args.labels} labels + the rest unlabeled; "
         f"filters removed in {args.rounds} round(s) by {args.criterion} ({args.scope}), {args.prune_epochs} fine-tuning "
-        f"epochs per step, {args.qat_epochs} QAT epochs; distillation recovery T = {args.temperature:g}, alpha = {args.alpha:g}"
+        f"epochs per step, {args.qat_epochs} QAT epochs; distillation recovery "
+        f"{'logit KL at T = 1 without labels (the default of filters:F)' if getattr(args, 'recovery', 'terms') == 'logits' else f'T = {args.temperature:g}, alpha = {args.alpha:g}'}"
         f"{' from the unpruned student' if args.self_distill else ''}; latency: median of {args.runs} batch-1 runs, 1 thread, every file of a seed timed in turns (10 rounds). "
         "Params, MACs and size of the distillation-recovered file.\n"
     )
@@ -213,8 +214,12 @@ def main(argv=None):
     parser.add_argument("--criterion", default="l1", choices=["l1", "l2", "bn", "taylor"])
     parser.add_argument("--scope", default="uniform", choices=["uniform", "global"])
     parser.add_argument("--self-distill", action="store_true", help="distillation recovery from the unpruned student")
-    parser.add_argument("--temperature", type=float, default=4.0, help="T of the distillation recovery")
-    parser.add_argument("--alpha", type=float, default=0.5, help="weight of the labels' cross-entropy in the distillation recovery")
+    parser.add_argument("--temperature", type=float, default=4.0, help="T of the distillation recovery (with --recovery terms)")
+    parser.add_argument("--alpha", type=float, default=0.5,
+                        help="weight of the labels' cross-entropy in the distillation recovery (with --recovery terms)")
+    parser.add_argument("--recovery", default="logits", choices=["logits", "terms"],
+                        help="distillation recovery of the filter step: logits (its default: logit KL at T = 1, no labels) "
+                             "or terms (Hinton KD with --temperature and --alpha)")
     parser.add_argument("--int8", default="qat", choices=["qat", "ptq"])
     parser.add_argument("--mobilenet-size", type=int, default=96)
     parser.add_argument("--runs", type=int, default=300, help="LiteRT latency runs (median)")

@@ -105,7 +105,7 @@ def _labelled_only_weights(x, y):
 
 
 class FineTuner:
-    """``fine_tune(model, epochs, *, teacher=None, callbacks=None) -> model`` for a
+    """``fine_tune(model, epochs, *, teacher=None, spec=None, callbacks=None) -> model`` for a
     :class:`kdtf.compress.Recipe`.
 
     With a ``teacher`` every step is fine-tuned by :class:`kdtf.Distiller` with ``spec``
@@ -140,10 +140,13 @@ class FineTuner:
     def description(self):
         return "distilling" if self.teacher is not None else "cross-entropy"
 
-    def __call__(self, model, epochs, *, teacher=None, callbacks=None):
+    def __call__(self, model, epochs, *, teacher=None, spec=None, callbacks=None):
+        """Fine-tunes ``model`` for ``epochs``; ``teacher`` and ``spec`` override the
+        tuner's for this call (a step's own teacher or loss, e.g. filter pruning's logit
+        recovery)."""
         teacher = teacher if teacher is not None else self.teacher
         data = self.train_data if teacher is not None else self.train_data.map(_labelled_only_weights)
-        fit(model, data, epochs=epochs, optimizer=self.optimizer, teacher=teacher, spec=self.spec,
+        fit(model, data, epochs=epochs, optimizer=self.optimizer, teacher=teacher, spec=spec or self.spec,
                    validation_data=self.validation_data, steps_per_epoch=self._fit_steps, callbacks=callbacks,
                    verbose=self.verbose, name="compress")
         return model

@@ -6,9 +6,10 @@ import types
 import numpy as np
 import pytest
 
-from kdtf import compress, export, keras
-from kdtf.compress.filter_rounds import FilterPrune, round_epochs
+from kdtf import compress, export, keras, training
+from kdtf.compress.filter_rounds import LOGIT_RECOVERY, FilterPrune, round_epochs
 from kdtf.export.macs import count_macs
+from kdtf.training import FineTuner
 
 layers = keras.layers
 
@@ -314,8 +315,8 @@ def test_pruned_backbone_student_goes_through_qat_to_int8_with_reduced_shapes():
 
 
 def _fake_context(calls, x, y, epochs=4):
-    def fine_tune(model, epochs, *, teacher=None, callbacks=None):
-        calls.append({"epochs": epochs, "teacher": teacher, "filters": compress.count_filters(model)})
+    def fine_tune(model, epochs, *, teacher=None, callbacks=None, **spec):
+        calls.append({"epochs": epochs, "teacher": teacher, "filters": compress.count_filters(model), **spec})
         model.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         model.fit(x, y, epochs=epochs, batch_size=16, verbose=0)
         return model
@@ -329,10 +330,10 @@ def test_filter_step_prunes_in_rounds_and_fine_tunes_after_each():
     model = flatten_model()
     x, y = _inputs(model, 32), np.arange(32) % 3
     calls = []
-    pruned, record = FilterPrune(0.5, rounds=3).run(model, _fake_context(calls, x, y, epochs=4))
+    pruned, record = FilterPrune(0.5, rounds=3, recovery="terms").run(model, _fake_context(calls, x, y, epochs=4))
     assert [c["epochs"] for c in calls] == [2, 1, 1]
     assert [c["filters"]["conv"] for c in calls] == [5, 4, 3]  # 6 * 0.794^k, rounded
-    assert all(c["teacher"] is None for c in calls)
+    assert all(c["teacher"] is None and "spec" not in c for c in calls)
     assert record["layers"] == ["conv", "fc"] and record["filters"]["conv"] == {"kept": 3, "total": 6}
     assert record["params"] == pruned.count_params() < record["params_before"]
 
@@ -349,8 +350,38 @@ def test_self_distilled_filter_step_teaches_from_a_frozen_copy_of_the_unpruned_m
     np.testing.assert_array_equal(teacher.get_layer("conv").get_weights()[0], model.get_layer("conv").get_weights()[0])
 
 
+def test_logit_recovery_passes_the_minitron_spec_to_every_round():
+    model = flatten_model()
+    x, y = _inputs(model, 32), np.arange(32) % 3
+    calls = []
+    _, record = FilterPrune(0.5, rounds=2, epochs=2).run(model, _fake_context(calls, x, y))
+    assert len(calls) == 2 and all(c["spec"] is LOGIT_RECOVERY for c in calls)
+    assert (LOGIT_RECOVERY.temperature, LOGIT_RECOVERY.alpha) == (1.0, 0.0) and record["recovery"] == "logits"
+    context = _fake_context([], x, y)
+    context.fine_tune = lambda model, epochs, *, teacher=None, callbacks=None: model
+    with pytest.raises(ValueError, match=r"does not accept spec=.*'filters:F:terms'") as error:
+        FilterPrune(0.5, rounds=1, epochs=1).run(flatten_model(), context)
+    assert "\n" not in str(error.value)
+    assert FilterPrune(0.5, rounds=1, epochs=1, recovery="terms").run(flatten_model(), context)[1]["recovery"] == "terms"
+
+
+def test_finetuner_uses_a_per_call_spec():
+    model = flatten_model()
+    x, y = _inputs(model, 16), np.arange(16) % 3
+    teacher = flatten_model()
+    seen = []
+    tuner = FineTuner(teacher, (x, y), batch_size=8)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(training, "fit", lambda model, data, **kwargs: seen.append(kwargs["spec"]))
+        tuner(model, 1)
+        tuner(model, 1, spec=LOGIT_RECOVERY)
+    assert seen == [tuner.spec, LOGIT_RECOVERY]
+
+
 def test_filter_step_parses_its_string_form_and_rejects_bad_values():
     assert FilterPrune.parse("filters:0.5") == FilterPrune(0.5)
+    assert FilterPrune.parse("filters:0.75:terms:self") == FilterPrune(0.75, self_distill=True, recovery="terms")
+    assert FilterPrune(0.5).recovery == "logits"
     assert FilterPrune.parse(" filters:0.75:taylor:global:4:self") == FilterPrune(0.75, "taylor", "global", 4, True)
     assert FilterPrune.parse("prune:0.5") is None and FilterPrune.parse("qat") is None
     assert FilterPrune(0.5).name == "filters 50%" and FilterPrune(0.5).short == "filters"
@@ -359,4 +390,6 @@ def test_filter_step_parses_its_string_form_and_rejects_bad_values():
         with pytest.raises(ValueError, match=message) as error:
             FilterPrune.parse(text)
         assert "\n" not in str(error.value)
+    with pytest.raises(ValueError, match=r"Expected recovery in \('logits', 'terms'\). Received: recovery='soft'"):
+        FilterPrune(0.5, recovery="soft")
     assert round_epochs(5, 3) == [2, 2, 1] and round_epochs(1, 3) == [1, 1, 1]

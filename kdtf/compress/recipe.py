@@ -85,7 +85,8 @@ class Recipe:
             student: the trained tf_keras student.
             fine_tune: ``fine_tune(model, epochs, *, teacher=None, callbacks=None) ->
                 model``, e.g. a :class:`kdtf.training.FineTuner` (distillation with a
-                teacher, cross-entropy without); its ``steps_per_epoch`` and
+                teacher, cross-entropy without); ``filters:F:logits`` also passes
+                ``spec=`` (FineTuner takes it); its ``steps_per_epoch`` and
                 ``train_data`` attributes are used when present.
             epochs: fine-tuning epochs of steps without their own ``epochs``.
             steps_per_epoch: optimizer steps per epoch (default: the fine-tuner's).

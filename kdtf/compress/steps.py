@@ -33,7 +33,9 @@ class StepContext:
 
     Attributes:
         fine_tune: ``fine_tune(model, epochs, *, teacher=None) -> model``; ``teacher``
-            overrides the run's teacher (e.g. the unpruned model, for self-distillation).
+            overrides the run's teacher (e.g. the unpruned model, for self-distillation);
+            a step may also pass ``spec=`` (a :class:`kdtf.spec.DistillSpec` for that
+            fine-tuning only, as :class:`kdtf.FineTuner` accepts).
         epochs: the recipe's default fine-tuning epochs.
         steps_per_epoch: optimizer steps per epoch (pruning schedules count in steps).
         log: ``log(text)`` for progress lines.
