@@ -2,7 +2,8 @@
 """Structured (filter) pruning of a distilled student, recovered by distillation and by
 cross-entropy, measured as int8 TFLite files on LiteRT.
 
-    python benchmarks/structured_pruning.py                      # both models, seeds 0 1 2
+    python benchmarks/structured_pruning.py --models student_cnn   # seeds 0 1 2
+    python benchmarks/structured_pruning.py --models mobilenet_v2 --epochs 8 --prune-epochs 3 --qat-epochs 1
     python benchmarks/structured_pruning.py --models student_cnn --seeds 0 --epochs 1 \\
         --teacher-epochs 1 --prune-epochs 1 --qat-epochs 1 --rounds 1 --fractions 0.5 --runs 20   # smoke run
 
@@ -17,8 +18,10 @@ default run instead of 10x that at 96 px).
 For every fraction of filters removed (25/50/75 %) the distilled student is pruned in
 ``--rounds`` rounds (:class:`kdtf.compress.filter_rounds.FilterPrune`), each round
 fine-tuned, then quantized (QAT fine-tuned the same way, or post-training int8) twice:
-by the Distiller (every training image) and by cross-entropy alone (the labelled images,
-repeated to the same steps per epoch), so both get the same optimizer steps. The unpruned
+by the Distiller (every training image; the filter step's recovery loss, by default
+logit KL at T = 1 without labels, ``--recovery terms`` for Hinton KD with ``--temperature``
+and ``--alpha``) and by cross-entropy alone (the labelled images, repeated to the same
+steps per epoch), so both get the same optimizer steps. The unpruned
 row gets the same int8 treatment (QAT by distillation). Each row: parameters, MACs
 counted from the .tflite, file size, LiteRT latency at 1 thread (median of ``--runs``
 runs, default 300) and LiteRT test accuracy; mean ± std over seeds. Latencies are only
@@ -200,7 +203,7 @@ def table(runs, args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--models", nargs="+", default=["student_cnn", "mobilenet_v2"], choices=list(MODELS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--fractions", nargs="+", type=float, default=[0.25, 0.5, 0.75])
     parser.add_argument("--labels", type=int, default=500)
