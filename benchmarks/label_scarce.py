@@ -34,20 +34,19 @@ class LabelScarce:
         logits = model.predict(self.data.x_test, batch_size=256, verbose=0)
         return float(np.mean(logits.argmax(-1) == self.data.y_test))
 
-    def build(self, model, seed_offset):
-        """A zoo model initialised from ``seed + seed_offset``."""
+    def build(self, model, seed_offset, input_shape=None):
+        """A zoo model initialised from ``seed + seed_offset`` (for the data's input shape
+        unless ``input_shape`` is given)."""
         from kdtf import keras
         from kdtf.models import build
 
         keras.utils.set_random_seed(self.seed + seed_offset)
-        return build(model, self.data.input_shape, self.data.num_classes)
+        return build(model, input_shape or self.data.input_shape, self.data.num_classes)
 
     def _behind_resize(self, model, seed_offset, size):
         from kdtf import keras
-        from kdtf.models import build
 
-        keras.utils.set_random_seed(self.seed + seed_offset)
-        inner = build(model, (size, size, self.data.input_shape[-1]), self.data.num_classes)
+        inner = self.build(model, seed_offset, (size, size, self.data.input_shape[-1]))
         inputs = keras.Input(self.data.input_shape)
         resized = keras.layers.Resizing(size, size, interpolation="area", name="to_native_size")(inputs)
         return keras.Model(inputs, inner(resized), name=f"{model}_at_{size}px")

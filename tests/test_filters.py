@@ -364,6 +364,13 @@ def test_logit_recovery_passes_the_minitron_spec_to_every_round():
     assert "\n" not in str(error.value)
     assert FilterPrune(0.5, rounds=1, epochs=1, recovery="terms").run(flatten_model(), context)[1]["recovery"] == "terms"
 
+    def failing(model, epochs, **kwargs):  # a TypeError from inside training is not the spec= message
+        raise TypeError("Expected TensorSpec, got spec of another dtype")
+
+    context.fine_tune = failing
+    with pytest.raises(TypeError, match="TensorSpec"):
+        FilterPrune(0.5, rounds=1, epochs=1).run(flatten_model(), context)
+
 
 def test_finetuner_uses_a_per_call_spec():
     model = flatten_model()

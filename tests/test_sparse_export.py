@@ -46,6 +46,8 @@ def test_sparse_export_encodes_the_pruned_kernels_and_computes_the_same():
     assert len(export.sparse_tensors(sparse)) >= 3
     assert export.sparse_tensors(export.to_tflite(stripped)) == []
     np.testing.assert_allclose(export.predict(sparse, x), stripped.predict(x, verbose=0), atol=1e-4)
+    with pytest.raises(ValueError, match=r"is stored sparse .*kdtf.export.to_tflite"):
+        export.weight_sparsity(sparse)
     assert export.sparse_tensors(export.to_sparse_tflite(stripped, "float16"))
 
 

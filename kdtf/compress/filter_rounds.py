@@ -128,10 +128,10 @@ class FilterPrune:
         minimum = {name: max(1, math.ceil(MIN_KEEP * n)) for name, n in before.items()}
         share = 1 - (1 - self.fraction) ** (1 / self.rounds)
         schedule = round_epochs(self.epochs or context.epochs, self.rounds)
-        teacher = {"spec": LOGIT_RECOVERY} if self.recovery == "logits" else {}
+        overrides = {"spec": LOGIT_RECOVERY} if self.recovery == "logits" else {}  # of the run's fine-tuning
         if self.self_distill:
-            teacher["teacher"] = clone_with_weights(model)
-            teacher["teacher"].trainable = False
+            overrides["teacher"] = clone_with_weights(model)
+            overrides["teacher"].trainable = False
         data = context.train_data if self.criterion == "taylor" else None
         params_before, reports = int(model.count_params()), []
         for index, epochs in enumerate(schedule):
@@ -148,7 +148,7 @@ class FilterPrune:
                 + f"; fine-tuning {epochs} epoch(s)" + (" from the unpruned student" if self.self_distill else "")
                 + (" (logit KL at T = 1 when distilling)" if self.recovery == "logits" else " (the run's distillation terms)")
             )
-            tuned = _fine_tune(context, model, epochs, teacher)
+            tuned = _fine_tune(context, model, epochs, overrides)
             model = model if tuned is None else tuned
         return model, self._record(model, before, reports, schedule, params_before)
 
@@ -169,7 +169,7 @@ def _fine_tune(context, model, epochs, kwargs):
     try:
         return context.fine_tune(model, epochs, **kwargs)
     except TypeError as error:
-        if "spec" not in kwargs or "spec" not in str(error):
+        if "spec" not in kwargs or "unexpected keyword argument 'spec'" not in str(error):
             raise
         raise ValueError(
             "The fine_tune callable does not accept spec=, which filter pruning's default recovery passes "

@@ -1,11 +1,19 @@
 """Export to TFLite and verification on the LiteRT runtime."""
 
-from kdtf.export.flatbuffer import TFLiteOpError, check_builtin_ops, list_ops, operators, weight_sparsity, weight_tensors
+from kdtf.export.flatbuffer import (
+    TFLiteOpError,
+    check_builtin_ops,
+    list_ops,
+    operators,
+    sparse_tensors,
+    weight_sparsity,
+    weight_tensors,
+)
 from kdtf.export.litert import evaluate, keras_latency, latency, latency_side_by_side, load_interpreter, predict
 from kdtf.export.macs import count_macs
 from kdtf.export.package import export_for_android, model_card
 from kdtf.export.ptq import PTQ_MODES, MixedPrecision, layer_error_table, layer_errors, mixed_precision, quantize
-from kdtf.export.sparse import check_xnnpack_sparse, sparse_tensors, to_sparse_tflite, xnnpack_sparse_layers
+from kdtf.export.sparse import check_xnnpack_sparse, to_sparse_tflite, xnnpack_sparse_layers
 from kdtf.export.tflite import MODES, save_tflite, to_tflite
 
 __all__ = [

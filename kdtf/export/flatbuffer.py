@@ -11,7 +11,7 @@ from ai_edge_litert import schema_py_generated as schema
 
 __all__ = [
     "read_flatbuffer", "parse", "list_ops", "operators", "op_tensors", "check_builtin_ops", "weight_tensors",
-    "zero_mask", "weight_sparsity", "TFLiteOpError",
+    "zero_mask", "weight_sparsity", "sparse_tensors", "TFLiteOpError",
 ]
 
 _BUILTIN_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
@@ -132,6 +132,12 @@ def weight_tensors(flatbuffer_or_path, min_size=64):
         buffer = model.Buffers(tensor.Buffer())
         if tensor.ShapeLength() < 2 or tensor.Type() not in dtypes or buffer.DataLength() == 0:
             continue
+        if tensor.Sparsity() is not None:
+            raise ValueError(
+                f"Weight tensor {tensor.Name().decode()!r} is stored sparse (an XNNPACK sparse export, "
+                "kdtf.export.to_sparse_tflite): its values cannot be read as a dense array. Inspect the dense "
+                "export of the same model (kdtf.export.to_tflite) instead."
+            )
         values = buffer.DataAsNumpy().view(dtypes[tensor.Type()])
         if values.size < min_size:
             continue
@@ -141,6 +147,18 @@ def weight_tensors(flatbuffer_or_path, min_size=64):
             zero_points = quant.ZeroPointAsNumpy().astype(np.int64)
         found[tensor.Name().decode()] = (values.reshape(tensor.ShapeAsNumpy()), zero_points)
     return found
+
+
+def sparse_tensors(flatbuffer_or_path):
+    """Names of the tensors stored in sparse form (with sparsity parameters), every subgraph."""
+    model, _ = parse(flatbuffer_or_path)
+    names = []
+    for g in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(g)
+        for i in range(graph.TensorsLength()):
+            if graph.Tensors(i).Sparsity() is not None:
+                names.append(graph.Tensors(i).Name().decode())
+    return names
 
 
 def zero_mask(values, zero_points):

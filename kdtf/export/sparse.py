@@ -22,10 +22,10 @@ checks that the file holds it.
 import tensorflow as tf
 from tensorflow_model_optimization.python.core.sparsity.keras import pruning_policy
 
-from kdtf.export.flatbuffer import parse
+from kdtf.export.flatbuffer import sparse_tensors
 from kdtf.io import captured_stderr
 
-__all__ = ["check_xnnpack_sparse", "xnnpack_sparse_layers", "to_sparse_tflite", "sparse_tensors", "SPARSE_MODES"]
+__all__ = ["check_xnnpack_sparse", "xnnpack_sparse_layers", "to_sparse_tflite", "SPARSE_MODES"]
 
 SPARSE_MODES = ("float32", "float16")
 PATTERN = (
@@ -97,18 +97,3 @@ def to_sparse_tflite(model, mode="float32", *, min_sparse_tensors=1):
             "Prune the 1x1 convolutions further (kdtf.compress.prune(model, sparsity=0.75, policy='xnnpack'))."
         )
     return flatbuffer
-
-
-def sparse_tensors(flatbuffer_or_path):
-    """Names of the tensors stored in sparse form (with sparsity parameters) in a flatbuffer."""
-    model, _ = parse(flatbuffer_or_path)
-    names = []
-    for index in range(model.SubgraphsLength()):
-        graph = model.Subgraphs(index)
-        for position in range(graph.TensorsLength()):
-            tensor = graph.Tensors(position)
-            if tensor.Sparsity() is not None:
-                names.append(tensor.Name().decode())
-    return names
-
-
