@@ -19,15 +19,24 @@ class LabelScarce:
     """
 
     def __init__(self, seed, labels=None, batch_size=64, image_size=None):
-        from kdtf.data import keep_labels, labelled_dataset, load
+        from kdtf.data import keep_labels, load
 
         self.seed = seed
         self.data = load("mnist5k", seed=seed, image_size=image_size)
         if labels is not None:
             self.data.y_train = keep_labels(self.data.y_train, labels, seed=seed)
+        self.batch_size = batch_size
         self.steps = int(np.ceil(len(self.data.x_train) / batch_size))
-        self.labelled_ds, _ = labelled_dataset(self.data.x_train, self.data.y_train, batch_size, self.steps, seed=seed)
-        self.train_ds = self.data.dataset("train", batch_size, shuffle=True, seed=seed)
+        self.refresh_datasets()
+
+    def refresh_datasets(self):
+        """Build ``labelled_ds`` and ``train_ds`` anew from the seed: a run that calls this
+        before each training sees the same data order whatever trained before it (a
+        shuffled dataset reshuffles on every pass, so sharing one carries the order over)."""
+        from kdtf.data import labelled_dataset
+
+        self.labelled_ds, _ = labelled_dataset(self.data.x_train, self.data.y_train, self.batch_size, self.steps, seed=self.seed)
+        self.train_ds = self.data.dataset("train", self.batch_size, shuffle=True, seed=self.seed)
 
     def accuracy(self, model):
         """Top-1 accuracy on the test split."""

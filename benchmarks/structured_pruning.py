@@ -25,8 +25,10 @@ steps per epoch), so both get the same optimizer steps. The unpruned
 row gets the same int8 treatment (QAT by distillation). Each row: parameters, MACs
 counted from the .tflite, file size, LiteRT latency at 1 thread (median of ``--runs``
 runs, default 300) and LiteRT test accuracy; mean ± std over seeds. Latencies are only
-comparable within one quiet machine. Writes ``--out``/raw.json (after every seed) and
-table.md; ``--save-files`` keeps every int8 file in ``--out``/files.
+comparable within one quiet machine. Writes ``--out``/raw.json (after every seed; each
+row also holds the float accuracy of its model before int8) and table.md;
+``--save-files`` keeps every int8 file in ``--out``/files. Every training step builds its
+datasets anew from the seed, so a row does not depend on which rows ran before it.
 
 Seeds may run as separate processes and be joined afterwards, with every saved file
 timed again side by side on a quiet machine:
@@ -56,10 +58,13 @@ RECOVERIES = ("distillation", "cross-entropy")
 def recovery(setup, teacher, mode, args):
     """The fine-tuning context of a FilterPrune step: distillation from ``teacher`` on
     every training image, or cross-entropy on the labelled ones, for ``setup.steps`` steps
-    per epoch either way (kdtf.FineTuner behind the recipe's step protocol)."""
+    per epoch either way (kdtf.FineTuner behind the recipe's step protocol). Its datasets
+    are built anew from the seed, so every recovery sees the same data order whatever ran
+    before it in the process."""
     from kdtf import DistillSpec, FineTuner
     from kdtf.compress import StepContext
 
+    setup.refresh_datasets()
     data = setup.train_ds if mode == "distillation" else setup.labelled_ds
     tuner = FineTuner(teacher if mode == "distillation" else None, data, spec=DistillSpec(temperature=args.temperature, alpha=args.alpha),
                       optimizer=args.finetune_learning_rate, steps_per_epoch=setup.steps)
@@ -116,7 +121,8 @@ def one_seed(seed, track, args):
             pruned, record = step.run(clone_with_weights(student), context)
             key = f"{fraction:g} {mode}"
             files[key] = to_int8(clone_with_weights(pruned), context, setup, args)
-            result[key] = dict(measure(files[key], pruned, setup), filters=record["filters"], removed=record["removed"])
+            result[key] = dict(measure(files[key], pruned, setup), float_accuracy=setup.accuracy(pruned), filters=record["filters"],
+                               removed=record["removed"])
             print(f"{track} seed {seed} {fraction:.0%} {mode}: accuracy {result[key]['accuracy']:.4f}", file=sys.stderr, flush=True)
     time_files(result, files, args.runs)
     return result, files

@@ -400,3 +400,19 @@ def test_filter_step_parses_its_string_form_and_rejects_bad_values():
     with pytest.raises(ValueError, match=r"Expected recovery in \('logits', 'terms'\). Received: recovery='soft'"):
         FilterPrune(0.5, recovery="soft")
     assert round_epochs(5, 3) == [2, 2, 1] and round_epochs(1, 3) == [1, 1, 1]
+
+
+def test_filter_round_log_says_how_the_round_is_fine_tuned():
+    model = flatten_model()
+    x, y = _inputs(model, 8), np.arange(8) % 3
+    teacher = flatten_model()
+    expected = {(teacher, "logits", False): "fine-tuning 1 epoch(s) (logit KL at T = 1)",
+                (None, "logits", False): "fine-tuning 1 epoch(s) by cross-entropy",
+                (None, "logits", True): "fine-tuning 1 epoch(s) from the unpruned student (logit KL at T = 1)",
+                (teacher, "terms", False): "fine-tuning 1 epoch(s) (the run's distillation terms)"}
+    for (tuner_teacher, recovery, self_distill), ending in expected.items():
+        logged = []
+        context = types.SimpleNamespace(fine_tune=FineTuner(tuner_teacher, (x, y), batch_size=8), epochs=1, steps_per_epoch=1,
+                                        log=logged.append, train_data=None, pruned={}, clustered={})
+        FilterPrune(0.5, rounds=1, epochs=1, recovery=recovery, self_distill=self_distill).run(flatten_model(), context)
+        assert logged[0].endswith(ending), (logged, ending)

@@ -145,12 +145,18 @@ class FilterPrune:
                 f"filters round {index + 1}/{self.rounds}: {kept}/{total} filters kept in {len(report['layers'])} "
                 f"layers, {report['params'][0]:,} -> {report['params'][1]:,} parameters"
                 + (f" (not pruned: {', '.join(report['unprunable'])})" if report["unprunable"] else "")
-                + f"; fine-tuning {epochs} epoch(s)" + (" from the unpruned student" if self.self_distill else "")
-                + (" (logit KL at T = 1 when distilling)" if self.recovery == "logits" else " (the run's distillation terms)")
+                + f"; fine-tuning {epochs} epoch(s)" + self._recovery_text(context)
             )
             tuned = _fine_tune(context, model, epochs, overrides)
             model = model if tuned is None else tuned
         return model, self._record(model, before, reports, schedule, params_before)
+
+    def _recovery_text(self, context):
+        """How the rounds are fine-tuned, for the log line."""
+        if getattr(context.fine_tune, "description", None) == "cross-entropy" and not self.self_distill:
+            return " by cross-entropy"
+        loss = " (logit KL at T = 1)" if self.recovery == "logits" else " (the run's distillation terms)"
+        return (" from the unpruned student" if self.self_distill else "") + loss
 
     def _record(self, model, before, reports, schedule, params_before):
         after = count_filters(model)
