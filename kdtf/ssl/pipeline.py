@@ -80,11 +80,12 @@ def _optimizer(ctx, epochs, steps, learning_rate, warmup=True):
     return build_optimizer(recipe, steps, epochs, learning_rate=learning_rate)
 
 
-def _evaluate(ctx, name, embed_fn, params, path=None, measured_on="keras"):
-    """Linear-probe and k-NN accuracy of an encoder with few labels; recorded under ``name``."""
+def _evaluate(ctx, name, embed_fn, params, path=None, measured_on="keras", test=None):
+    """Linear-probe and k-NN accuracy of an encoder with few labels; recorded under ``name``.
+    ``test``: the test embeddings and labels when the caller has computed them already."""
     data, batch = ctx.data, ctx.config.batch_size  # the training batch size: no more activation memory than training
     train_emb, train_y = outputs_and_labels(embed_fn, data.dataset("train", batch, positions=ctx.labelled))
-    test_emb, test_y = outputs_and_labels(embed_fn, data.dataset("test", batch))
+    test_emb, test_y = test if test is not None else outputs_and_labels(embed_fn, data.dataset("test", batch))
     result = probe(train_emb, train_y, test_emb, test_y, ctx.config.knn_k)
     record = {"encoder": name, **result, "params": int(params), "measured_on": measured_on}
     if path:
@@ -218,13 +219,13 @@ def _export_stage(ctx, compressed):
     def measure(path, paths):
         verified = ctx.recipe.verify(tflite_path)
         keras_emb, _ = outputs_and_labels(lambda x: embed(compressed, x), data.dataset("test", config.batch_size))
-        lite_emb, _ = outputs_and_labels(lambda x: export.predict(tflite_path, x), data.dataset("test", config.batch_size))
+        lite_emb, lite_y = outputs_and_labels(lambda x: export.predict(tflite_path, x), data.dataset("test", config.batch_size))
         cosine = np.sum(keras_emb * lite_emb, -1) / (np.linalg.norm(keras_emb, axis=-1) * np.linalg.norm(lite_emb, axis=-1) + 1e-12)
         agreement = {"mean_cosine": float(cosine.mean()), "min_cosine": float(cosine.min())}
         timing = export.latency(tflite_path, num_threads=1, runs=config.latency_runs) if config.latency_runs else None
         steps = ctx.runner.records["compress"]["compression_steps"]
         record = _evaluate(ctx, "compressed student (int8 TFLite)", lambda v: export.predict(tflite_path, v),
-                           steps[-1]["params"], tflite_path, "litert")
+                           steps[-1]["params"], tflite_path, "litert", test=(lite_emb, lite_y))
         record.update(sparsity=steps[-1].get("sparsity"), latency_ms=timing["median_ms"] if timing else None, keras_agreement=agreement)
         log(f"stage tflite-int8: LiteRT vs Keras embeddings: mean cosine {agreement['mean_cosine']:.4f} "
             f"(min {agreement['min_cosine']:.4f}); {per_image(timing)}; verified {verified}")
