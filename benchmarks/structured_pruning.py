@@ -173,6 +173,24 @@ def _stat(values, scale=1.0, digits=2):
     return f"{values.mean():.{digits}f} ± {values.std():.{digits}f}"
 
 
+def _float_lines(runs, args):
+    """The float accuracy of every row before int8, when the runs recorded it."""
+    text = ""
+    for track in [model for model in MODELS if any(r["model"] == model for r in runs)]:
+        mine = [r for r in runs if r["model"] == track]
+        rows = [r[f"{f:g} {mode}"] for r in mine for f in args.fractions for mode in RECOVERIES]
+        if not all("float_accuracy" in row for row in rows):
+            continue
+        parts = [f"unpruned {_stat([r['float_accuracy'] for r in mine], 100)}"]
+        for fraction in args.fractions:
+            dist = [r[f"{fraction:g} distillation"]["float_accuracy"] for r in mine]
+            ce = [r[f"{fraction:g} cross-entropy"]["float_accuracy"] for r in mine]
+            drop = [d - r["float_accuracy"] for d, r in zip(dist, mine)]
+            parts.append(f"{fraction:.0%} distillation {_stat(dist, 100)} (vs unpruned {_stat(drop, 100)} points), cross-entropy {_stat(ce, 100)}")
+        text += f"\n\n{track}, float accuracy before int8 (%): " + "; ".join(parts) + "."
+    return text
+
+
 def table(runs, args):
     lines = [
         "| model | filters removed | params | MACs | size (KB) | latency 1 thread (ms) | speed-up | "
@@ -196,7 +214,7 @@ def table(runs, args):
                 f"{_stat([d['latency_ms'] for d in dist], digits=3)} | {speed:.2f}x | {_stat([d['accuracy'] for d in dist], 100)} | "
                 f"{_stat([c['accuracy'] for c in ce], 100)} | {_stat(gap, 100)} | {_stat(drop, 100)} |"
             )
-    return "\n".join(lines) + (
+    return "\n".join(lines) + _float_lines(runs, args) + (
         f"\n\nint8 TFLite ({'QAT' if args.int8 == 'qat' else 'post-training'}) on LiteRT; mean ± std over "
         f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))}); {args.labels} labels + the rest unlabeled; "
         f"filters removed in {args.rounds} round(s) by {args.criterion} ({args.scope}), {args.prune_epochs} fine-tuning "
