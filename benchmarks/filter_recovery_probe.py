@@ -23,7 +23,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse  # noqa: E402
+import functools  # noqa: E402
 import json  # noqa: E402
+import types  # noqa: E402
 
 
 def main(argv=None):
@@ -38,7 +40,7 @@ def main(argv=None):
 
     import structured_pruning as bench
 
-    from kdtf import Distiller, DistillSpec, FineTuner, compress, export, keras
+    from kdtf import Distiller, DistillSpec, FineTuner, export, keras
     from kdtf.compress import FilterPrune, clone_with_weights
     from kdtf.compress.filter_rounds import LOGIT_RECOVERY
     from kdtf.io import write_text
@@ -73,8 +75,8 @@ def main(argv=None):
         for name, overrides in [("logits from the teacher", {}), ("logits from itself", {"teacher": clone_with_weights(student)})]:
             keras.utils.set_random_seed(args.seed)
             tuner = FineTuner(teacher, setup.train_ds, spec=DistillSpec(temperature=4.0, alpha=0.5), optimizer=3e-4, steps_per_epoch=setup.steps)
-            qat = compress.quantize(clone_with_weights(student), skip=[layer.name for layer in student.layers if layer.name.startswith("preprocess_")])
-            record(f"unpruned qat, {name}", int8_accuracy(export.to_tflite(tuner(qat, 1, spec=LOGIT_RECOVERY, **overrides), "int8")))
+            context = types.SimpleNamespace(fine_tune=functools.partial(tuner, spec=LOGIT_RECOVERY, **overrides))
+            record(f"unpruned qat, {name}", int8_accuracy(bench.to_int8(clone_with_weights(student), context, setup, qat_args)))
     for variant in args.variants:
         who, epochs, rate = variant.split("-", 2)
         if who not in ("teacher", "self"):
