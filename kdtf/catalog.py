@@ -12,7 +12,8 @@ __all__ = ["MODELS", "BACKBONES", "ENCODERS", "TERMS", "STEPS", "AUGMENTATIONS",
 MODELS = ("teacher_cnn", "student_cnn", "resnet18_cifar", "vit_teacher", "vit_student")
 BACKBONES = ("efficientnet_b0", "mobilenet_v2", "mobilenet_v2_035", "resnet50")
 ENCODERS = ("teacher_encoder", "student_encoder")
-TERMS = ("at", "attention", "dkd", "embedding", "fitnets", "hidden", "kd", "rkd_angle", "rkd_distance", "sp")
+TERMS = ("at", "attention", "dkd", "embedding", "fitnets", "hidden", "kd", "rkd_angle", "rkd_distance", "sp",
+         "mmd", "coral")
 STEPS = {"prune": "prune:S", "2:4": "2:4", "cluster": "cluster:K", "qat": "qat", "lowrank": "lowrank:E|R", "filters": "filters:F"}
 AUGMENTATIONS = ("flip", "crop", "randaugment", "jitter", "mixup", "cutmix")
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")

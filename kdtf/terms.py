@@ -17,14 +17,14 @@ naming the term class that reads it (usually an existing one).
 
 from kdtf import losses
 from kdtf._keras import keras, tf
-from kdtf.labels import is_one_hot
+from kdtf.labels import is_one_hot, target_mask
 from kdtf.losses.response import dkd_loss, mixed_kd_loss
 from kdtf.losses.transformer import hidden_adapter
 from kdtf.models.vit import block_pairs
 from kdtf.taps import find_layer
 
 __all__ = ["Term", "ResponseTerm", "KDTerm", "DKDTerm", "FeatureTerm", "AttentionTransferTerm",
-           "RelationTerm", "EmbeddingTerm", "BlockTerm", "AttentionMatrixTerm", "HiddenStateTerm", "TERMS", "names", "build_terms", "reduce_loss"]
+           "RelationTerm", "EmbeddingTerm", "BlockTerm", "AttentionMatrixTerm", "HiddenStateTerm", "DomainTerm", "TERMS", "names", "build_terms", "reduce_loss"]
 
 
 def reduce_loss(values, sample_weight, reduction):
@@ -252,6 +252,40 @@ class HiddenStateTerm(BlockTerm):
         self.adapter = adapters if any(a is not None for a in adapters) else None
 
 
+class DomainTerm(Term):
+    """Domain alignment while distilling (``mmd``, ``coral``): the distribution of the
+    student's features (through an adapter where widths differ) on the batch's
+    target-domain rows (label ``kdtf.labels.TARGET_LABEL``, from ``--target-set``) is
+    pulled to the teacher's features on its source rows (every other row). Reads the
+    logits unless layers are named. Option ``source="student"`` compares with the
+    student's own source features instead (DAN-style). One value per batch; the other
+    terms still see every row.
+    """
+
+    adapts = True
+
+    def _options(self, spec, temperature):
+        options = dict(spec.options)
+        self.source = options.pop("source", "teacher")
+        if self.source not in ("teacher", "student"):
+            raise ValueError(f"Expected source 'teacher' or 'student' for '{spec.loss}'. Received: source={self.source!r}")
+        return options
+
+    def values(self, teachers, student, labels):
+        t_feat, s_feat = self.features(teachers, student)
+        if labels is None or is_one_hot(labels, student[None]):
+            raise ValueError(
+                f"The '{self.name}' term finds target-domain rows by their sparse label -2 (--target-set, "
+                "kdtf.data.target_set); train with sparse labels (no mixup/cutmix) and a target set."
+            )
+        target = target_mask(labels)
+        source_feat = s_feat if self.source == "student" else t_feat
+        return self.loss.call(tf.boolean_mask(source_feat, ~target), tf.boolean_mask(s_feat, target))
+
+    def __call__(self, teachers, student, labels=None, sample_weight=None):
+        return self.values(teachers, student, labels)  # a set-to-set value: no per-example weights
+
+
 TERMS = {
     "kd": KDTerm,
     "dkd": DKDTerm,
@@ -263,6 +297,8 @@ TERMS = {
     "embedding": EmbeddingTerm,
     "attention": AttentionMatrixTerm,
     "hidden": HiddenStateTerm,
+    "mmd": DomainTerm,
+    "coral": DomainTerm,
 }
 
 

@@ -2,6 +2,7 @@
 
 from kdtf._keras import keras
 from kdtf.losses.base import DistillationLoss
+from kdtf.losses.domain import CORALLoss, MMDLoss, coral_loss, mmd_loss
 from kdtf.losses.feature import AttentionTransferLoss, HintLoss, attention_map, attention_transfer_loss, hint_loss
 from kdtf.losses.relation import (
     RKDAngleLoss,
@@ -33,6 +34,8 @@ _REGISTRY = {
     "embedding": EmbeddingLoss,
     "attention": AttentionMatrixLoss,
     "hidden": HiddenStateLoss,
+    "mmd": MMDLoss,
+    "coral": CORALLoss,
 }
 
 __all__ = [
@@ -42,6 +45,7 @@ __all__ = [
     "SimilarityPreservingLoss", "similarity_preserving_loss",
     "EmbeddingLoss", "embedding_loss",
     "AttentionMatrixLoss", "attention_matrix_loss", "HiddenStateLoss", "hidden_state_loss", "hidden_adapter",
+    "MMDLoss", "mmd_loss", "CORALLoss", "coral_loss",
     "get", "names",
 ]
 
