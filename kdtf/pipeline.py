@@ -24,6 +24,7 @@ from kdtf.cli import keras_verbosity, log, save_args
 from kdtf.config import DistillConfig, is_model_file
 from kdtf.data import accuracy, keep_labels, load
 from kdtf.data.augment import mixes_labels
+from kdtf.data.target_set import add_target_set
 from kdtf.distiller import Distiller
 from kdtf.distribute import describe, make_strategy, several_workers, worker_scratch
 from kdtf.finetune import fine_tune
@@ -140,6 +141,9 @@ def _load_data(config):
     if config.transfer_set:
         added = data.add_unlabeled(config.transfer_set, data_dir=config.data_dir or None)
         log(f"transfer set {config.transfer_set}: {added} unlabeled images added for distillation")
+    if config.target_set:
+        added = add_target_set(data, config.target_set, data_dir=config.data_dir or None)
+        log(f"target set {config.target_set}: {added} unlabeled target-domain images added (label -2) for the alignment terms")
     if config.augment:
         log(f"augmentation (keras-cv, in tf.data; the teacher sees the same augmented batch): {config.augment}")
     return data
@@ -489,7 +493,7 @@ def run_report(config, data, runner, strategy_text):
         report_header(config, strategy_text),
         data={
             "name": data.name, "train": data.size("train"), "labelled": data.meta["labelled"],
-            "transfer_set": data.meta["transfer_set"], "augment": config.augment,
+            "transfer_set": data.meta["transfer_set"], "target_set": data.meta.get("target_set", 0), "augment": config.augment,
             "skipped_images": data.meta.get("skipped", 0), "val": data.size("val"), "test": data.size("test"),
             "image_cache": data.meta.get("image_cache"),
             "input_shape": list(data.input_shape), "normalization": data.normalization, "class_names": data.class_names,

@@ -142,7 +142,9 @@ def plot_figure(report):
     timed = all(s["latency_ms"] is not None for s in stages)  # --latency-runs 0: the size panel only
     fig, axes = plt.subplots(1, 2 if timed else 1, figsize=(11 if timed else 6, 4.8), constrained_layout=True, squeeze=False)
     axes = axes[0]
-    panels = [(axes[0], [s["size_bytes"] / 1024 for s in stages], "file size (KB, log scale)")]
+    coded = any(s.get("entropy_coded_bytes") for s in stages)
+    size_label = "file size (KB, log scale" + ("; hollow: weights entropy-coded)" if coded else ")")
+    panels = [(axes[0], [s["size_bytes"] / 1024 for s in stages], size_label)]
     if timed:
         panels.append((axes[1], [s["latency_ms"] * 1000 for s in stages], "latency per image (µs, LiteRT, 1 thread, log scale)"))
     accuracy = [100 * s["accuracy"] for s in stages]
@@ -156,7 +158,7 @@ def plot_figure(report):
                        edgecolors="black", linewidths=0.5, label=f"{stage['stage']} ({measured})")
             if ax is axes[0] and stage.get("entropy_coded_bytes"):  # hollow: the same file, weights entropy-coded
                 ax.scatter(stage["entropy_coded_bytes"] / 1024, y, s=80, facecolors="none", edgecolors=colors[i % 10],
-                           marker=markers[i % len(markers)], zorder=3, label=f"{stage['stage']} entropy-coded")
+                           marker=markers[i % len(markers)], zorder=3, label="_coded")
         ax.set_xscale("log")
         ax.set_xlabel(label)
         ax.set_ylabel("test accuracy (%)")

@@ -111,6 +111,18 @@ def test_with_target_appends_the_target_images_labelled_minus_two():
     assert np.all(joined[3:] == 1.0)
     with pytest.raises(ValueError, match="resize"):
         with_target(x, y, np.zeros((2, 3, 3, 1)))
+    _, _, weights = with_target(x, y, np.zeros((2, 2, 2, 1)), target_weight=0)
+    assert weights.tolist() == [1, 1, 1, 0, 0]
+
+
+def test_clutter_keeps_the_strokes_and_fills_the_background_with_bounded_noise():
+    from kdtf.data.target_set import clutter
+
+    x = np.zeros((2, 4, 4, 1), np.float32)
+    x[:, 1, :] = 1.0
+    cluttered = clutter(x, seed=1, strength=0.5)
+    assert np.all(cluttered[:, 1, :] == 1.0) and 0 < cluttered[:, 0].max() <= 0.5
+    np.testing.assert_array_equal(cluttered, clutter(x, seed=1, strength=0.5))
 
 
 def test_add_target_set_streams_another_spec_as_target_rows():
@@ -126,3 +138,37 @@ def test_add_target_set_streams_another_spec_as_target_rows():
     assert data.meta["target_set"] == added and data.meta["transfer_set"] == 0
     x, y = next(iter(data.dataset("train", 4000)))
     assert int(np.sum(y.numpy() == TARGET_LABEL)) == added
+
+
+def test_config_pairs_the_alignment_terms_with_a_target_set_and_refuses_mixing_augmentation():
+    from kdtf.config import DistillConfig
+
+    DistillConfig(distill="kd,mmd@fc1/fc1", target_set="digits").validate()
+    with pytest.raises(ValueError, match="go together"):
+        DistillConfig(distill="kd,coral").validate()
+    with pytest.raises(ValueError, match="go together"):
+        DistillConfig(target_set="digits").validate()
+    with pytest.raises(ValueError, match="--target-set"):
+        DistillConfig(distill="mmd", target_set="nope").validate()
+    with pytest.raises(ValueError, match="drop mixup"):
+        DistillConfig(distill="mmd", target_set="digits", augment="mixup").validate()
+
+
+@pytest.mark.slow
+def test_distill_script_adds_the_target_set_and_trains_the_alignment_term(tmp_path):
+    import json
+
+    from helpers import run_script
+
+    out = tmp_path / "out"
+    result = run_script(
+        "distill.py", "--dataset", "digits", "--target-set", "digits", "--distill", "kd,mmd:0.5@fc1/fc1",
+        "--teacher-epochs", "2", "--epochs", "2", "--prune-epochs", "1", "--qat-epochs", "1", "--latency-runs", "0",
+        "--output", str(out), "--cache-dir", str(tmp_path / "cache"), "--verbose", "0",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "target set digits: 1797 unlabeled target-domain images added (label -2)" in result.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["data"]["target_set"] == 1797 and report["config"]["target_set"] == "digits"
+    int8 = report["stages"][-1]
+    assert int8["file"].endswith(".tflite") and 0 < int8["entropy_coded_bytes"] <= int8["size_bytes"]

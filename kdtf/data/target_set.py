@@ -14,7 +14,7 @@ import numpy as np
 
 from kdtf.labels import TARGET_LABEL
 
-__all__ = ["TARGET_LABEL", "add_target_set", "with_target", "invert"]
+__all__ = ["TARGET_LABEL", "add_target_set", "with_target", "invert", "clutter"]
 
 
 def add_target_set(splits, spec_or_files, *, data_dir=None):
@@ -40,9 +40,15 @@ def add_target_set(splits, spec_or_files, *, data_dir=None):
     return added
 
 
-def with_target(x, y, x_target):
+def with_target(x, y, x_target, target_weight=None):
     """In-memory arrays: ``(x, y)`` with the target images appended, labelled
-    :data:`TARGET_LABEL`. Shapes must agree (except the count)."""
+    :data:`TARGET_LABEL`. Shapes must agree (except the count).
+
+    With ``target_weight`` (e.g. 0), also the sample weights ``(x, y, w)``: 1 for the
+    source rows, ``target_weight`` for the target rows. The Distiller's other terms
+    average ``w * value`` over the batch, so with 0 the target rows reach only the
+    alignment terms (which ignore sample weights) and not ``kd``; the cross-entropy never
+    reads them."""
     x, x_target = np.asarray(x), np.asarray(x_target)
     if x.shape[1:] != x_target.shape[1:]:
         raise ValueError(
@@ -50,10 +56,23 @@ def with_target(x, y, x_target):
             "resize them first."
         )
     labels = np.concatenate([np.asarray(y, np.int32).reshape(-1), np.full(len(x_target), TARGET_LABEL, np.int32)])
-    return np.concatenate([x, x_target.astype(x.dtype)]), labels
+    joined = np.concatenate([x, x_target.astype(x.dtype)])
+    if target_weight is None:
+        return joined, labels
+    weights = np.where(labels == TARGET_LABEL, float(target_weight), 1.0).astype(np.float32)
+    return joined, labels, weights
 
 
 def invert(x):
     """Colour-inverted images ``1 - x`` (inputs in ``[0, 1]``): a domain shift built
     from any bundled set (white digits on black become black digits on white)."""
     return (1.0 - np.asarray(x, np.float32)).astype(np.float32)
+
+
+def clutter(x, seed=0, strength=0.6):
+    """Images on clutter: each pixel becomes ``max(x, u)`` with ``u`` uniform in
+    ``[0, strength]`` (fixed by ``seed``): the bright strokes stay, the dark background
+    turns to noise."""
+    x = np.asarray(x, np.float32)
+    noise = np.random.default_rng(seed).uniform(0.0, strength, x.shape).astype(np.float32)
+    return np.maximum(x, noise)

@@ -12,7 +12,7 @@ or float32 tensors of rank >= 2), the values are the symbols:
   empirical frequencies ``p_v`` of the tensor's ``n`` values (Shannon, 1948): no code
   for i.i.d. symbols under this model does better;
 * the **coded size**: the real length of :func:`encode_tensor`'s output, a header
-  (the distinct values and their counts, which the decoder needs) and the payload of
+  (the distinct values and their counts, which the decoder needs, counts in the narrowest of 1, 2 or 4 bytes) and the payload of
   ``constriction``'s range coder (Bamler, 2022) under the tensor's own empirical model.
   Where that is not smaller than the raw bytes, the tensor is stored raw: the coded
   size is never above the raw size.
@@ -30,7 +30,7 @@ from kdtf.export.flatbuffer import read_flatbuffer, weight_tensors
 __all__ = ["entropy_bound_bits", "encode_tensor", "decode_tensor", "coded_size", "entropy_coded_size", "size_fields", "CODER"]
 
 CODER = "constriction range coder (queue), per-tensor empirical categorical model"
-_HEADER = struct.Struct("<IIB")  # values, distinct values, bytes per value
+_HEADER = struct.Struct("<IIBB")  # values, distinct values, bytes per value, bytes per count
 
 
 def entropy_bound_bits(values):
@@ -51,6 +51,10 @@ def _as_symbols(values):
     return values.view({1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}[values.dtype.itemsize])
 
 
+def _count_width(n):
+    return 1 if n < 2**8 else 2 if n < 2**16 else 4
+
+
 def _model(counts):
     import constriction
 
@@ -58,8 +62,9 @@ def _model(counts):
 
 
 def encode_tensor(values):
-    """``values`` entropy-coded: header ``(n, k, itemsize)``, the ``k`` distinct values
-    (their bytes), their ``k`` uint32 counts, then the range coder's uint32 words.
+    """``values`` entropy-coded: header ``(n, k, itemsize, count width)``, the ``k``
+    distinct values (their bytes), their ``k`` counts (unsigned, 1, 2 or 4 bytes: the
+    narrowest that holds ``n``), then the range coder's uint32 words.
 
     Returns:
         ``bytes``; its length is the coded size (the raw size may be smaller: see
@@ -74,24 +79,26 @@ def encode_tensor(values):
     if len(distinct) > 1:  # one distinct value: the header says it all
         encoder.encode(index.astype(np.int32), _model(counts))
     payload = encoder.get_compressed().astype("<u4").tobytes()
-    header = _HEADER.pack(symbols.size, len(distinct), symbols.dtype.itemsize)
-    return header + distinct.astype(distinct.dtype.newbyteorder("<")).tobytes() + counts.astype("<u4").tobytes() + payload
+    width = _count_width(symbols.size)
+    header = _HEADER.pack(symbols.size, len(distinct), symbols.dtype.itemsize, width)
+    counts = counts.astype(f"<u{width}").tobytes()
+    return header + distinct.astype(distinct.dtype.newbyteorder("<")).tobytes() + counts + payload
 
 
 def decode_tensor(blob, dtype):
     """Inverse of :func:`encode_tensor`: the flat array of ``dtype`` values."""
     import constriction
 
-    n, k, itemsize = _HEADER.unpack_from(blob)
+    n, k, itemsize, width = _HEADER.unpack_from(blob)
     dtype = np.dtype(dtype)
     if dtype.itemsize != itemsize:
         raise ValueError(f"Expected a dtype of {itemsize} bytes per value for this blob. Received: dtype={dtype}")
     start = _HEADER.size
     distinct = np.frombuffer(blob, dtype.newbyteorder("<"), k, start)
-    counts = np.frombuffer(blob, "<u4", k, start + k * itemsize)
+    counts = np.frombuffer(blob, f"<u{width}", k, start + k * itemsize).astype(np.int64)
     if k == 1:
         return np.repeat(distinct, n).astype(dtype)
-    words = np.frombuffer(blob[start + k * (itemsize + 4):], "<u4").astype(np.uint32)
+    words = np.frombuffer(blob[start + k * (itemsize + width):], "<u4").astype(np.uint32)
     decoder = constriction.stream.queue.RangeDecoder(words)
     return distinct[decoder.decode(_model(counts), n)].astype(dtype)
 
@@ -102,7 +109,7 @@ def coded_size(values):
     tensor whose distinct-value table alone fills the raw size is not coded at all."""
     values = np.asarray(values)
     raw = values.nbytes
-    if len(np.unique(_as_symbols(values))) * (values.dtype.itemsize + 4) + _HEADER.size >= raw:
+    if len(np.unique(_as_symbols(values))) * (values.dtype.itemsize + _count_width(values.size)) + _HEADER.size >= raw:
         return raw, True
     coded = len(encode_tensor(values))
     return (coded, False) if coded < raw else (raw, True)
