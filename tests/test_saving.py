@@ -13,12 +13,12 @@ def test_saving_a_qat_model_trained_by_a_distiller_gives_no_unbuilt_metrics_warn
     qat = compress.quantize(keras.Model(inputs, keras.layers.Dense(3)(x)))
     tf_logger = logging.getLogger("tensorflow")
     tf_logger.addHandler(caplog.handler)
+    unbuilt = lambda: sum("compiled metrics have yet to be built" in r.getMessage() for r in caplog.records)
     try:
         path = saving.save_model(qat, str(tmp_path / "qat.keras"))
-        with_warning = tmp_path / "plain.h5"
-        qat.save(str(with_warning), include_optimizer=False)  # the same save, unfiltered
+        after_kdtf = unbuilt()
+        qat.save(str(tmp_path / "plain.h5"), include_optimizer=False)  # the same save, unfiltered
     finally:
         tf_logger.removeHandler(caplog.handler)
-    messages = [r.getMessage() for r in caplog.records if "compiled metrics have yet to be built" in r.getMessage()]
-    assert path.endswith("qat.h5") and len(messages) == 1  # only the unfiltered save warned
+    assert path.endswith("qat.h5") and after_kdtf == 0 and unbuilt() > 0
     assert compress.is_quantized(saving.load_model(path))
