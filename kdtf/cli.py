@@ -129,6 +129,7 @@ def show_library_logs(level=logging.INFO):
         handler.setFormatter(logging.Formatter("[kdtf] %(message)s"))
         handler.kdtf_cli = True
         logger.addHandler(handler)
+        logger.propagate = False  # not again through a root handler (TensorFlow's, basicConfig)
     logger.setLevel(level)
 
 

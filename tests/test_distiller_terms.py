@@ -111,7 +111,7 @@ def test_relational_and_dkd_terms_match_numpy_references(student, teacher, batch
     }
     for key, value in expected.items():
         np.testing.assert_allclose(logs[key], value, rtol=2e-4, atol=1e-6, err_msg=key)
-    history = distiller.fit(x, y, batch_size=6, epochs=2, verbose=0)
+    history = distiller.fit(x, y, batch_size=12, epochs=2, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
 
 
