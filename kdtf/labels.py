@@ -9,7 +9,7 @@ the *target domain* (``--target-set``, :mod:`kdtf.data.target_set`) carries
 
 from kdtf._keras import keras, tf
 
-__all__ = ["is_one_hot", "label_mask", "cross_entropy", "TARGET_LABEL", "target_mask"]
+__all__ = ["is_one_hot", "label_mask", "cross_entropy", "masked_mean", "TARGET_LABEL", "target_mask"]
 
 TARGET_LABEL = -2  # sparse label of an unlabeled target-domain example
 
@@ -34,6 +34,13 @@ def cross_entropy(labels, logits):
     if is_one_hot(labels, logits):
         return keras.losses.categorical_crossentropy(tf.cast(labels, tf.float32), logits, from_logits=True)
     return keras.losses.sparse_categorical_crossentropy(tf.maximum(labels, 0), logits, from_logits=True)
+
+
+def masked_mean(values, mask, sample_weight):
+    """Sum over labelled examples / their number: equals the plain (weighted) batch mean
+    when every example is labelled, and 0 when none is."""
+    weights = mask if sample_weight is None else mask * tf.reshape(tf.cast(sample_weight, values.dtype), tf.shape(mask))
+    return tf.math.divide_no_nan(tf.reduce_sum(values * weights), tf.reduce_sum(mask))
 
 
 def target_mask(labels):

@@ -79,7 +79,7 @@ def test_domain_term_with_source_student_compares_the_student_with_itself(studen
     value = term([{None: tf.constant(np.zeros_like(logits))}], {None: tf.constant(logits)}, tf.constant(y))
     target = y == TARGET_LABEL
     np.testing.assert_allclose(float(value), ref.coral(logits[~target], logits[target]), rtol=1e-3)
-    with pytest.raises(ValueError, match="source 'teacher' or 'student'"):
+    with pytest.raises(ValueError, match="Unknown source of 'mmd' 'both'"):
         _distiller(student, teacher, TermSpec("mmd", 1.0, options={"source": "both"}))
 
 

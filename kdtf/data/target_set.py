@@ -4,7 +4,7 @@ Unlabeled images of the domain the student will meet (other cameras, other light
 inverted digits ...) are appended to the training split like a transfer set, streamed
 the same way, but marked with the sparse label :data:`kdtf.labels.TARGET_LABEL`
 (``-2``) instead of ``-1``: unlabeled for the cross-entropy and the metrics, and the
-*target rows* of the alignment terms ``mmd`` and ``coral`` (:class:`kdtf.terms.DomainTerm`),
+*target rows* of the alignment terms ``mmd`` and ``coral`` (:class:`kdtf.losses.DomainTerm`),
 which compare the student's features on them with the teacher's on the other (source)
 rows of the same batch. The other distillation terms (``kd`` ...) read every row, as
 they read a transfer set.

@@ -6,15 +6,17 @@ or its adapter's, on unlabeled target images); ``n_s`` and ``n_t`` may differ. F
 are flattened to vectors. Each function returns one value for the two sets (a scalar),
 0 when either set is too small to estimate it (MMD: empty; CORAL: under two rows).
 
-The Distiller-side term that picks the source and target rows out of a batch is
-:class:`kdtf.domain.DomainTerm`.
+The terms ``mmd`` and ``coral`` (:class:`DomainTerm`) pick the source and target rows
+out of a batch by their labels.
 """
 
 from kdtf import validation
 from kdtf._keras import keras, tf
+from kdtf.labels import is_one_hot, target_mask
 from kdtf.losses.base import DistillationLoss
+from kdtf.terms import Term, register_term
 
-__all__ = ["MMDLoss", "mmd_loss", "CORALLoss", "coral_loss", "DEFAULT_SCALES"]
+__all__ = ["MMDLoss", "mmd_loss", "CORALLoss", "coral_loss", "DEFAULT_SCALES", "DomainTerm", "MMDTerm", "CORALTerm"]
 
 DEFAULT_SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)  # multiples of the base bandwidth (DAN's mixture of 5 kernels)
 
@@ -131,3 +133,62 @@ class CORALLoss(DistillationLoss):
 
     def __init__(self, reduction="auto", name="coral_loss"):
         super().__init__(coral_loss, reduction, name)
+
+
+class DomainTerm(Term):
+    """Domain alignment while distilling: the distribution of the student's features
+    (through an adapter where widths differ) on the batch's target-domain rows (sparse
+    label ``kdtf.labels.TARGET_LABEL``, from ``--target-set`` / :mod:`kdtf.data.target_set`)
+    is pulled to the teacher's features on its source rows (every other row). Reads the
+    logits unless layers are named. ``source="student"`` compares with the student's own
+    source features instead (DAN-style). One value per batch, sample weights ignored; the
+    other terms still see every row.
+
+    Args:
+        source: whose features on the source rows: ``"teacher"`` (default) or ``"student"``.
+        loss, weight, student_layer, teacher_layer, teacher, name: as :class:`kdtf.terms.Term`.
+    """
+
+    adapts = True
+
+    def __init__(self, loss=None, weight=1.0, student_layer=None, teacher_layer=None, teacher=0, name=None, source="teacher"):
+        super().__init__(loss, weight, student_layer, teacher_layer, teacher, name)
+        self.source = validation.one_of(f"source of '{self.name}'", source, ("teacher", "student"))
+
+    @classmethod
+    def from_spec(cls, spec, temperature):
+        options = dict(spec.options)
+        source = options.pop("source", "teacher")
+        return cls(cls.loss_class(**options), weight=spec.weight, student_layer=spec.student_layer,
+                   teacher_layer=spec.teacher_layer, teacher=spec.teacher, name=spec.loss, source=source)
+
+    def get_config(self):
+        return dict(super().get_config(), source=self.source)
+
+    def values(self, teachers, student, labels):
+        t_feat, s_feat = self.features(teachers, student)
+        if labels is None or is_one_hot(labels, student[None]):
+            raise ValueError(
+                f"The '{self.name}' term finds target-domain rows by their sparse label -2 (--target-set, "
+                "kdtf.data.target_set); train with sparse labels (no mixup/cutmix) and a target set."
+            )
+        target = target_mask(labels)
+        source_feat = s_feat if self.source == "student" else t_feat
+        return self.per_example(tf.boolean_mask(source_feat, ~target), tf.boolean_mask(s_feat, target))
+
+    def __call__(self, teachers, student, labels=None, sample_weight=None):
+        return self.values(teachers, student, labels)  # a set-to-set value: no per-example weights
+
+
+@register_term("mmd")
+class MMDTerm(DomainTerm):
+    """MMD (:class:`MMDLoss`) between teacher-source and student-target features."""
+
+    loss_class = MMDLoss
+
+
+@register_term("coral")
+class CORALTerm(DomainTerm):
+    """Deep CORAL (:class:`CORALLoss`) between teacher-source and student-target features."""
+
+    loss_class = CORALLoss
