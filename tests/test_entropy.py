@@ -74,3 +74,12 @@ def test_entropy_coded_size_of_a_tflite_totals_its_weight_tensors(student, tmp_p
     fields = size_fields(str(path))
     assert fields["entropy_bound_bytes"] <= fields["entropy_coded_bytes"] < sizes["file_bytes"]
     assert size_fields(str(tmp_path / "model.keras")) == {"entropy_coded_bytes": None, "entropy_bound_bytes": None}
+
+
+def test_entropy_coded_size_refuses_a_file_that_is_not_tflite_in_one_line(tmp_path):
+    bad = tmp_path / "model.tflite"
+    bad.write_bytes(b"not a flatbuffer at all")
+    with pytest.raises(ValueError, match="not a TFLite flatbuffer"):
+        export.entropy_coded_size(str(bad))
+    with pytest.raises(ValueError, match="not found"):
+        export.entropy_coded_size(str(tmp_path / "missing.tflite"))
