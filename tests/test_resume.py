@@ -1,6 +1,7 @@
 """Faults: kill and resume, interrupted writes, disk full, safe loading."""
 
 import errno
+import itertools
 import json
 import os
 import signal
@@ -39,11 +40,13 @@ def _kill_on_lines(command, *events):
     return "".join(printed)
 
 
-def _lines_after(text, marker):
-    """The lines of ``text`` after the first line containing ``marker``."""
+def _epoch_lines(text, marker):
+    """The "Epoch N/M" lines of ``text`` after the first line containing ``marker``, up
+    to the next progress line of kdtf (the stage's own epochs)."""
     lines = text.splitlines()
     start = next(i for i, line in enumerate(lines) if marker in line)
-    return lines[start + 1:]
+    stage = itertools.takewhile(lambda line: not line.startswith("[kdtf]"), lines[start + 1:])
+    return [line for line in stage if line.startswith("Epoch ")]
 
 
 def _accuracies(folder):
@@ -71,7 +74,7 @@ def test_a_run_killed_during_distillation_resumes_without_redoing_finished_stage
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "stage teacher: completed before" in resumed.stdout and "stage scratch: completed before" in resumed.stdout
     assert trained_teacher not in resumed.stdout
-    epochs = [line for line in _lines_after(resumed.stdout, "[kdtf] stage distilled: ") if line.startswith("Epoch ")]
+    epochs = _epoch_lines(resumed.stdout, "[kdtf] stage distilled: ")
     assert epochs == ["Epoch 2/4", "Epoch 3/4", "Epoch 4/4"]  # continued after its checkpointed epoch 1
     manifest = json.loads((killed / "manifest.json").read_text())
     assert manifest["complete"] and not (killed / ".backup").exists()
@@ -187,8 +190,7 @@ def test_byol_run_killed_in_its_second_stage_resumes_from_the_manifest(tmp_path)
                              env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "stage byol-teacher: completed before" in resumed.stdout and trained_teacher not in resumed.stdout
-    epochs = [line for line in _lines_after(resumed.stdout, "[kdtf] stage byol-student: ") if line.startswith("Epoch ")]
-    assert epochs[0] == "Epoch 2/2"  # continued after its checkpointed epoch 1
+    assert _epoch_lines(resumed.stdout, "[kdtf] stage byol-student: ") == ["Epoch 2/2"]  # continued after its checkpointed epoch 1
     report = json.loads((out / "report.json").read_text())
     assert [e["encoder"] for e in report["encoders"]] == ["random (teacher arch.)", "byol teacher", "byol student (scratch)",
                                                          "distilled student", "compressed student (int8 TFLite)"]

@@ -24,7 +24,7 @@ from kdtf.cli import log, save_args
 from kdtf.config import ByolConfig
 from kdtf.data import load
 from kdtf.io import atomic_path, check_writable_dir, write_text
-from kdtf.report import merge_sections, report_header
+from kdtf.report import run_report
 from kdtf.runstate import RunState
 from kdtf.ssl.probe import few_labels
 from kdtf.ssl.stages import (
@@ -78,13 +78,9 @@ def run(config, resume=False):
     runner = StageRunner(ctx.state, log)
     runner.run_all(byol_stages(ctx))
     runner.timings["total_s"] = time.time() - started
-    data = ctx.data
-    report = dict(
-        report_header(config),
-        data={"name": data.name, "unlabeled_train": ctx.examples, "labelled_for_eval": int(len(ctx.labelled)), "test": data.size("test")},
-        **merge_sections(runner.records),
-        timings=runner.timings,
-    )
+    data = {"name": ctx.data.name, "unlabeled_train": ctx.examples, "labelled_for_eval": int(len(ctx.labelled)),
+            "test": ctx.data.size("test")}
+    report = run_report(config, data, runner.records, runner.timings)
     _write(report, ctx.out)
     ctx.state.finish()
     log(f"done in {runner.timings['total_s']:.0f} s: {ctx.out}")
