@@ -21,6 +21,7 @@ from kdtf.callbacks import StopOnNonFiniteLoss
 from kdtf.catalog import parse_augment
 from kdtf.compress.prune import is_pruned
 from kdtf.data import teacher_cache
+from kdtf.data.view_store import ViewStore
 from kdtf.keras3 import as_tf_keras
 from kdtf.labels import cross_entropy, label_mask
 from kdtf.spec import DistillSpec
@@ -275,6 +276,8 @@ class Distiller(keras.Model):
         """How many tensors each teacher yields: its logits plus the tapped layers."""
         return [1 + len(names) for names in self._teacher_names]
 
+    teacher_output_counts = _teacher_output_counts  # public: what a view store keeps per teacher
+
     def _teacher_outputs(self, x):
         return [
             {key: tf.stop_gradient(value) for key, value in _outputs(view, names, x, False).items()}
@@ -314,7 +317,7 @@ class Distiller(keras.Model):
         return sum(int(np.prod(shape[1:])) * 4 for shape in shapes)
 
     def cached_dataset(self, x, y=None, *, batch_size=64, shuffle=True, seed=0, augment=None, max_bytes=2 * 2**30,
-                       split="train", cache_dir=None, labels=True):
+                       split="train", cache_dir=None, labels=True, views=None, top_k=None):
         """A ``tf.data`` pipeline that carries the teachers' outputs with the data, so
         that training runs no teacher forward pass.
 
@@ -336,7 +339,13 @@ class Distiller(keras.Model):
                 raises ValueError.
             max_bytes: refuse when the cached outputs would exceed this size.
             split, cache_dir, labels: for a ``Splits``.
+            views, top_k: with a ``Splits`` and replayable ``augment``: a view store of
+                ``views`` views per example (:class:`kdtf.data.view_store.ViewStore`,
+                built once under ``cache_dir``); batches repeat forever.
         """
+        if views is not None:  # augmented views whose teacher outputs were stored once
+            store = ViewStore.for_distiller(self, x, augment, views=views, top_k=top_k, cache_dir=cache_dir, split=split, seed=seed)
+            return store.build(max_bytes=max_bytes).dataset(batch_size, seed=seed, labels=labels, shuffle=shuffle)
         if parse_augment(augment):
             raise ValueError(
                 f"Teacher-output caching needs a deterministic input pipeline, but augmentation "
