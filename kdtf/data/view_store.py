@@ -126,10 +126,12 @@ class ViewStore:
         split: the split stored.
         seed: the run seed (of the views, when ``policy`` is names).
         batch_size: examples per batch of the store pass.
+        teacher_batch: images per teacher call in the pass (K views of a batch are split).
     """
 
     def __init__(self, data, policy, teacher_fn, teacher_key, *, output_counts=(1,), views=8, top_k=None,
-                 temperature=4.0, cache_dir=None, path=None, split="train", seed=0, batch_size=64):
+                 temperature=4.0, cache_dir=None, path=None, split="train", seed=0, batch_size=64,
+                 teacher_batch=256):
         if isinstance(views, bool) or not isinstance(views, (int, np.integer)) or views < 1:
             raise ValueError(f"Expected views >= 1 (K views of each example). Received: views={views!r}")
         if not temperature > 0:
@@ -147,6 +149,7 @@ class ViewStore:
         self.data, self.policy, self.split = data, policy, split
         self.teacher_fn, self.views, self.top_k = teacher_fn, int(views), int(top_k)
         self.temperature, self.batch_size = float(temperature), int(batch_size)
+        self.teacher_batch = int(teacher_batch)
         self.output_counts = [int(c) for c in output_counts]
         self.logit_slots = [int(s) for s in np.cumsum([0] + self.output_counts[:-1])]
         self.size, self.num_classes = data.size(split), classes
@@ -205,7 +208,7 @@ class ViewStore:
         return self.views * sum(int(np.prod(shape)) * np.dtype(dtype).itemsize for _, shape, dtype in layout)
 
     def _probe(self):
-        x, _ = self.data.take(self.split, [0])
+        x, _ = example_reader(self.data, self.split)(tf.constant([0], tf.int64))
         return self._layout([np.asarray(o) for o in self.teacher_fn(x)])
 
     @property
@@ -314,28 +317,24 @@ class ViewStore:
         self._files = None
 
     def _write(self, partial, layout, done):
-        policy, views = self.policy, self.views
-        build = tf.function(lambda x, p, v: policy.images(x, p, v))
-        mixing = None
+        """The pass: per batch of examples, all K views at once (one policy call), the
+        teacher over them in chunks of ``teacher_batch`` images, then one write per file
+        and the progress mark (after fsync)."""
+        policy, views, read = self.policy, self.views, example_reader(self.data, self.split)
         if policy.mixes:
-            read = example_reader(self.data, self.split)
-            mixing = tf.function(lambda x, y, p, v: policy(x, y, p, v, read=read, size=self.size))
-        labels = self.data.labels(self.split)
+            build = tf.function(lambda x, y, p, v: policy(x, y, p, v, read=read, size=self.size)[0])
+        else:
+            build = tf.function(lambda x, y, p, v: policy.images(x, p, v))
         for start in range(done, self.size, self.batch_size):
             positions = np.arange(start, min(start + self.batch_size, self.size), dtype=np.int64)
-            x, _ = self.data.take(self.split, positions)
-            per_view = []
-            for v in range(views):
-                v_ = tf.fill([len(positions)], tf.constant(v, tf.int64))
-                if mixing is None:
-                    xv = build(tf.constant(x), tf.constant(positions), v_)
-                else:
-                    xv, _ = mixing(tf.constant(x), tf.constant(labels[positions]), tf.constant(positions), v_)
-                per_view.append(self._rows(self.teacher_fn(xv)))
-            rows = (positions[:, None] * views + np.arange(views)[None, :]).reshape(-1)
+            x, y = read(tf.constant(positions))
+            repeat = np.repeat(positions, views)  # rows p * K + v, in order
+            xv = build(tf.repeat(x, views, axis=0), tf.repeat(y, views, axis=0), tf.constant(repeat),
+                       tf.constant(np.tile(np.arange(views, dtype=np.int64), len(positions))))
+            chunks = [self._rows(self.teacher_fn(xv[i:i + self.teacher_batch])) for i in range(0, len(repeat), self.teacher_batch)]
+            rows = positions[0] * views + np.arange(len(repeat))
             for k, writer in enumerate(self._files):
-                values = np.stack([view[k] for view in per_view], axis=1)  # (batch, K, ...)
-                writer.write(rows, values.reshape((-1,) + values.shape[2:]))
+                writer.write(rows, np.concatenate([chunk[k] for chunk in chunks]))
                 _fsync(writer)
             write_text(os.path.join(partial, _PROGRESS), json.dumps({"key": self.key, "done": int(positions[-1]) + 1}))
 
