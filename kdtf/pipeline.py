@@ -37,6 +37,7 @@ from kdtf.runstate import RunState, StepCheckpoint
 from kdtf.saving import load_model, save_model
 from kdtf.stages import Stage, StageRunner
 from kdtf.training import FineTuner, cross_entropy_loss, fit
+from kdtf.view_stage import check_view_store, uses_view_store, view_store_data
 
 __all__ = ["DistillConfig", "run", "check", "recipe_for"]
 
@@ -168,6 +169,7 @@ def _check_models(config, spec, data):
     mismatch or a corrupt teacher file stops the run here. Returns the user's teacher
     (loaded once, reused by the teacher stage) or ``None``."""
     user_teacher = _user_teacher(config, data) if is_model_file(config.teacher) else None
+    check_view_store(config, data)  # issue 25
     teacher = user_teacher or build(config.teacher, data.input_shape, data.num_classes, name="teacher")
     student = build(config.student, data.input_shape, data.num_classes, name="student")
     Distiller(student, teacher, spec)
@@ -370,6 +372,8 @@ def _distillation_data(ctx, student, teacher):
     augmentation) the teachers' outputs are computed once and travel with the data, so
     distillation and compression fine-tuning run no teacher forward pass."""
     config, data = ctx.config, ctx.data
+    if uses_view_store(config) and not ctx.runner.state.done("compress"):  # issue 25 (kdtf/view_stage.py)
+        return view_store_data(ctx, student, teacher)
     if not config.uses_teacher_cache() or ctx.runner.state.done("compress"):
         return ctx.train_ds
     if several_workers():  # each worker reads its own files; the teacher runs on them
@@ -499,5 +503,6 @@ def run_report(config, data, runner, strategy_text):
         compression_steps=records["compress"]["compression_steps"],
         verified_in_tflite=records["export"]["verified"],
         timings=runner.timings,
+        view_store=data.meta.get("view_store"),  # issue 25: K, top-k, bytes, pass seconds
         **{key: records["export"][key] for key in ("ptq", "layer_errors") if key in records["export"]},
     )

@@ -189,3 +189,38 @@ def test_cached_dataset_with_views_uses_the_store(teacher, tmp_path):
     assert np.isfinite(distiller.fit(ds, steps_per_epoch=2, epochs=1, verbose=0).history["loss"][0])
     meta = [f for f in os.listdir(tmp_path) if f.startswith("view-store-")]
     assert len(meta) == 1 and json.load(open(tmp_path / meta[0] / "store.json"))["key"]["views"] == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--cache-teacher", "views:0", "--augment", "flip"], "Expected K >= 1 views in --cache-teacher views:K[:TOPK]"),
+    (["--cache-teacher", "views:4", "--augment", "flip,randaugment"], "'randaugment' cannot be replayed from a seed"),
+    (["--cache-teacher", "views:4"], "--augment is empty"),
+    (["--cache-teacher", "views:4:11", "--augment", "flip"], "Expected TOPK <= the 10 classes of mnist5k"),
+])
+def test_bad_view_store_flags_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, args, message):
+    import sys
+
+    from helpers import SCRIPTS
+
+    sys.path.insert(0, SCRIPTS)
+    import distill
+
+    out = tmp_path / "out"
+    assert distill.main([*args, "--output", str(out), "--cache-dir", str(tmp_path / "cache")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_run_with_a_view_store_records_it_in_the_report(tmp_path):
+    from helpers import run_script
+
+    common = ["--augment", "flip,crop", "--cache-teacher", "views:2:3", "--teacher-epochs", "1", "--epochs", "1",
+              "--prune-epochs", "1", "--no-qat", "--latency-runs", "0", "--cache-dir", str(tmp_path / "cache"), "--verbose", "0"]
+    result = run_script("distill.py", *common, "--output", str(tmp_path / "one"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "one" / "report.json").read_text())
+    store = report["view_store"]
+    assert store["views"] == 2 and store["top_k"] == 3 and store["bytes"] > 0 and not store["reused"]
+    assert report["timings"]["view_store_s"] > 0 and "view store: 2 views x" in result.stdout

@@ -40,6 +40,7 @@ from kdtf.data.rowfile import RowReader, RowWriter
 from kdtf.data.teacher_cache import CACHED_KEY, weights_digest
 from kdtf.data.views import ViewPolicy, example_reader, view_batches
 from kdtf.io import write_text
+from kdtf.view_options import parse_views_option
 
 __all__ = ["ViewStore", "expand_top_k", "parse_views_option"]
 
@@ -48,20 +49,6 @@ log = logging.getLogger(__name__)
 FORMAT = 1
 _META, _PROGRESS = "store.json", "progress.json"
 _TINY = 1e-12  # floor of an expanded probability before its log (float16 underflows to 0)
-
-
-def parse_views_option(text):
-    """``"views:K[:TOPK]"`` -> ``(K, top_k)``; ``top_k`` is an int, ``"all"`` or ``None``
-    (the default: 5). Raises ValueError with the expected form."""
-    parts = str(text).split(":")
-    if parts[0] != "views" or len(parts) not in (2, 3):
-        raise ValueError(f"Expected --cache-teacher views:K[:TOPK] (e.g. views:8:5). Received: {text!r}")
-    views, top_k = parts[1], parts[2] if len(parts) == 3 else None
-    if not views.isdigit() or int(views) < 1:
-        raise ValueError(f"Expected K >= 1 views in --cache-teacher views:K[:TOPK]. Received: K={views!r}")
-    if top_k is not None and top_k != "all" and (not top_k.isdigit() or int(top_k) < 1):
-        raise ValueError(f"Expected TOPK >= 1 or 'all' in --cache-teacher views:K[:TOPK]. Received: TOPK={top_k!r}")
-    return int(views), (top_k if top_k in (None, "all") else int(top_k))
 
 
 def expand_top_k(probs, indices, num_classes, temperature):

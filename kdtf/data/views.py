@@ -33,10 +33,10 @@ import numpy as np
 
 from kdtf._keras import tf
 from kdtf.catalog import parse_augment
+from kdtf.view_options import REPLAYABLE, check_views_option
 
 __all__ = ["REPLAYABLE", "ViewPolicy", "check_replayable", "example_reader", "uniforms", "view_batches"]
 
-REPLAYABLE = ("flip", "crop", "jitter", "mixup", "cutmix")
 MIXUP_ALPHA, CUTMIX_ALPHA = 0.2, 1.0
 _DRAWS = 16  # flip 0; crop 1-4; jitter 5-8; mixup 9-10; cutmix 11-15
 _ORDER_SALT, _MIXUP_SALT, _CUTMIX_SALT = 0x5BD1E995, 0x27D4EB2F, 0x165667B1
@@ -46,12 +46,8 @@ def check_replayable(names):
     """The parsed policy; raises ValueError for a name whose randomness cannot be replayed."""
     names = parse_augment(names)
     refused = [n for n in names if n not in REPLAYABLE]
-    if refused:
-        raise ValueError(
-            f"Augmentation {refused[0]!r} cannot be replayed from a seed (its keras-cv layers draw their own "
-            f"random numbers), so a view store cannot hold its views. Replayable: {', '.join(REPLAYABLE)}. "
-            "Drop it from --augment, or use --cache-teacher off (the teacher then runs every step)."
-        )
+    if refused:  # the same message as --cache-teacher views:K with --augment
+        check_views_option("views:1", names)
     return names
 
 
@@ -239,7 +235,7 @@ def example_reader(data, split):
 
 
 def view_batches(data, split, batch_size, policy, *, views=None, seed=0, positions=None, shuffle=True):
-    """Batches ``(x, y, position, view)`` of replayable views, forever (one shuffled pass
+    """Prefetched batches ``(x, y, position, view)`` of replayable views, forever (one shuffled pass
     over ``positions`` per epoch; pass ``steps_per_epoch`` to ``fit``).
 
     Args:
@@ -269,5 +265,5 @@ def view_batches(data, split, batch_size, policy, *, views=None, seed=0, positio
         return x, y, p, v
 
     ds = tf.data.Dataset.counter().flat_map(epoch).batch(batch_size)
-    return ds.map(build, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.map(build, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
