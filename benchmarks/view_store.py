@@ -207,6 +207,7 @@ def main(argv=None):
     parser.add_argument("--alpha", type=float, default=0.5)
     parser.add_argument("--skip-keras-cv", action="store_true")
     parser.add_argument("--output", default=os.path.join("benchmarks", "results", "view_store"))
+    parser.add_argument("--name", help="file name of the results (default: view_store, or view_store_<folder>)")
     args = parser.parse_args(argv)
     cache = args.cache_dir or tempfile.mkdtemp(prefix="view-store-bench-")
     started = time.perf_counter()
@@ -223,7 +224,7 @@ def main(argv=None):
     from kdtf.io import write_text
 
     os.makedirs(args.output, exist_ok=True)
-    slug = "view_store" if args.dataset == "mnist5k" else "view_store_" + "".join(c if c.isalnum() else "_" for c in args.dataset)[-30:]
+    slug = args.name or ("view_store" if args.dataset == "mnist5k" else "view_store_" + "".join(c if c.isalnum() else "_" for c in args.dataset)[-30:])
     write_text(os.path.join(args.output, f"{slug}.md"), table)
     write_text(os.path.join(args.output, f"{slug}.json"), json.dumps(
         {"settings": vars(args), "epoch_times_s": times, "median_epoch_s": median, "store": store, "accuracy": rows,

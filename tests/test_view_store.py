@@ -195,7 +195,8 @@ def test_cached_dataset_with_views_uses_the_store(teacher, tmp_path):
     (["--cache-teacher", "views:0", "--augment", "flip"], "Expected K >= 1 views in --cache-teacher views:K[:TOPK]"),
     (["--cache-teacher", "views:4", "--augment", "flip,randaugment"], "'randaugment' cannot be replayed from a seed"),
     (["--cache-teacher", "views:4"], "--augment is empty"),
-    (["--cache-teacher", "views:4:11", "--augment", "flip"], "Expected TOPK <= the 10 classes of mnist5k"),
+    pytest.param(["--cache-teacher", "views:4:11", "--augment", "flip"], "Expected TOPK <= the 10 classes of mnist5k",
+                 marks=pytest.mark.slow),  # loads the data and builds the models first
 ])
 def test_bad_view_store_flags_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, args, message):
     import sys
