@@ -37,10 +37,10 @@ import numpy as np
 
 from kdtf._keras import tf
 from kdtf.data.rowfile import RowReader, RowWriter
-from kdtf.data.teacher_cache import CACHED_KEY, weights_digest
+from kdtf.data.teacher_cache import CACHED_KEY
+from kdtf.data.teacher_outputs import TeacherOutputs
 from kdtf.data.views import ViewPolicy, example_reader, view_batches
 from kdtf.io import write_text
-from kdtf.taps import tap
 from kdtf.view_options import parse_views_option
 
 __all__ = ["ViewStore", "expand_top_k", "parse_views_option"]
@@ -88,17 +88,10 @@ def _fsync(writer):
     os.fsync(writer.handle.fileno())
 
 
-def _compiled_teachers(distiller, counts):
-    """``x -> [numpy arrays]``: the Distiller's teacher outputs (per teacher: logits, then
-    the layers its terms tap, in name order, as ``Distiller.teacher_outputs`` gives
-    them), in one compiled graph (the eager call costs twice as much per image here)."""
-    views = []
-    for k, view in enumerate(distiller.teacher_logits_views):
-        names = sorted({n for term in distiller.terms if term.teacher == k for n in term.teacher_layers})
-        views.append(tap(view, names, argument=f"teacher[{k}]"))
-    if [len(v.outputs) for v in views] != counts:
-        raise ValueError(f"Expected teacher outputs {counts} per teacher. Received: {[len(v.outputs) for v in views]}")
-    forward = tf.function(lambda x: [o for v in views for o in tf.nest.flatten(v(x, training=False))], reduce_retracing=True)
+def _compiled(outputs):
+    """``x -> [numpy arrays]``: :class:`~kdtf.data.teacher_outputs.TeacherOutputs` in one
+    compiled graph (the eager call costs about twice as much per image here)."""
+    forward = tf.function(outputs.__call__, reduce_retracing=True)
     return lambda x: [o.numpy() for o in forward(tf.convert_to_tensor(x, tf.float32))]
 
 
@@ -175,21 +168,29 @@ class ViewStore:
         keeps probabilities, not logits."""
         temperature = distiller.spec.temperature
         for term in distiller.terms:
-            own = getattr(term.loss, "temperature", temperature)
-            if term.name in ("kd", "dkd") and own != temperature:
+            own = getattr(term.loss, "temperature", None)
+            if own is not None and own != temperature:
                 raise ValueError(
                     f"Term '{term.name}' uses temperature {own}, but a view store keeps probabilities at the run's "
                     f"temperature {temperature}. Give the term the run's temperature, or use --cache-teacher off."
                 )
-            if term.name not in ("kd", "dkd") and not term.teacher_layers:
+            if own is None and not term.teacher_layers:
                 raise ValueError(
                     f"Term '{term.name}' reads the teacher's logits themselves, but a view store keeps softened "
                     "probabilities. Name a teacher layer for it (@student/teacher), or use --cache-teacher off."
                 )
-        counts = list(distiller.teacher_output_counts)
-        key = [[weights_digest(t) for t in distiller.teachers], counts, [list(t.teacher_layers) for t in distiller.terms]]
-        return cls(data, policy, _compiled_teachers(distiller, counts), json.dumps(key), output_counts=counts,
+        outputs = TeacherOutputs(distiller)
+        return cls(data, policy, _compiled(outputs), outputs.key(), output_counts=outputs.counts,
                    temperature=temperature, **options)
+
+    @classmethod
+    def from_options(cls, distiller, data, *, augment, views, top_k=None, cache_dir=None, split="train", seed=0,
+                     batch_size=64, shuffle=True, labels=True, max_bytes=None):
+        """``Distiller.cached_dataset(data, augment=..., views=K, top_k=...)``: the store
+        built (or reused) and its training batches, forever."""
+        store = cls.for_distiller(distiller, data, augment, views=views, top_k=top_k, cache_dir=cache_dir, split=split,
+                                  seed=seed, batch_size=batch_size)
+        return store.build(max_bytes=max_bytes).dataset(batch_size, seed=seed, labels=labels, shuffle=shuffle)
 
     # -- layout --------------------------------------------------------------------
     def _layout(self, outputs):
