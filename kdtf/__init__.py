@@ -2,8 +2,9 @@
 
 Public API, by task:
 
-* distill: :class:`Distiller`, :class:`DistillSpec`, :mod:`kdtf.losses` (incl. attention
-  matrices and hidden states of Transformers), :mod:`kdtf.terms`
+* distill: :class:`Distiller`, :class:`DistillSpec`, :class:`MutualDistiller` (peers
+  teach each other), :class:`AdversarialDistiller` (a discriminator on the outputs),
+  :mod:`kdtf.losses` (incl. attention matrices and hidden states of Transformers), :mod:`kdtf.terms`
 * train: :mod:`kdtf.optim` (SGD/Adam/AdamW, learning-rate schedules, weight decay, L1)
 * compress: :mod:`kdtf.compress` (prune / strip_pruning, cluster, quantize, factorize,
   ``Recipe``; :mod:`kdtf.compress.transformer_qat` for LayerNorm, attention and
@@ -42,6 +43,8 @@ _EXPORTS = {
     "DistillSpec": "kdtf.spec",
     "TermSpec": "kdtf.spec",
     "FineTuner": "kdtf.training",
+    "MutualDistiller": "kdtf.mutual",
+    "AdversarialDistiller": "kdtf.adversarial",
     "from_keras3": "kdtf.keras3",
     "to_keras3": "kdtf.keras3",
 }
