@@ -164,6 +164,13 @@ class AdversarialDistiller(Distiller):
         # a plain attribute (no Keras tracking): the symbolic teacher logits of the step being traced
         object.__setattr__(self, "_step_teacher_logits", teacher_logits)
 
+    def summary(self, print_fn=None, **kwargs):
+        """The Distiller's summary, then the discriminator (trained by its own optimizer)."""
+        print_fn = print_fn or print
+        super().summary(print_fn=print_fn, **kwargs)
+        print_fn(f"  {'critic':<8} {self.discriminator.name:<32} {self.discriminator.count_params():>12,} params "
+                 f"(trained by its own {type(self.discriminator_optimizer).__name__}, lambda={self.adversarial_weight:g})")
+
     @property
     def adversarial_metrics(self):
         return [self.adversarial_tracker, self.discriminator_loss_tracker, self.discriminator_accuracy_tracker]

@@ -122,3 +122,11 @@ def test_the_default_discriminator_follows_meal_v2_widths_at_least_16():
 def test_bad_arguments_are_refused_in_one_line(student, teacher, kwargs, message):
     with pytest.raises(ValueError, match=message):
         AdversarialDistiller(student, teacher, **kwargs)
+
+
+def test_summary_lists_the_discriminator_and_its_optimizer(student, teacher):
+    lines = []
+    distiller = AdversarialDistiller(student, teacher, discriminator_units=[8])
+    distiller.summary(print_fn=lines.append)
+    params = (4 * 8 + 8) + (8 + 1)
+    assert any("discriminator" in line and f"{params:,} params" in line and "Adam" in line for line in lines)
