@@ -29,6 +29,7 @@ to check its flags) does not load TensorFlow.
 
 import importlib as _importlib
 import os as _os
+from importlib.util import find_spec as _find_spec
 
 _os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -56,8 +57,8 @@ __all__ = sorted(_EXPORTS) + list(_SUBMODULES)
 def __getattr__(name):
     if name in _EXPORTS:
         value = getattr(_importlib.import_module(_EXPORTS[name]), name)
-    elif name in _SUBMODULES:
-        value = _importlib.import_module(f"kdtf.{name}")
+    elif name in _SUBMODULES or (not name.startswith("_") and _find_spec(f"kdtf.{name}") is not None):
+        value = _importlib.import_module(f"kdtf.{name}")  # every public submodule, e.g. kdtf.saving
     else:
         raise AttributeError(f"module 'kdtf' has no attribute {name!r}")
     globals()[name] = value
