@@ -30,6 +30,7 @@ from kdtf.finetune import fine_tune
 from kdtf.io import check_free_space, check_writable_dir
 from kdtf.models import build
 from kdtf.models.transfer import is_backbone_classifier
+from kdtf.mutual_stage import mutual_stage
 from kdtf.optim import add_kernel_regularization, build_optimizer
 from kdtf.progressive import progressive_distillation
 from kdtf.report import per_image, report_header, stage_record, write_report
@@ -109,6 +110,8 @@ def _run(config, spec, strategy_text, resume):
     student = _build(ctx, "student", config.student, config.student_weights)
     ctx.distill_ds = _distillation_data(ctx, student, teacher)
     student = ctx.runner.run(_distill_stage(ctx, student, teacher))
+    if config.mutual:
+        ctx.runner.run(mutual_stage(ctx, teacher, log))
     recipe = recipe_for(config)
     compressed = ctx.runner.run(_compress_stage(ctx, recipe, student, teacher))
     ctx.runner.run(_export_stage(ctx, recipe, compressed))
@@ -495,9 +498,10 @@ def run_report(config, data, runner, strategy_text):
             "input_shape": list(data.input_shape), "normalization": data.normalization, "class_names": data.class_names,
         },
         teacher_cache=records["teacher"]["cache"],
-        stages=[records[name]["row"] for name in ("teacher", "scratch", "distilled", "compress", "export")],
+        stages=[records[name]["row"] for name in ("teacher", "scratch", "distilled", "mutual", "compress", "export") if name in records],
         compression_steps=records["compress"]["compression_steps"],
         verified_in_tflite=records["export"]["verified"],
         timings=runner.timings,
         **{key: records["export"][key] for key in ("ptq", "layer_errors") if key in records["export"]},
+        **({"mutual": {k: records["mutual"][k] for k in ("peer_accuracies", "with_teacher")}} if "mutual" in records else {}),
     )
