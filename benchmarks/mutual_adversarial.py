@@ -10,15 +10,17 @@
     cross-entropy; with 500 labels also mutual learning over every training image, the
     unlabeled ones through the peer term alone.
 (b) MEAL V2-style adversarial term: :class:`kdtf.AdversarialDistiller` (Hinton KD, T = 4,
-    alpha = 0.5, plus lambda * L_adv) against the :class:`kdtf.Distiller` with KD alone,
-    same student initial weights, same teacher.
+    alpha = 0.5, plus lambda * L_adv, at each --adversarial-weights) against the
+    :class:`kdtf.Distiller` with KD alone, same student initial weights, same teacher and
+    data order; also how often the two students agree on the test images.
 
 Both at two label counts: every training label, and 500 labels kept (stratified) with
 the other training images unlabeled; the models trained alone and the teacher see the
 labelled images only, the distilled students (and the "+ unlabeled rest" peers) also
 the unlabeled rest. Every model gets the same optimizer
 steps per epoch (Adam 1e-3, batch 64). Teacher and distillers read cached teacher
-outputs. Writes table.md and raw.json to --out.
+outputs. Writes mutual.json and/or adversarial.json (--parts) and table.md (from the
+parts' files present) to --out.
 """
 
 import os
@@ -62,23 +64,30 @@ def mutual_rows(setup, args, unlabeled):
 
 
 def adversarial_rows(setup, teacher, args):
-    """KD alone and KD + adversarial term, same student initial weights, cached teacher outputs."""
+    """KD alone and KD + adversarial term at each lambda: same student initial weights,
+    same data order, cached teacher outputs. Also how often each KD + adv student predicts
+    the KD student's class on the test images, and how far its logits are."""
     from kdtf import AdversarialDistiller, Distiller, keras
 
     row = {"teacher": setup.accuracy(teacher)}
-    for key in ("kd", "kd+adv"):
+    logits = {}
+    for weight in [None] + list(args.adversarial_weights):
+        key = "kd" if weight is None else f"kd+adv{weight:g}"
         student = setup.build("student_cnn", seed_offset=1)
-        if key == "kd":
+        if weight is None:
             distiller = Distiller(student, teacher, temperature=args.temperature, alpha=args.alpha)
         else:
             distiller = AdversarialDistiller(student, teacher, temperature=args.temperature, alpha=args.alpha,
-                                             adversarial_weight=args.adversarial_weight)
+                                             adversarial_weight=weight)
         distiller.compile(keras.optimizers.Adam(1e-3))
         data = distiller.cached_dataset(setup.data.x_train, setup.data.y_train, batch_size=args.batch_size, seed=setup.seed)
         history = distiller.fit(data, epochs=args.epochs, verbose=0)
         row[key] = setup.accuracy(student)
-        if key == "kd+adv":
-            row["discriminator_accuracy_last_epoch"] = float(history.history["discriminator_accuracy"][-1])
+        logits[key] = student.predict(setup.data.x_test, batch_size=256, verbose=0)
+        if weight is not None:
+            row[f"{key}_d_accuracy"] = float(history.history["discriminator_accuracy"][-1])
+            row[f"{key}_agreement"] = float(np.mean(logits[key].argmax(-1) == logits["kd"].argmax(-1)))
+            row[f"{key}_logit_diff"] = float(np.mean(np.abs(logits[key] - logits["kd"])))
     return row
 
 
@@ -86,11 +95,13 @@ def one_run(labels, seed, args):
     from label_scarce import LabelScarce
 
     setup = LabelScarce(seed, None if labels == "all" else int(labels), args.batch_size)
-    started = time.time()
-    row = mutual_rows(setup, args, unlabeled=labels != "all")
-    setup.refresh_datasets()
-    teacher = setup.supervised("teacher_cnn", args.teacher_epochs, seed_offset=0)
-    row.update(adversarial_rows(setup, teacher, args))
+    started, row = time.time(), {}
+    if "mutual" in args.parts:
+        row.update(mutual_rows(setup, args, unlabeled=labels != "all"))
+    if "adversarial" in args.parts:
+        setup.refresh_datasets()
+        teacher = setup.supervised("teacher_cnn", args.teacher_epochs, seed_offset=0)
+        row.update(adversarial_rows(setup, teacher, args))
     row["seconds"] = time.time() - started
     return row
 
@@ -99,10 +110,15 @@ def _cell(values):
     return f"{100 * np.mean(values):.2f} ± {100 * np.std(values):.2f}"
 
 
-def table(raw, seeds, args):
+def _paired(values):
+    return f"{100 * np.mean(values):+.2f} ± {100 * np.std(values):.2f}"
+
+
+def mutual_table(stored):
+    raw, args = stored["runs"], stored["args"]
     lines = [
-        "**(a) Deep Mutual Learning**, two `student_cnn` (26.7k parameters each): test accuracy (%), "
-        "mean ± std over seeds and over the two networks",
+        "**(a) Deep Mutual Learning**, two `student_cnn` (26.7k parameters each), T = 1, peer weight 1: "
+        "test accuracy (%), mean ± std over seeds and the two networks",
         "",
         "| training labels | each alone (CE) | mutual, same labelled batches | mutual - alone (paired) "
         "| mutual + unlabeled rest | (+ unlabeled) - alone (paired) |",
@@ -114,36 +130,62 @@ def table(raw, seeds, args):
             if f"{key}0" not in runs[0]:
                 cells += ["—", "—"]
                 continue
-            gain = [r[f"{key}{k}"] - r[f"alone{k}"] for r in runs for k in (0, 1)]
-            cells += [_cell([r[f"{key}{k}"] for r in runs for k in (0, 1)]), f"{100 * np.mean(gain):+.2f} ± {100 * np.std(gain):.2f}"]
+            cells += [_cell([r[f"{key}{k}"] for r in runs for k in (0, 1)]),
+                      _paired([r[f"{key}{k}"] - r[f"alone{k}"] for r in runs for k in (0, 1)])]
         lines.append(f"| {labels} | " + " | ".join(cells) + " |")
-    lines += [
+    return lines + ["", _footer(args, teacher=False)]
+
+
+def adversarial_table(stored):
+    raw, args = stored["runs"], stored["args"]
+    lines = [
+        f"**(b) Adversarial term** added to Hinton KD (T = {args['temperature']:g}, alpha = {args['alpha']:g}): "
+        "test accuracy (%), mean ± std over seeds; agreement: test images where the KD + adv student predicts "
+        "the KD student's class; D accuracy: the discriminator's, last epoch",
         "",
-        f"**(b) Adversarial term** (lambda = {args.adversarial_weight:g}) added to Hinton KD "
-        f"(T = {args.temperature:g}, alpha = {args.alpha:g}): test accuracy (%), mean ± std over seeds",
-        "",
-        "| training labels | teacher | KD | KD + adversarial | (KD + adv) - KD (paired) | D accuracy, last epoch |",
-        "|---|---|---|---|---|---|",
+        "| training labels | teacher | KD | lambda | KD + adversarial | (KD + adv) - KD (paired) | agreement with KD | "
+        "mean abs logit difference | D accuracy |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for labels, runs in raw.items():
-        gain = [r["kd+adv"] - r["kd"] for r in runs]
-        d_acc = [r["discriminator_accuracy_last_epoch"] for r in runs]
-        lines.append(
-            f"| {labels} | {_cell([r['teacher'] for r in runs])} | {_cell([r['kd'] for r in runs])} | "
-            f"{_cell([r['kd+adv'] for r in runs])} | {100 * np.mean(gain):+.2f} ± {100 * np.std(gain):.2f} | "
-            f"{_cell(d_acc)} |"
-        )
-    lines += [
-        "",
-        f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))}); students {args.epochs} epochs, teacher "
-        f"{args.teacher_epochs} epochs, Adam 1e-3, batch {args.batch_size}, 63 steps per epoch for every model; "
-        "mnist5k (3,999 training, 500 test images).",
-    ]
-    return "\n".join(lines) + "\n"
+        for weight in args["adversarial_weights"]:
+            key = f"kd+adv{weight:g}"
+            diff = np.mean([r[f"{key}_logit_diff"] for r in runs])
+            lines.append(
+                f"| {labels} | {_cell([r['teacher'] for r in runs])} | {_cell([r['kd'] for r in runs])} | {weight:g} | "
+                f"{_cell([r[key] for r in runs])} | {_paired([r[key] - r['kd'] for r in runs])} | "
+                f"{_cell([r[f'{key}_agreement'] for r in runs])} | {diff:.3f} | {_cell([r[f'{key}_d_accuracy'] for r in runs])} |"
+            )
+    return lines + ["", _footer(args, teacher=True)]
+
+
+def _footer(args, teacher):
+    seeds = args["seeds"]
+    text = (f"{len(seeds)} seed(s) ({', '.join(map(str, seeds))}); students {args['epochs']} epochs"
+            + (f", teacher {args['teacher_epochs']} epochs" if teacher else "")
+            + f", Adam 1e-3, batch {args['batch_size']}, 63 steps per epoch for every model; mnist5k (3,999 training, "
+            "500 test images).")
+    return text
+
+
+def render(out):
+    """table.md from the parts' results files in ``out`` (mutual.json, adversarial.json)."""
+    lines = []
+    for part, render_part in (("mutual", mutual_table), ("adversarial", adversarial_table)):
+        path = os.path.join(out, f"{part}.json")
+        if os.path.isfile(path):
+            with open(path) as f:
+                stored = json.load(f)
+            parts = " and ".join(stored["args"]["parts"])
+            lines += render_part(stored) + [
+                f"From `{part}.json`, written by a {stored['seconds'] / 60:.0f}-minute run of the script ({parts}; "
+                "machine shared with other jobs).", ""]
+    return "\n".join(lines)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parts", nargs="+", default=["mutual", "adversarial"], choices=["mutual", "adversarial"])
     parser.add_argument("--labels", nargs="+", default=["all", "500"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--teacher-epochs", type=int, default=8)
@@ -151,7 +193,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--temperature", type=float, default=4.0)
     parser.add_argument("--alpha", type=float, default=0.5)
-    parser.add_argument("--adversarial-weight", type=float, default=1.0)
+    parser.add_argument("--adversarial-weights", nargs="+", type=float, default=[1.0, 10.0])
     parser.add_argument("--out", default="benchmarks/results/mutual_adversarial")
     args = parser.parse_args(argv)
 
@@ -162,10 +204,13 @@ def main(argv=None):
         for seed in args.seeds:
             raw.setdefault(labels, []).append(dict(one_run(labels, seed, args), seed=seed))
             print(f"labels={labels} seed={seed}: {raw[labels][-1]}", file=sys.stderr, flush=True)
-    text = table(raw, args.seeds, args) + f"Whole benchmark: {time.time() - started:.0f} s.\n"
     os.makedirs(args.out, exist_ok=True)
+    seconds = time.time() - started
+    for part in args.parts:
+        write_text(os.path.join(args.out, f"{part}.json"),
+                   json.dumps({"args": vars(args), "seconds": seconds, "runs": raw}, indent=2) + "\n")
+    text = render(args.out)
     write_text(os.path.join(args.out, "table.md"), text)
-    write_text(os.path.join(args.out, "raw.json"), json.dumps({"args": vars(args), "runs": raw}, indent=2) + "\n")
     print(text)
     return 0
 
