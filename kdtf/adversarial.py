@@ -22,7 +22,8 @@ one step. :class:`AdversarialDistiller` is a :class:`kdtf.Distiller` with this a
 
 from kdtf import validation
 from kdtf._keras import keras, tf
-from kdtf.distiller import CACHED_KEY, Distiller
+from kdtf.data.teacher_outputs import CACHED_KEY
+from kdtf.distiller import Distiller
 
 __all__ = ["AdversarialDistiller", "discriminator_mlp", "discriminator_loss", "adversarial_loss"]
 
@@ -111,6 +112,28 @@ def _optimizer(identifier):
     return optimizer
 
 
+class _Recording:
+    """The Distiller's :class:`kdtf.data.TeacherOutputs`, recording the teachers' logits
+    each time the step reads them (computed or carried by the batch), so that the
+    discriminator sees the same outputs as the terms without a second teacher pass."""
+
+    def __init__(self, inner, record):
+        self._inner, self._record = inner, record
+
+    def __call__(self, x):
+        return self._inner(x)
+
+    def unflatten(self, flat):
+        teachers = self._inner.unflatten(flat)
+        self._record([t[None] for t in teachers])
+        return teachers
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+
 @keras.saving.register_keras_serializable(package="kdtf")
 class AdversarialDistiller(Distiller):
     """A :class:`kdtf.Distiller` whose student also learns to fool a discriminator on the
@@ -128,8 +151,9 @@ class AdversarialDistiller(Distiller):
     checkpoints (``BackupAndRestore``) track them too. Neither is part of the exported
     student. ``fit`` adds ``adversarial_loss`` (``L_adv``), ``discriminator_loss`` and
     ``discriminator_accuracy`` to the Distiller's logs; ``loss`` includes
-    ``lambda * L_adv``. Unless the batch carries cached teacher outputs, the
-    discriminator reads the teachers' outputs of the same forward pass as the terms.
+    ``lambda * L_adv``. The discriminator reads the same teacher outputs as the terms
+    (one teacher pass per step, or the outputs the batch carries from
+    :meth:`cached_dataset`).
 
     Args:
         student, teacher, spec: as for :class:`kdtf.Distiller` (and its keyword fields
@@ -159,6 +183,8 @@ class AdversarialDistiller(Distiller):
         self.discriminator_loss_tracker = keras.metrics.Mean(name="discriminator_loss")
         self.discriminator_accuracy_tracker = keras.metrics.Mean(name="discriminator_accuracy")
         self._record(None)
+        # the terms read the teachers' outputs through this object: record the logits of the step
+        self._teacher_outputs = _Recording(self._teacher_outputs, self._record)
 
     def _record(self, teacher_logits):
         # a plain attribute (no Keras tracking): the symbolic teacher logits of the step being traced
@@ -180,16 +206,6 @@ class AdversarialDistiller(Distiller):
         return super().metrics + self.adversarial_metrics
 
     # -- the teachers' distributions --------------------------------------------------
-    def _teacher_outputs(self, x):
-        outputs = super()._teacher_outputs(x)
-        self._record([o[None] for o in outputs])
-        return outputs
-
-    def _cached_teacher_outputs(self, cached):
-        outputs = super()._cached_teacher_outputs(cached)
-        self._record([o[None] for o in outputs])
-        return outputs
-
     def _teacher_probabilities(self, x):
         """The teachers' weighted mean softmax output on this step's batch: recorded while
         the terms read the teachers (one forward pass), else computed here."""
@@ -203,13 +219,15 @@ class AdversarialDistiller(Distiller):
 
     # -- the step ---------------------------------------------------------------------
     def _adversarial_losses(self, x, y, sample_weight, training):
+        """The Distiller's losses with ``lambda * L_adv`` added to the total, ``L_adv`` and
+        both distributions (stopped) for the discriminator's step."""
         self._record(None)
-        logits, total, ce, distill, terms = self._compute_losses(x, y, sample_weight, training)
+        losses = self._compute_losses(x, y, sample_weight, training)
         teacher_p = tf.stop_gradient(self._teacher_probabilities(x))
-        student_p = tf.nn.softmax(tf.cast(logits, tf.float32))
+        student_p = tf.nn.softmax(tf.cast(losses.logits, tf.float32))
         adversarial = adversarial_loss(self.discriminator(student_p, training=False), sample_weight)
-        total = total + self.adversarial_weight * adversarial
-        return logits, total, ce, distill, terms, adversarial, teacher_p, tf.stop_gradient(student_p)
+        losses = losses._replace(total=losses.total + self.adversarial_weight * adversarial)
+        return losses, adversarial, teacher_p, tf.stop_gradient(student_p)
 
     def _discriminator_losses(self, teacher_p, student_p, sample_weight, training):
         return discriminator_loss(self.discriminator(teacher_p, training=training),
@@ -224,9 +242,8 @@ class AdversarialDistiller(Distiller):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         replicas = tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, tf.float32)
         with tf.GradientTape() as tape:
-            logits, total, ce, distill, terms, adversarial, teacher_p, student_p = self._adversarial_losses(
-                x, y, sample_weight, True)
-            objective = total
+            losses, adversarial, teacher_p, student_p = self._adversarial_losses(x, y, sample_weight, True)
+            objective = losses.total
             if self.student.losses:
                 objective += tf.cast(tf.add_n(self.student.losses), tf.float32)
             objective /= replicas
@@ -235,16 +252,13 @@ class AdversarialDistiller(Distiller):
             d_loss, d_accuracy = self._discriminator_losses(teacher_p, student_p, sample_weight, True)
             d_objective = d_loss / replicas
         self.discriminator_optimizer.minimize(d_objective, self.discriminator.trainable_variables, tape=tape)
-        logs = self._update_metrics(y, logits, sample_weight, total, ce, distill, terms)
-        return self._log(logs, adversarial, d_loss, d_accuracy)
+        return self._log(self._update_metrics(y, sample_weight, losses), adversarial, d_loss, d_accuracy)
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        logits, total, ce, distill, terms, adversarial, teacher_p, student_p = self._adversarial_losses(
-            x, y, sample_weight, False)
+        losses, adversarial, teacher_p, student_p = self._adversarial_losses(x, y, sample_weight, False)
         d_loss, d_accuracy = self._discriminator_losses(teacher_p, student_p, sample_weight, False)
-        logs = self._update_metrics(y, logits, sample_weight, total, ce, distill, terms)
-        return self._log(logs, adversarial, d_loss, d_accuracy)
+        return self._log(self._update_metrics(y, sample_weight, losses), adversarial, d_loss, d_accuracy)
 
     # -- serialization -------------------------------------------------------------
     def get_config(self):

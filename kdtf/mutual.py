@@ -24,17 +24,13 @@ import os
 from kdtf import validation
 from kdtf._keras import keras, tf
 from kdtf.callbacks import StopOnNonFiniteLoss
-from kdtf.distiller import CACHED_KEY, logits_view
+from kdtf.data.teacher_outputs import CACHED_KEY
 from kdtf.keras3 import as_tf_keras
-from kdtf.labels import cross_entropy, label_mask
+from kdtf.labels import cross_entropy, label_mask, masked_mean
 from kdtf.losses.response import softmax_kl
+from kdtf.taps import logits_view
 
 __all__ = ["MutualDistiller", "mutual_losses"]
-
-
-def _masked_mean(values, mask, sample_weight):
-    weights = mask if sample_weight is None else mask * tf.reshape(tf.cast(sample_weight, values.dtype), tf.shape(mask))
-    return tf.math.divide_no_nan(tf.reduce_sum(values * weights), tf.reduce_sum(mask))
 
 
 def _batch_mean(values, sample_weight):
@@ -80,7 +76,7 @@ def mutual_losses(logits, labels=None, *, temperature=1.0, peer_weight=1.0, teac
         if labels is None:
             ce = tf.zeros((), tf.float32)
         else:
-            ce = _masked_mean(cross_entropy(labels, z), label_mask(labels, z), sample_weight)
+            ce = masked_mean(cross_entropy(labels, z), label_mask(labels, z), sample_weight)
         parts["ce"] = ce
         if teacher_logits is None:
             parts["loss"] = ce + peer_weight * peer

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import kdtf
 from kdtf import keras
@@ -130,3 +131,12 @@ def test_summary_lists_the_discriminator_and_its_optimizer(student, teacher):
     distiller.summary(print_fn=lines.append)
     params = (4 * 8 + 8) + (8 + 1)
     assert any("discriminator" in line and f"{params:,} params" in line and "Adam" in line for line in lines)
+
+
+def test_the_discriminator_reads_the_teacher_outputs_the_terms_read_without_a_second_pass(student, teacher, batch):
+    x, y = batch
+    distiller = AdversarialDistiller(student, teacher)
+    distiller.teacher_logits_views = []  # a second teacher pass would have no teacher to run
+    losses, adversarial, teacher_p, _ = distiller._adversarial_losses(tf.constant(x), tf.constant(y), None, False)
+    np.testing.assert_allclose(teacher_p.numpy(), softmax(teacher.predict(x, verbose=0).astype(np.float64)), atol=1e-5)
+    assert np.isfinite(float(adversarial)) and np.isfinite(float(losses.total))

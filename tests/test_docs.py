@@ -2,11 +2,15 @@
 
 Each page's ```python blocks run in order in one namespace (a page reads like one
 session), after the page's hidden setup: an HTML comment ``<!-- setup ... -->`` that
-builds tiny data and models, invisible on the site. Pages run in a temporary folder.
+builds tiny data and models, invisible on the site. Each page runs in its own Python
+process (a page may register a term or set a Keras global) in a temporary folder.
 """
 
+import os
 import pathlib
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -31,7 +35,9 @@ def test_docs_pages_with_code_are_found():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("page", _pages(), ids=lambda p: p.name)
-def test_docs_page_code_runs(page, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    code = compile(page_code(page), str(page), "exec")
-    exec(code, {"__name__": f"docs_{page.stem}"})
+def test_docs_page_code_runs(page, tmp_path):
+    script = tmp_path / f"{page.stem}.py"
+    script.write_text(page_code(page), encoding="utf-8")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(DOCS.parent))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+    assert done.returncode == 0, f"{page.name}:\n{done.stderr[-3000:]}"
