@@ -1,4 +1,4 @@
-"""scripts/distill.py --mutual N: the Deep Mutual Learning stage (kdtf/mutual_stage.py)."""
+"""scripts/distill.py --mutual N: the Deep Mutual Learning stage (kdtf/stages/mutual.py)."""
 
 import json
 import os
