@@ -14,6 +14,7 @@ import time
 
 from kdtf import catalog, validation
 from kdtf.spec import DistillSpec, TrainingRecipe
+from kdtf.view_options import check_views_option, is_views_option
 
 __all__ = ["RunConfig", "DistillConfig", "ByolConfig", "is_model_file", "DEMO_LABELS"]
 
@@ -163,7 +164,10 @@ class DistillConfig(RunConfig):
         augment = catalog.parse_augment(self.augment)
         if self.strategy not in catalog.STRATEGIES:
             raise ValueError(f"Unknown strategy {self.strategy!r} (--strategy). Known: {', '.join(catalog.STRATEGIES)}")
-        validation.one_of("cache_teacher (--cache-teacher)", self.cache_teacher, ("auto", "on", "off"))
+        if is_views_option(self.cache_teacher):  # issue 25: a view store (kdtf/view_options.py)
+            check_views_option(self.cache_teacher, self.augment)
+        else:
+            validation.one_of("cache_teacher (--cache-teacher)", self.cache_teacher, ("auto", "on", "off", "views:K[:TOPK]"))
         if self.ptq:
             validation.one_of("post-training quantization (--ptq)", self.ptq, catalog.PTQ_MODES)
             if "qat" in self.compression_steps().split(","):
