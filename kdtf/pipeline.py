@@ -26,6 +26,7 @@ from kdtf.data import accuracy, keep_labels, load
 from kdtf.data.augment import mixes_labels
 from kdtf.distiller import Distiller
 from kdtf.distribute import describe, make_strategy, several_workers, worker_scratch
+from kdtf.export.profile import profile_export, slower_line
 from kdtf.finetune import fine_tune
 from kdtf.io import check_free_space, check_writable_dir
 from kdtf.models import build
@@ -117,6 +118,8 @@ def _run(config, spec, strategy_text, resume):
     write_report(report, ctx.out)
     ctx.runner.state.finish()
     log(f"done in {ctx.runner.timings['total_s']:.0f} s: {ctx.out}")
+    if slower_line(report.get("latency_profile")):
+        log(slower_line(report["latency_profile"]))
     return report
 
 
@@ -475,6 +478,9 @@ def _export_stage(ctx, recipe, compressed):
         row.update(agreement_with_keras=result["agreement"], ops=card["ops"])
         log(f"stage tflite-{mode}: LiteRT test accuracy {result['accuracy']:.4f} (agreement with Keras "
             f"{result['agreement']:.4f}), {per_image(timing)}")
+        if runs:  # float32 against int8 in turns, XNNPACK coverage, per-op time
+            distilled = load_model(os.path.join(ctx.out, ctx.runner.records["distilled"]["row"]["file"]))
+            extra["latency_profile"] = profile_export(distilled, tflite_path, runs=runs, name=mode)
         return {"row": row, "verified": verified, **extra}
 
     describe = (f"post-training {mode} quantization with litert-quantizer" if ctx.config.ptq
@@ -499,5 +505,5 @@ def run_report(config, data, runner, strategy_text):
         compression_steps=records["compress"]["compression_steps"],
         verified_in_tflite=records["export"]["verified"],
         timings=runner.timings,
-        **{key: records["export"][key] for key in ("ptq", "layer_errors") if key in records["export"]},
+        **{key: records["export"][key] for key in ("ptq", "layer_errors", "latency_profile") if key in records["export"]},
     )
