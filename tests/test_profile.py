@@ -70,9 +70,10 @@ def test_op_times_give_every_op_a_time_and_the_big_convolution_the_largest():
 
 def test_latency_profile_flags_a_slower_quantized_file_with_the_reason():
     fast, slow = export.to_tflite(_cnn(4, 8), "float32"), export.to_tflite(_cnn(64, 48), "float32")
-    result = profile.latency_profile(fast, slow, runs=30, op_runs=5)
+    result = profile.latency_profile(fast, slow, runs=30, op_runs=5, alternatives={"dynamic": slow})
     assert set(result["latency_ms"]) == {"1", "2"} and result["int8_over_float"]["1"] > 1.5
     assert result["int8_slower"] and "CONV_2D" in result["reason"]
+    assert result["recommended"] == "float32" and set(result["alternatives_ms"]["1"]) == {"dynamic"}
     assert profile.slower_line(result).startswith("WARNING: the int8 export is")
     assert profile.slower_line(profile.latency_profile(slow, fast, runs=30, op_runs=5)) is None
     json.dumps(result)  # goes into report.json as is
@@ -85,7 +86,8 @@ def test_report_renders_the_latency_profile_and_the_flag():
     report["latency_profile"] = profile.latency_profile(fast, slow, runs=30, op_runs=5)
     text = render_markdown(report)
     assert "## Where the time goes: float32 against int8 (LiteRT)" in text
-    assert "| int8 |" in text and "1 of 1" not in text and "**int8 is slower than float32 here**" in text
+    assert "| int8 |" in text and "**int8 is slower than float32 here**" in text
+    assert "Fastest export on this machine (1 thread): **float32**" in text
 
 
 @pytest.mark.slow

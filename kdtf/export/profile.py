@@ -180,17 +180,22 @@ def _reason(float_coverage, int8_coverage, int8_totals):
     return "; ".join(parts)
 
 
-def latency_profile(float_file, int8_file, threads=(1, 2), runs=200, op_runs=60, names=("float32", "int8")):
+def latency_profile(float_file, int8_file, threads=(1, 2), runs=200, op_runs=60, names=("float32", "int8"),
+                    alternatives=None):
     """Float32 against int8 of one model: latency in turns at each thread count, XNNPACK
     coverage, per-op time (1 thread) and, where int8 is slower, why.
 
     Returns:
         A JSON-ready dict: ``latency`` (``{threads: {name: median ms}}``), ``int8_over_float``
         (``{threads: ratio}``), ``delegation`` and ``op_time_by_type`` per file,
-        ``int8_slower`` (at 1 thread) and ``reason`` (``None`` unless slower).
+        ``int8_slower`` (at 1 thread) and ``reason`` (``None`` unless slower), and
+        ``recommended``: the fastest file at 1 thread, ``alternatives`` (``{name: file}``,
+        e.g. a dynamic-range export, timed in the same turns) included.
     """
     files = dict(zip(names, (read_flatbuffer(float_file), read_flatbuffer(int8_file))))
-    timings = compare_exports(files, threads=threads, runs=runs)
+    extra = {name: read_flatbuffer(data) for name, data in (alternatives or {}).items()}
+    timings = compare_exports({**files, **extra}, threads=threads, runs=runs)
+    every = {str(n): {name: round(t[name]["median_ms"], 5) for name in t} for n, t in timings.items()}
     latency = {str(n): {name: round(t[name]["median_ms"], 5) for name in files} for n, t in timings.items()}
     ratio = {str(n): latency[str(n)][names[1]] / latency[str(n)][names[0]] for n in threads}
     coverage = {name: delegation(data) for name, data in files.items()}
@@ -205,6 +210,8 @@ def latency_profile(float_file, int8_file, threads=(1, 2), runs=200, op_runs=60,
         "files": list(names),
         "int8_slower": slower,
         "reason": _reason(coverage[names[0]], coverage[names[1]], totals[names[1]]) if slower else None,
+        "recommended": min(every[str(threads[0])], key=every[str(threads[0])].get),
+        "alternatives_ms": {n: {name: every[n][name] for name in extra} for n in every} if extra else {},
     }
     return result
 
@@ -216,15 +223,18 @@ def slower_line(profile):
     one = next(iter(profile["latency_ms"]))
     lat, (base, quantized) = profile["latency_ms"][one], profile["files"]
     return (f"WARNING: the {quantized} export is {profile['int8_over_float'][one]:.2f}x the {base} export's latency "
-            f"({lat[quantized]:.3f} vs {lat[base]:.3f} ms, {one} thread): {profile['reason']}")
+            f"({lat[quantized]:.3f} vs {lat[base]:.3f} ms, {one} thread): {profile['reason']}; "
+            f"fastest here: {profile.get('recommended')}")
 
 
 def profile_export(float_model, int8_file, runs=100, op_runs=30, name="int8"):
     """The export stage's latency check: the float32 export of ``float_model`` (the model
     the int8 file replaces, converted here and not saved) against ``int8_file``, by
-    :func:`latency_profile` at 1 and 2 threads."""
+    :func:`latency_profile` at 1 and 2 threads, with its dynamic-range export (int8
+    weights, float activations) timed alongside for the recommendation."""
+    alternatives = {"dynamic": to_tflite(float_model, "dynamic")} if name != "dynamic" else None
     result = latency_profile(to_tflite(float_model, "float32"), int8_file, runs=runs, op_runs=op_runs,
-                             names=("float32", name))
+                             names=("float32", name), alternatives=alternatives)
     result["float32_file"] = f"float32 export of '{float_model.name}' (converted for this check, not saved)"
     return result
 
@@ -246,6 +256,19 @@ def render_profile(profile):
     ratio = ", ".join(f"{profile['int8_over_float'][n]:.2f}x at {n} thread{'s' if n != '1' else ''}" for n in threads)
     lines += ["", f"int8 / float32 latency: {ratio}. {profile['measured']}; per-op times from truncated graphs "
               "(LiteRT's op profiler is not reachable from Python), estimates."]
+    for name, by_threads in _transpose(profile.get("alternatives_ms", {})).items():
+        lines += ["", f"{name} export (timed in the same turns, not saved): "
+                  + ", ".join(f"{ms:.4f} ms at {n} thread{'s' if n != '1' else ''}" for n, ms in by_threads.items())]
     if profile["int8_slower"]:
         lines += ["", f"**int8 is slower than float32 here**: {profile['reason']}."]
+    if profile.get("recommended"):
+        lines += ["", f"Fastest export on this machine (1 thread): **{profile['recommended']}**."]
     return lines + [""]
+
+
+def _transpose(by_threads):
+    out = collections.defaultdict(dict)
+    for n, values in by_threads.items():
+        for name, ms in values.items():
+            out[name][n] = ms
+    return out
