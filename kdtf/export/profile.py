@@ -189,8 +189,9 @@ def latency_profile(float_file, int8_file, threads=(1, 2), runs=200, op_runs=60,
         A JSON-ready dict: ``latency`` (``{threads: {name: median ms}}``), ``int8_over_float``
         (``{threads: ratio}``), ``delegation`` and ``op_time_by_type`` per file,
         ``int8_slower`` (at 1 thread) and ``reason`` (``None`` unless slower), and
-        ``recommended``: the fastest file at 1 thread, ``alternatives`` (``{name: file}``,
-        e.g. a dynamic-range export, timed in the same turns) included.
+        ``recommended``: the file with the lowest latency ratio to float32 at its worse
+        thread count, ``alternatives`` (``{name: file}``, e.g. a dynamic-range export,
+        timed in the same turns) included.
     """
     files = dict(zip(names, (read_flatbuffer(float_file), read_flatbuffer(int8_file))))
     extra = {name: read_flatbuffer(data) for name, data in (alternatives or {}).items()}
@@ -210,7 +211,7 @@ def latency_profile(float_file, int8_file, threads=(1, 2), runs=200, op_runs=60,
         "files": list(names),
         "int8_slower": slower,
         "reason": _reason(coverage[names[0]], coverage[names[1]], totals[names[1]]) if slower else None,
-        "recommended": min(every[str(threads[0])], key=every[str(threads[0])].get),
+        "recommended": min(every[str(threads[0])], key=lambda name: max(every[n][name] / every[n][names[0]] for n in every)),
         "alternatives_ms": {n: {name: every[n][name] for name in extra} for n in every} if extra else {},
     }
     return result
@@ -262,7 +263,7 @@ def render_profile(profile):
     if profile["int8_slower"]:
         lines += ["", f"**int8 is slower than float32 here**: {profile['reason']}."]
     if profile.get("recommended"):
-        lines += ["", f"Fastest export on this machine (1 thread): **{profile['recommended']}**."]
+        lines += ["", f"Fastest export on this machine (lowest ratio to float32 at the worse thread count): **{profile['recommended']}**."]
     return lines + [""]
 
 
