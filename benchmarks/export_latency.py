@@ -142,7 +142,7 @@ def table(results, threads, reps, runs):
     lines += ["", f"LiteRT {_litert_version()} (XNNPACK delegate on, its default), batch 1, median of {runs} invocations per repetition, "
               f"{reps} repetitions (ratio range across them), every file of a model timed in turns in one process; "
               f"{os.cpu_count()}-core x86 machine shared with other jobs: read the ratios, not the milliseconds. "
-              "Random weights. Recommended: lowest worse-thread-count ratio to float32 among files agreeing with float32 "
+              "Random weights (a trained run's rows: its own weights). Recommended: lowest worse-thread-count ratio to float32 among files agreeing with float32 "
               f"on at least {MIN_AGREEMENT:.0%} of 64 random inputs. XNNPACK ops: operators the delegate took / all operators; shape ops: run-time shape computation.",
               "", "Where the time goes (1 thread, per op type, from truncated graphs; estimates):", ""]
     for model, result in results.items():
