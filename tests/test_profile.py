@@ -105,3 +105,11 @@ def test_fixed_batch_export_of_a_vit_has_no_shape_ops_and_predicts_like_keras():
     np.testing.assert_allclose(export.predict(fixed, x), model(x).numpy(), atol=1e-4)  # 5 examples, one at a time
     with pytest.raises(ValueError, match="Expected batch_size None or an integer >= 1"):
         export.to_tflite(model, "float32", batch_size=0)
+
+
+def test_fixed_batch_file_predicts_any_number_of_examples_like_keras():
+    model = _cnn()
+    x = np.random.default_rng(0).random((5, 16, 16, 3), dtype=np.float32)
+    fixed = export.to_tflite(model, "float32", batch_size=2)  # 5 examples: 2 + 2 + 1 padded
+    assert list(export.load_interpreter(fixed).get_input_details()[0]["shape_signature"]) == [2, 16, 16, 3]
+    np.testing.assert_allclose(export.predict(fixed, x), model(x).numpy(), atol=1e-5)
