@@ -203,7 +203,7 @@ def latency_profile(float_file, int8_file, threads=(1, 2), runs=200, op_runs=60,
     totals = {name: op_time_totals(op_times(data, runs=op_runs), coverage[name], limit=8) for name, data in files.items()}
     slower = ratio[str(threads[0])] > 1.0
     result = {
-        "measured": f"LiteRT, XNNPACK delegate (default), batch 1, threads {list(threads)}, both files in turns in one process",
+        "measured": f"LiteRT, XNNPACK delegate (default), batch 1, threads {list(threads)}, all files in turns in one process",
         "latency_ms": latency,
         "int8_over_float": {k: round(v, 3) for k, v in ratio.items()},
         "delegation": {name: {k: v for k, v in c.items() if k != "ops"} for name, c in coverage.items()},
