@@ -330,7 +330,7 @@ def test_the_teacher_gate_stops_a_chance_level_teacher_with_the_fixes(tmp_path):
 
 
 def test_the_gate_threshold_is_a_tenth_of_the_way_from_chance():
-    from kdtf.pipeline import weak_teacher_threshold
+    from kdtf.stages.teacher import weak_teacher_threshold
 
     assert weak_teacher_threshold(10) == pytest.approx(0.19)
     assert weak_teacher_threshold(2) == pytest.approx(0.55)
