@@ -23,6 +23,7 @@ from kdtf.cli import log, save_args
 from kdtf.config import DistillConfig, is_model_file
 from kdtf.distiller import Distiller
 from kdtf.distribute import describe, make_strategy, worker_scratch
+from kdtf.export.profile import slower_line
 from kdtf.io import check_free_space, check_writable_dir
 from kdtf.models import build
 from kdtf.report import run_report, write_report
@@ -104,6 +105,8 @@ def _run(config, spec, strategy_text, resume, stages):
     write_report(report, ctx.out)
     ctx.state.finish()
     log(f"done in {runner.timings['total_s']:.0f} s: {ctx.out}")
+    if slower_line(report.get("latency_profile")):  # int8 slower than float32 on this machine
+        log(slower_line(report["latency_profile"]))
     return report
 
 

@@ -7,6 +7,7 @@ import os
 from kdtf import __version__
 from kdtf._keras import tf
 from kdtf.export.entropy import size_fields
+from kdtf.export.profile import render_profile
 from kdtf.export.ptq import layer_error_table
 from kdtf.io import atomic_path, gzip_size, write_text
 
@@ -134,6 +135,8 @@ def render_markdown(report):
         + "(" + ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in timings.items() if k != "total_s") + ").",
         "",
     ]
+    if report.get("latency_profile"):  # float32 against int8: XNNPACK coverage, per-op time
+        lines += render_profile(report["latency_profile"])
     if report.get("layer_errors"):  # post-training quantization: where the error comes from
         lines += [
             "## Per-op error of the quantized file against float (LiteRT, worst SNR first)", "",

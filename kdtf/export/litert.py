@@ -50,6 +50,8 @@ class _Runner:
         self.inp = self.interpreter.get_input_details()[0]
         self.expected = tuple(int(d) for d in self.inp["shape"][1:])
         self.current = None
+        # a file exported with a fixed batch (``to_tflite(batch_size=...)``) runs that many at a time
+        self.fixed = int(self.inp["shape"][0]) if int(self.inp["shape_signature"][0]) > 0 else None
 
     def __call__(self, batch):
         batch = np.asarray(batch, dtype=np.float32)
@@ -58,6 +60,8 @@ class _Runner:
                 f"Input shape {tuple(batch.shape[1:])} does not match the model's {self.expected} "
                 "(batch dimension excluded)."
             )
+        if self.fixed and len(batch) != self.fixed:
+            return self._in_fixed_batches(batch)
         if self.current != len(batch):
             self.interpreter.resize_tensor_input(self.inp["index"], (len(batch),) + self.expected)
             self.interpreter.allocate_tensors()
@@ -67,6 +71,15 @@ class _Runner:
         self.interpreter.set_tensor(self.inp["index"], _quantize(batch, self.inp))
         self.interpreter.invoke()
         return _dequantize(self.interpreter.get_tensor(self.out["index"]), self.out)
+
+    def _in_fixed_batches(self, batch):
+        """Runs a batch through a fixed-batch file, padding the last chunk with zeros."""
+        size, outputs = self.fixed, []
+        for start in range(0, len(batch), size):
+            chunk = batch[start : start + size]
+            padded = np.concatenate([chunk, np.zeros((size - len(chunk),) + chunk.shape[1:], chunk.dtype)])
+            outputs.append(self(padded)[: len(chunk)])
+        return np.concatenate(outputs)
 
 
 def predict(flatbuffer_or_path, x, batch_size=256, num_threads=None):

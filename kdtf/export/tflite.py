@@ -42,6 +42,7 @@ def to_tflite(
     output_type=None,
     allow_flex=False,
     max_examples=500,
+    batch_size=None,
 ):
     """Converts a tf_keras model to a TFLite flatbuffer.
 
@@ -61,6 +62,13 @@ def to_tflite(
         allow_flex: allow SELECT_TF_OPS (not recommended for Android; see
             :func:`kdtf.export.check_builtin_ops`).
         max_examples: calibration examples used at most.
+        batch_size: ``None`` keeps the batch dimension dynamic; an integer (1 for an app
+            classifying one image at a time) fixes it, so the converter folds every shape
+            into constants: a Transformer's Dense layers on token sequences and its
+            LayerNormalization otherwise compute shapes at run time (SHAPE, FILL,
+            GATHER, PACK, REDUCE_PROD, STRIDED_SLICE ops, float islands in an int8 graph).
+            LiteRT then runs such a file one batch of that size at a time
+            (:func:`kdtf.export.predict` does).
 
     Returns:
         The flatbuffer bytes.
@@ -70,7 +78,7 @@ def to_tflite(
     model = _strip_wrappers(as_tf_keras(model, "model"))
     qat = _is_quantized(model)
     _require_calibration(model, mode, representative_data is not None, qat)
-    converter = _converter(model)
+    converter = _converter(model, batch_size)
     ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if mode != "float32" or qat:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -108,18 +116,23 @@ def to_tflite(
     ) from None
 
 
-def _converter(model):
+def _converter(model, batch_size=None):
     """A converter of ``model``'s call with a stable signature: one input named ``input``,
     one output named ``logits`` (the name Keras would give depends on how many models the
     process built, e.g. ``input_5``), so apps and model cards can rely on the names."""
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"Expected batch_size None or an integer >= 1. Received: batch_size={batch_size!r}")
     if len(model.inputs) != 1 or len(model.outputs) != 1:
+        if batch_size is not None:
+            raise ValueError(f"batch_size= needs a model with one input and one output; '{model.name}' has "
+                             f"{len(model.inputs)} and {len(model.outputs)}. Leave batch_size=None.")
         return tf.lite.TFLiteConverter.from_keras_model(model)
 
     @tf.autograph.experimental.do_not_convert
     def serve(x):
         return {"logits": model(x, training=False)}
 
-    spec = tf.TensorSpec((None,) + tuple(model.input_shape[1:]), model.inputs[0].dtype, name="input")
+    spec = tf.TensorSpec((batch_size,) + tuple(model.input_shape[1:]), model.inputs[0].dtype, name="input")
     return tf.lite.TFLiteConverter.from_concrete_functions([tf.function(serve).get_concrete_function(spec)], model)
 
 

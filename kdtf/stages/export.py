@@ -6,6 +6,7 @@ import dataclasses
 import os
 
 from kdtf import export
+from kdtf.export.profile import profile_export as export_profile
 from kdtf.report import per_image, stage_record
 from kdtf.stages.compression import CompressStage
 from kdtf.stages.context import ModelRecord, RunContext
@@ -39,16 +40,18 @@ def post_training_quantized(ctx, model):
 @dataclasses.dataclass
 class ExportRecord(ModelRecord):
     """The ``.tflite`` row (accuracy on LiteRT, agreement with Keras, ops), what was
-    verified in the flatbuffer, and with ``--ptq`` the quantizer's settings and per-op
-    errors."""
+    verified in the flatbuffer, with ``--ptq`` the quantizer's settings and per-op
+    errors, and the latency check against the float32 export."""
 
     verified: dict
     ptq: dict = None
     layer_errors: list = None
+    latency_profile: dict = None  # float32 against this file: XNNPACK coverage, per-op time (kdtf.export.profile)
 
     def report_sections(self):
         sections = {**super().report_sections(), "verified_in_tflite": self.verified}
-        sections.update({key: value for key, value in (("ptq", self.ptq), ("layer_errors", self.layer_errors)) if value is not None})
+        sections.update({key: value for key, value in (("ptq", self.ptq), ("layer_errors", self.layer_errors),
+                                                       ("latency_profile", self.latency_profile)) if value is not None})
         return sections
 
 
@@ -99,4 +102,6 @@ class ExportStage(Stage):
         row.update(agreement_with_keras=result["agreement"], ops=card["ops"])
         ctx.log(f"stage tflite-{mode}: LiteRT test accuracy {result['accuracy']:.4f} (agreement with Keras "
                 f"{result['agreement']:.4f}), {per_image(timing)}")
-        return ExportRecord(row=row, verified=verified, ptq=self.ptq, layer_errors=self.layer_errors)
+        # the distilled float student against this file, in turns, at 1 and 2 threads
+        profile = export_profile(self.compressed.student.product, self.path, runs=runs, name=mode) if runs else None
+        return ExportRecord(row=row, verified=verified, ptq=self.ptq, layer_errors=self.layer_errors, latency_profile=profile)
