@@ -111,6 +111,7 @@ class DistillConfig(RunConfig):
     image_size: int = 0
     augment: str = ""
     transfer_set: str = ""
+    target_set: str = ""
     teacher: str = "teacher_cnn"
     student: str = "student_cnn"
     teacher_weights: str = ""
@@ -154,6 +155,14 @@ class DistillConfig(RunConfig):
         _check_steps(self.compression_steps())
         if self.transfer_set:
             _check_data_spec(self.transfer_set, "--transfer-set", "Transfer-set folder")
+        if self.target_set:
+            _check_data_spec(self.target_set, "--target-set", "Target-set folder")
+        if any(t.loss in ("mmd", "coral") for t in spec.terms) != bool(self.target_set):
+            raise ValueError("The alignment terms (mmd, coral) and --target-set go together: pass both or neither. "
+                             f"Received: --distill {self.distill!r}, --target-set {self.target_set!r}")
+        if self.target_set and {"mixup", "cutmix"} & set(catalog.parse_augment(self.augment)):
+            raise ValueError(f"--target-set marks target images by their sparse label, which --augment {self.augment} "
+                             "turns into mixed one-hot rows: drop mixup/cutmix.")
         self._validate_pipeline()
         self._validate_models()
         if self.mutual == 1 or (self.mutual_teacher and not self.mutual):

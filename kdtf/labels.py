@@ -1,12 +1,17 @@
 """Labels as the Distiller reads them: sparse or one-hot, with unlabeled examples.
 
 An unlabeled example (a transfer-set image) carries the sparse label ``-1`` or an
-all-zero one-hot row; it trains on the distillation terms only.
+all-zero one-hot row; it trains on the distillation terms only. An unlabeled example of
+the *target domain* (``--target-set``, :mod:`kdtf.data.target_set`) carries
+:data:`TARGET_LABEL` (``-2``): unlabeled as well, and read by the domain-alignment terms
+(``mmd``, ``coral``) as a target row.
 """
 
 from kdtf._keras import keras, tf
 
-__all__ = ["is_one_hot", "label_mask", "cross_entropy", "masked_mean"]
+__all__ = ["is_one_hot", "label_mask", "cross_entropy", "masked_mean", "TARGET_LABEL", "target_mask"]
+
+TARGET_LABEL = -2  # sparse label of an unlabeled target-domain example
 
 
 def is_one_hot(labels, logits):
@@ -36,3 +41,8 @@ def masked_mean(values, mask, sample_weight):
     when every example is labelled, and 0 when none is."""
     weights = mask if sample_weight is None else mask * tf.reshape(tf.cast(sample_weight, values.dtype), tf.shape(mask))
     return tf.math.divide_no_nan(tf.reduce_sum(values * weights), tf.reduce_sum(mask))
+
+
+def target_mask(labels):
+    """True for the target-domain rows (sparse label :data:`TARGET_LABEL`), shape ``(batch,)``."""
+    return tf.equal(tf.cast(tf.reshape(labels, [-1]), tf.int32), TARGET_LABEL)

@@ -6,13 +6,14 @@ import os
 
 from kdtf import __version__
 from kdtf._keras import tf
+from kdtf.export.entropy import size_fields
 from kdtf.export.profile import render_profile
 from kdtf.export.ptq import layer_error_table
 from kdtf.io import atomic_path, gzip_size, write_text
 
 __all__ = ["run_report", "merge_sections", "write_report", "render_markdown", "render_plot", "load_report", "report_header", "stage_record", "per_image"]
 
-_COLUMNS = ("stage", "test accuracy", "measured on", "params", "file", "size (KB)", "gzip (KB)", "sparsity", "latency ms/image (p90)")
+_COLUMNS = ("stage", "test accuracy", "measured on", "params", "file", "size (KB)", "gzip (KB)", "entropy-coded (KB)", "sparsity", "latency ms/image (p90)")
 
 
 def report_header(config, strategy_text=None):
@@ -58,6 +59,7 @@ def stage_record(name, accuracy, measured_on, params, path, sparsity, timing, la
         "file": os.path.basename(path),
         "size_bytes": os.path.getsize(path),
         "gzip_bytes": gzip_size(path),
+        **size_fields(path),  # .tflite: weights entropy-coded (kdtf.export.entropy_coded_size)
         "sparsity": float(sparsity),
         "latency_ms": timing["median_ms"] if timing else None,
         "latency_p90_ms": timing["p90_ms"] if timing else None,
@@ -79,6 +81,7 @@ def _row(stage):
         stage["file"],
         f"{stage['size_bytes'] / 1024:.1f}",
         f"{stage['gzip_bytes'] / 1024:.1f}",
+        "-" if stage.get("entropy_coded_bytes") is None else f"{stage['entropy_coded_bytes'] / 1024:.1f}",
         f"{100 * stage['sparsity']:.1f} %",
         "not timed" if stage["latency_ms"] is None else f"{stage['latency_ms']:.3f} ({stage['latency_p90_ms']:.3f})",
     )
@@ -124,6 +127,8 @@ def render_markdown(report):
         "interpreter on the exported file. "
         + (f"Latency: median (p90) over {config['latency_runs']} batch-1 invocations on LiteRT with 1 thread; "
            "for Keras stages, of that stage's TFLite export. " if config["latency_runs"] else "Latency not timed (`--latency-runs 0`). ")
+        + "Entropy-coded: the .tflite with its weight tensors range-coded, each under its own value histogram "
+        "(header included, raw where coding would not shrink it; `kdtf.export.entropy_coded_size`). "
         + "Sparsity: zeros among Conv/Dense kernels "
         "(Keras) or among weight tensors of the flatbuffer (TFLite).",
         f"Wall time: {timings['total_s']:.0f} s on {report['machine']['cpus']} CPUs "
@@ -164,7 +169,9 @@ def plot_figure(report):
     timed = all(s["latency_ms"] is not None for s in stages)  # --latency-runs 0: the size panel only
     fig, axes = plt.subplots(1, 2 if timed else 1, figsize=(11 if timed else 6, 4.8), constrained_layout=True, squeeze=False)
     axes = axes[0]
-    panels = [(axes[0], [s["size_bytes"] / 1024 for s in stages], "file size (KB, log scale)")]
+    coded = any(s.get("entropy_coded_bytes") for s in stages)
+    size_label = "file size (KB, log scale" + ("; hollow: weights entropy-coded)" if coded else ")")
+    panels = [(axes[0], [s["size_bytes"] / 1024 for s in stages], size_label)]
     if timed:
         panels.append((axes[1], [s["latency_ms"] * 1000 for s in stages], "latency per image (µs, LiteRT, 1 thread, log scale)"))
     accuracy = [100 * s["accuracy"] for s in stages]
@@ -176,12 +183,16 @@ def plot_figure(report):
             measured = "LiteRT" if stage["accuracy_measured_on"] == "litert" else "Keras"
             ax.scatter(x, y, s=80, color=colors[i % 10], marker=markers[i % len(markers)], zorder=3,
                        edgecolors="black", linewidths=0.5, label=f"{stage['stage']} ({measured})")
+            if ax is axes[0] and stage.get("entropy_coded_bytes"):  # hollow: the same file, weights entropy-coded
+                ax.scatter(stage["entropy_coded_bytes"] / 1024, y, s=80, facecolors="none", edgecolors=colors[i % 10],
+                           marker=markers[i % len(markers)], zorder=3, label="_coded")
         ax.set_xscale("log")
         ax.set_xlabel(label)
         ax.set_ylabel("test accuracy (%)")
         ax.grid(True, which="both", alpha=0.3)
         ax.set_ylim(low - pad, high + pad)
-        ax.set_xlim(min(xs) / 1.8, max(xs) * 1.8)
+        coded = [s["entropy_coded_bytes"] / 1024 for s in stages if s.get("entropy_coded_bytes")] if ax is axes[0] else []
+        ax.set_xlim(min(xs + coded) / 1.8, max(xs) * 1.8)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=min(len(stages), 5), fontsize=9, frameon=False)
     fig.suptitle(f"kdtf run on {report['data']['name']}: accuracy kept for size and latency shed (accuracy measured on Keras or LiteRT)",

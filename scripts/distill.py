@@ -29,6 +29,7 @@ HELP = {
     "image_size": "resize images to N x N (0: the data set's size; folders default to 96)",
     "augment": f"keras-cv augmentation in tf.data, comma-separated: {', '.join(catalog.AUGMENTATIONS)}",
     "transfer_set": "extra unlabeled images for distillation, e.g. folder:PATH",
+    "target_set": "unlabeled target-domain images (folder:PATH or a spec) for the alignment terms mmd/coral, e.g. --distill kd,mmd@fc1/fc1",
     "seed": "seed of the split, the initial weights and the shuffling",
     "teacher": f"teacher: {_MODELS} (trained here), or your own trained model file PATH.keras (tf_keras or Keras 3)",
     "student": f"student: {_MODELS}",

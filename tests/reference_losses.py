@@ -91,6 +91,31 @@ def embedding_cosine(t, s):
     return 1 - (t * s).sum(1) / (np.linalg.norm(t, axis=1) * np.linalg.norm(s, axis=1))
 
 
+def mmd(source, target, scales=(0.25, 0.5, 1.0, 2.0, 4.0), bandwidth=None):
+    """Biased squared MMD with a mixture of Gaussian kernels, pair by pair."""
+    s, t = source.reshape(len(source), -1), target.reshape(len(target), -1)
+    pooled = np.concatenate([s, t])
+    if bandwidth is None:
+        n = len(pooled)
+        bandwidth = sum(((pooled[i] - pooled[j]) ** 2).sum() for i in range(n) for j in range(n) if i != j) / (n * n - n)
+
+    def k(a, b):
+        d = ((a - b) ** 2).sum()
+        return np.mean([np.exp(-d / (2 * c * bandwidth)) for c in scales])
+
+    def mean_k(a, b):
+        return np.mean([k(x, y) for x in a for y in b])
+
+    return mean_k(s, s) + mean_k(t, t) - 2 * mean_k(s, t)
+
+
+def coral(source, target):
+    """Deep CORAL from numpy's unbiased covariance."""
+    s, t = source.reshape(len(source), -1), target.reshape(len(target), -1)
+    d = s.shape[1]
+    return ((np.cov(s, rowvar=False) - np.cov(t, rowvar=False)) ** 2).sum() / (4 * d * d)
+
+
 def make_inputs():
     rng = np.random.default_rng(11)
     return {

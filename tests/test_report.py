@@ -78,3 +78,23 @@ def test_a_run_with_latency_runs_0_says_not_timed_and_plots_the_size_panel_only(
     fig = plot_figure(report)
     assert len(fig.axes) == 1 and fig.axes[0].get_xlabel().startswith("file size")
     plt.close(fig)
+
+
+def test_entropy_coded_size_shows_in_the_table_and_as_hollow_points_of_the_size_panel():
+    import matplotlib.pyplot as plt
+
+    from kdtf.report import plot_figure
+
+    with open(FIXTURE) as f:
+        report = json.load(f)
+    last = report["stages"][-1]
+    last.update(entropy_coded_bytes=last["size_bytes"] // 2, entropy_bound_bytes=last["size_bytes"] / 3)
+    text = render_markdown(report)
+    assert "entropy-coded (KB)" in text and f"| {last['entropy_coded_bytes'] / 1024:.1f} |" in text
+    assert "| - |" in text  # stages saved as .keras have none
+    fig = plot_figure(report)
+    assert "hollow: weights entropy-coded" in fig.axes[0].get_xlabel()
+    assert len(fig.axes[0].collections) == len(report["stages"]) + 1
+    labels = [text.get_text() for legend in fig.legends for text in legend.get_texts()]
+    assert len(labels) == len(report["stages"])
+    plt.close(fig)

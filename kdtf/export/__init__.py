@@ -1,5 +1,6 @@
 """Export to TFLite and verification on the LiteRT runtime."""
 
+from kdtf.export.entropy import entropy_bound_bits, entropy_coded_size
 from kdtf.export.flatbuffer import (
     TFLiteOpError,
     check_builtin_ops,
@@ -30,6 +31,8 @@ __all__ = [
     "check_builtin_ops",
     "weight_sparsity",
     "weight_tensors",
+    "entropy_coded_size",
+    "entropy_bound_bits",
     "TFLiteOpError",
     "load_interpreter",
     "predict",

@@ -3,6 +3,7 @@
 import json
 import os
 
+from kdtf.export.entropy import size_fields
 from kdtf.export.flatbuffer import check_builtin_ops, weight_sparsity
 from kdtf.export.litert import evaluate, load_interpreter
 from kdtf.export.tflite import save_tflite, to_tflite
@@ -53,6 +54,7 @@ def model_card(path, *, mode, class_names, normalization, source_stages=(), metr
         "ops": check_builtin_ops(path),
         "size_bytes": os.path.getsize(path),
         "gzip_bytes": gzip_size(path),
+        **size_fields(path),
         "weight_sparsity": weight_sparsity(path)[1],
         "source_stages": list(source_stages),
         "metrics_on_litert": metrics or {},

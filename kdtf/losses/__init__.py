@@ -9,6 +9,7 @@ dropped in this package is found by itself.
 
 from kdtf._keras import keras
 from kdtf.losses.base import DistillationLoss
+from kdtf.losses.domain import CORALLoss, CORALTerm, DomainTerm, MMDLoss, MMDTerm, coral_loss, mmd_loss
 from kdtf.losses.feature import (
     AttentionTransferLoss,
     AttentionTransferTerm,
@@ -51,6 +52,7 @@ __all__ = [
     "AttentionMatrixLoss", "attention_matrix_loss", "HiddenStateLoss", "hidden_state_loss", "hidden_adapter",
     "KDTerm", "DKDTerm", "HintTerm", "AttentionTransferTerm", "RKDDistanceTerm", "RKDAngleTerm",
     "SimilarityPreservingTerm", "EmbeddingTerm", "AttentionMatrixTerm", "HiddenStateTerm",
+    "MMDLoss", "mmd_loss", "CORALLoss", "coral_loss", "DomainTerm", "MMDTerm", "CORALTerm",
     "get", "names",
 ]
 

@@ -5,6 +5,7 @@ pipelines, and what the report says about it."""
 from kdtf._keras import tf
 from kdtf.data import keep_labels, load
 from kdtf.data.augment import mixes_labels
+from kdtf.data.target_set import add_target_set
 from kdtf.distribute import several_workers
 
 __all__ = ["load_run_data", "training_pipelines", "validation_pipeline", "data_section"]
@@ -23,8 +24,9 @@ def _log_loaded(data, log):
 def load_run_data(config, log=print):
     """The :class:`kdtf.data.Splits` of ``config.dataset``, with only
     ``config.labels_kept()`` training labels (the rest become ``-1``, an unlabeled
-    transfer set) and ``--transfer-set`` images added unlabeled; ``data.meta`` gets
-    ``labelled`` and ``transfer_set``."""
+    transfer set), ``--transfer-set`` images added unlabeled and ``--target-set`` images
+    added as target rows (label -2); ``data.meta`` gets ``labelled`` and ``transfer_set``
+    (and ``target_set``)."""
     data = load(config.dataset, seed=config.seed, image_size=config.image_size or None, data_dir=config.data_dir or None,
                 cache_dir=config.cache_dir)
     _log_loaded(data, log)
@@ -38,6 +40,9 @@ def load_run_data(config, log=print):
     if config.transfer_set:
         added = data.add_unlabeled(config.transfer_set, data_dir=config.data_dir or None)
         log(f"transfer set {config.transfer_set}: {added} unlabeled images added for distillation")
+    if config.target_set:
+        added = add_target_set(data, config.target_set, data_dir=config.data_dir or None)
+        log(f"target set {config.target_set}: {added} unlabeled target-domain images added (label -2) for the alignment terms")
     if config.augment:
         log(f"augmentation (keras-cv, in tf.data; the teacher sees the same augmented batch): {config.augment}")
     return data
@@ -70,7 +75,7 @@ def data_section(config, data):
     input shape, normalization and class names."""
     return {
         "name": data.name, "train": data.size("train"), "labelled": data.meta["labelled"],
-        "transfer_set": data.meta["transfer_set"], "augment": config.augment,
+        "transfer_set": data.meta["transfer_set"], "target_set": data.meta.get("target_set", 0), "augment": config.augment,
         "skipped_images": data.meta.get("skipped", 0), "val": data.size("val"), "test": data.size("test"),
         "image_cache": data.meta.get("image_cache"),
         "input_shape": list(data.input_shape), "normalization": data.normalization, "class_names": data.class_names,
