@@ -128,8 +128,7 @@ class Distiller(keras.Model):
         return list({id(v): v for v in everything if id(v) not in skip}.values())
 
     def summary(self, print_fn=None, **kwargs):
-        """The student's summary, then what the distillation adds: adapters (trained)
-        and teachers (frozen), with the trainable and frozen totals."""
+        """The student's summary, then the adapters (trained), teachers (frozen) and totals."""
         print_fn = print_fn or print
         self.student.summary(print_fn=print_fn, **kwargs)
         print_fn(f"Distiller '{self.name}': {self.spec.describe()}")
@@ -184,16 +183,14 @@ class Distiller(keras.Model):
     # -- teacher outputs carried by the data ------------------------------------------
     @property
     def teacher_taps(self):
-        """Per teacher: ``(view, layer names)``, the view of its logits and tapped layers (in
-        name order) that the terms read; what :class:`kdtf.data.TeacherOutputs` stores."""
+        """Per teacher ``(view, layer names)``: its logits and tapped layers, as stored by TeacherOutputs."""
         return list(zip(self._teacher_views, self._teacher_names))
 
     def cached_dataset(self, x, y=None, *, views=None, top_k=None, **options):
-        """A ``tf.data`` pipeline that carries the teachers' outputs with the data, so
-        training runs no teacher forward pass: ``TeacherOutputs(self).dataset(x, y,
-        **options)`` (see :meth:`kdtf.data.teacher_outputs.TeacherOutputs.dataset`).
-        With ``views=K`` (a ``Splits`` and replayable ``augment``): the outputs on K
-        augmented views per example, stored once (:class:`kdtf.data.ViewStore`)."""
+        """A ``tf.data`` pipeline carrying the teachers' outputs with the data (training runs
+        no teacher pass): ``TeacherOutputs(self).dataset(x, y, **options)``; with ``views=K``
+        (a ``Splits``, replayable ``augment``) the outputs on K augmented views per example,
+        stored once (:class:`kdtf.data.ViewStore`)."""
         if views is not None:
             return ViewStore.from_options(self, x, views=views, top_k=top_k, **options)
         return TeacherOutputs(self).dataset(x, y, **options)
