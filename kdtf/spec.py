@@ -9,7 +9,8 @@ two-phase fine-tuning and every compression fine-tune; the code behind it trusts
 Term strings (``--distill`` or YAML): ``"kd:1.0,fitnets:0.5@conv2/conv4"`` means Hinton
 KD with weight 1 and a FitNets hint with weight 0.5 from the student's ``conv2`` to the
 teacher's ``conv4``: ``name:weight@student_layer/teacher_layer#teacher_index``, every
-part after the name optional. YAML may also give a list of mappings with the fields of
+part after the name optional. Options of the loss follow the name after more colons:
+``kd:standardize`` (a flag: ``standardize=True``), ``dkd:1:standardize:beta=4``. YAML may also give a list of mappings with the fields of
 :class:`TermSpec`.
 
 Pure Python: whether a term name exists, and what it needs, is checked when the term is
@@ -55,18 +56,41 @@ class TermSpec:
             raise ValueError(f"Expected options of '{self.loss}' as a mapping. Received: options={self.options!r}")
 
 
+def _option(part, text):
+    """``"standardize"`` -> ``("standardize", True)``; ``"beta=2"`` -> ``("beta", 2.0)``."""
+    key, sep, value = part.partition("=")
+    if not key.isidentifier():
+        raise ValueError(f"Bad distillation term {text!r}: expected name:weight:option@student_layer/teacher_layer#teacher")
+    if not sep:
+        return key, True
+    lowered = value.strip().lower()
+    if lowered in ("true", "false"):
+        return key, lowered == "true"
+    try:
+        return key, float(value)
+    except ValueError:
+        raise ValueError(f"Bad option {part!r} in distillation term {text!r}: expected a number, true or false") from None
+
+
 def _parse_one(text):
     text = text.strip()
     head, _, teacher = text.partition("#")
     head, _, layers = head.partition("@")
-    name, _, weight = head.partition(":")
+    name, *parts = head.split(":")  # parts: a weight and/or options ("kd:0.5:standardize")
     student_layer, _, teacher_layer = layers.partition("/")
+    weight, options = 1.0, {}
     try:
-        weight = float(weight) if weight else 1.0
+        for part in (p.strip() for p in parts if p.strip()):
+            if part[0].isdigit() or part[0] in ".-+":
+                weight = float(part)
+            else:
+                options.update([_option(part, text)])
         teacher = int(teacher) if teacher else 0
-    except ValueError:
+    except ValueError as error:
+        if str(error).startswith("Bad option"):
+            raise
         raise ValueError(f"Bad distillation term {text!r}: expected name:weight@student_layer/teacher_layer#teacher") from None
-    return TermSpec(name.strip(), weight, student_layer or None, teacher_layer or None, teacher)
+    return TermSpec(name.strip(), weight, student_layer or None, teacher_layer or None, teacher, options)
 
 
 def _from_item(item):
@@ -146,7 +170,8 @@ class DistillSpec:
 
     def describe(self):
         """One line for logs: ``T=4.0, alpha=0.5, terms kd``."""
-        names = ",".join(t.loss + (f":{t.weight:g}" if t.weight != 1 else "") for t in self.terms)
+        names = ",".join(t.loss + (f":{t.weight:g}" if t.weight != 1 else "")
+                         + "".join(f":{k}" if v is True else f":{k}={v}" for k, v in t.options.items()) for t in self.terms)
         return f"T={self.temperature:g}, alpha={self.alpha:g}, terms {names}"
 
 

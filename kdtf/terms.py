@@ -153,7 +153,8 @@ class KDTerm(ResponseTerm):
     def values(self, teachers, student, labels):
         if len(teachers) == 1:
             return self.loss.call(teachers[0][None], student[None])
-        return mixed_kd_loss([t[None] for t in teachers], student[None], self.teacher_weights, self.loss.temperature)
+        return mixed_kd_loss([t[None] for t in teachers], student[None], self.teacher_weights, self.loss.temperature,
+                             self.loss.standardize)
 
 
 class DKDTerm(ResponseTerm):
@@ -167,7 +168,8 @@ class DKDTerm(ResponseTerm):
             sparse = tf.cast(tf.reshape(labels, [-1]), tf.int64)
             target = tf.where(sparse >= 0, sparse, target)
         options = self.loss.options
-        return dkd_loss(teacher_logits, student_logits, target, options["alpha"], options["beta"], options["temperature"])
+        return dkd_loss(teacher_logits, student_logits, target, options["alpha"], options["beta"], options["temperature"],
+                        options["standardize"])
 
 
 class FeatureTerm(Term):
@@ -255,6 +257,7 @@ class HiddenStateTerm(BlockTerm):
 TERMS = {
     "kd": KDTerm,
     "dkd": DKDTerm,
+    "dist": ResponseTerm,
     "fitnets": FeatureTerm,
     "at": AttentionTransferTerm,
     "rkd_distance": RelationTerm,

@@ -12,7 +12,17 @@ from kdtf.losses.relation import (
     similarity_preserving_loss,
 )
 from kdtf.losses.representation import EmbeddingLoss, embedding_loss
-from kdtf.losses.response import DKDLoss, KDLoss, dkd_loss, kd_loss, mixed_kd_loss, softmax_kl
+from kdtf.losses.response import (
+    DISTLoss,
+    DKDLoss,
+    KDLoss,
+    dist_loss,
+    dkd_loss,
+    kd_loss,
+    mixed_kd_loss,
+    softmax_kl,
+    standardize_logits,
+)
 from kdtf.losses.transformer import (
     AttentionMatrixLoss,
     HiddenStateLoss,
@@ -25,6 +35,7 @@ from kdtf.losses.transformer import (
 _REGISTRY = {
     "kd": KDLoss,
     "dkd": DKDLoss,
+    "dist": DISTLoss,
     "fitnets": HintLoss,
     "at": AttentionTransferLoss,
     "rkd_distance": RKDDistanceLoss,
@@ -37,6 +48,7 @@ _REGISTRY = {
 
 __all__ = [
     "DistillationLoss", "KDLoss", "kd_loss", "mixed_kd_loss", "softmax_kl", "DKDLoss", "dkd_loss",
+    "DISTLoss", "dist_loss", "standardize_logits",
     "HintLoss", "hint_loss", "AttentionTransferLoss", "attention_transfer_loss", "attention_map",
     "RKDDistanceLoss", "rkd_distance_loss", "RKDAngleLoss", "rkd_angle_loss",
     "SimilarityPreservingLoss", "similarity_preserving_loss",
