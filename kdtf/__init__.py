@@ -39,6 +39,8 @@ _EXPORTS = {
     "logits_view": "kdtf.distiller",
     "NonFiniteLossError": "kdtf.callbacks",
     "StopOnNonFiniteLoss": "kdtf.callbacks",
+    "CollapseError": "kdtf.collapse",
+    "CollapseGuard": "kdtf.collapse",
     "DistillSpec": "kdtf.spec",
     "TermSpec": "kdtf.spec",
     "FineTuner": "kdtf.training",

@@ -129,6 +129,7 @@ class DistillConfig(RunConfig):
     strategy: str = "default"
     unsafe_load: bool = False
     allow_weak_teacher: bool = False
+    allow_collapse: bool = False
     progressive_epochs: int = 0
     ptq: str = ""
     ptq_mixed: bool = False

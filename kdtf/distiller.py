@@ -19,6 +19,7 @@ from tensorflow_model_optimization.sparsity import keras as sparsity
 from kdtf._keras import keras, tf
 from kdtf.callbacks import StopOnNonFiniteLoss
 from kdtf.catalog import parse_augment
+from kdtf.collapse import CollapseGuard, probe_batches
 from kdtf.compress.prune import is_pruned
 from kdtf.data import teacher_cache
 from kdtf.keras3 import as_tf_keras
@@ -440,13 +441,21 @@ class Distiller(keras.Model):
         student_logits, total, student, distill, terms = self._compute_losses(x, y, sample_weight, False)
         return self._update_metrics(y, student_logits, sample_weight, total, student, distill, terms)
 
-    def fit(self, *args, callbacks=None, **kwargs):
+    def fit(self, *args, callbacks=None, collapse_guard="warn", **kwargs):
         """``keras.Model.fit`` plus the callbacks distillation needs.
 
-        Adds :class:`~kdtf.callbacks.StopOnNonFiniteLoss` and, when the student holds
-        TF-MOT pruning wrappers, ``UpdatePruningStep`` (unless already given).
+        Adds :class:`~kdtf.callbacks.StopOnNonFiniteLoss`, a
+        :class:`~kdtf.collapse.CollapseGuard` that checks the trained student is not at
+        chance or a constant predictor (``collapse_guard``: ``"warn"``, ``"raise"`` or
+        ``None`` for off; on the validation data, else a few training batches) and, when
+        the student holds TF-MOT pruning wrappers, ``UpdatePruningStep`` (unless already given).
         """
         callbacks = list(callbacks or [])
+        if collapse_guard and not any(isinstance(c, CollapseGuard) for c in callbacks):
+            given = kwargs.get("validation_data")
+            probe = probe_batches(given if given is not None else (args[0] if args else kwargs.get("x")))
+            if probe is not None:
+                callbacks.append(CollapseGuard(probe, stage=f"{self.name} (student '{self.student.name}')", action=collapse_guard))
         if not any(isinstance(c, StopOnNonFiniteLoss) for c in callbacks):
             callbacks.append(StopOnNonFiniteLoss(stage=f"{self.name} (student '{self.student.name}')"))
         if is_pruned(self.student) and not any(isinstance(c, sparsity.UpdatePruningStep) for c in callbacks):

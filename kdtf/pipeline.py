@@ -21,6 +21,7 @@ import numpy as np
 from kdtf import compress, export
 from kdtf._keras import keras, tf
 from kdtf.cli import keras_verbosity, log, save_args
+from kdtf.collapse import check_collapse
 from kdtf.config import DistillConfig, is_model_file
 from kdtf.data import accuracy, keep_labels, load
 from kdtf.data.augment import mixes_labels
@@ -253,6 +254,9 @@ def _train(ctx, model, weights, train_ds, epochs, callbacks, teacher=None):
 
 def _measured(ctx, name, model, paths, params=None):
     """The report row of a Keras stage: accuracy, size, sparsity, LiteRT latency."""
+    if name != "teacher":  # the teacher has its own check (_check_teacher)
+        check_collapse(model, ctx.val_ds, stage=f"stage {name}", action="warn" if ctx.config.allow_collapse else "raise",
+                       hint="" if ctx.config.allow_collapse else " --allow-collapse goes on anyway.")
     accuracy = _accuracy(model, ctx.data, "test", ctx.config.batch_size)
     runs = ctx.config.latency_runs
     timing = export.latency(export.to_tflite(model, "float32"), num_threads=1, runs=runs) if runs else None

@@ -74,6 +74,7 @@ SWITCHES = [
     ("--no-qat", "qat", "skip quantization-aware training; int8 uses post-training calibration"),
     ("--ptq-mixed", "ptq_mixed", "with --ptq: keep the most sensitive ops in float until within --ptq-max-drop of float"),
     ("--allow-weak-teacher", "allow_weak_teacher", "go on when the teacher is barely above chance on the validation split"),
+    ("--allow-collapse", "allow_collapse", "go on (with a warning) when a trained student is at chance or predicts one class"),
     ("--unsafe-load", "unsafe_load", "load a --teacher .keras file outside Keras safe mode: runs the Python code of its "
                                      "Lambda layers. Only for files you trust"),
 ]
