@@ -56,7 +56,7 @@ HELP = {
     "compress": f"compression steps, e.g. 'prune:0.75,qat', 'filters:0.5,qat', '2:4,qat', 'cluster:16,qat', 'lowrank:0.9,qat' "
                 f"({', '.join(catalog.STEPS.values())}; default: from --sparsity and --no-qat)",
     "labels": "keep N training labels (stratified); the rest is an unlabeled transfer set for distillation; 0 keeps all "
-              "(default: 500 on the bundled demo sets mnist5k/digits, every label on your own data)",
+              "(default: 500 on the bundled demo sets mnist5k/digits/cluttered, every label on your own data)",
     "prune_min_weights": "layers with fewer kernel weights stay dense",
     "cache_teacher": "compute the teacher's outputs once and train from them: auto (when no --augment), on, off",
     "strategy": f"tf.distribute strategy: {', '.join(catalog.STRATEGIES)}",
