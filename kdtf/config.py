@@ -66,6 +66,7 @@ class RunConfig:
     lr_schedule: str = "constant"
     warmup_epochs: int = 0
     l1: float = 0.0
+    clip_norm: float = None
     sparsity: float = 0.75
     qat: bool = True
     output: str = ""

@@ -48,6 +48,7 @@ HELP = {
     "lr_schedule": "learning-rate schedule: constant, cosine or step (x0.1 at 50 % and 75 %)",
     "warmup_epochs": "epochs of linear warm-up of the teacher and students",
     "l1": "L1 kernel regularisation factor",
+    "clip_norm": "clip the global gradient norm (0: off; default 1.0 for sgd, off for adam/adamw)",
     "finetune_learning_rate": "learning rate of backbone fine-tuning and of each compression step",
     "temperature": "distillation temperature T > 0",
     "alpha": "weight of the label cross-entropy, in [0, 1]",

@@ -96,3 +96,37 @@ def test_the_guard_reads_the_validation_data_and_a_callback_of_ones_own_replaces
     mine = CollapseGuard(tf.data.Dataset.from_tensor_slices((x, y)).batch(32), action="raise")
     _distiller(_healthy()).fit(x, y, batch_size=32, epochs=1, verbose=0, validation_data=val, callbacks=[mine])
     assert mine.diagnosis.accuracy == 1.0
+
+
+@pytest.mark.slow
+def test_the_missions_sgd_recipe_distils_with_the_default_clip_and_is_stopped_without_it():
+    """benchmarks/recipes.py's SGD row in one epoch: 500 labels + 3,499 unlabeled images,
+    a teacher_cnn trained 12 epochs on the labels, the BatchNormalization-free student_cnn
+    distilled at T = 4 by SGD 0.1 / 0.9 / 5e-4 cosine (20-epoch schedule). Without a clip
+    the student dies into one class in its first epoch and the guard names it; with
+    kdtf's default clip for SGD (global norm 1.0) it learns."""
+    from kdtf.data import keep_labels, load
+    from kdtf.models import build
+    from kdtf.optim import TrainingRecipe, add_kernel_regularization, build_optimizer
+
+    data = load("mnist5k", seed=0)
+    x, y = data.x_train, keep_labels(data.y_train, 500, seed=0)
+    keras.utils.set_random_seed(0)
+    teacher = build("teacher_cnn", data.input_shape, 10)
+    teacher.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    teacher.fit(x[y >= 0], y[y >= 0], batch_size=64, epochs=12, verbose=0)
+    fields = dict(optimizer="sgd", learning_rate=0.1, momentum=0.9, weight_decay=5e-4, lr_schedule="cosine")
+
+    def distil(clip):  # clip 0: off (as before); None: kdtf's default for SGD
+        recipe = TrainingRecipe(**fields, clip_norm=clip)
+        keras.utils.set_random_seed(1)
+        student = add_kernel_regularization(build("student_cnn", data.input_shape, 10), *recipe.kernel_penalties)
+        distiller = Distiller(student, teacher, temperature=4.0, alpha=0.5)
+        distiller.compile(build_optimizer(recipe, 63, 20))
+        distiller.fit(x, y, batch_size=64, epochs=1, verbose=0, validation_data=(data.x_val, data.y_val), collapse_guard="raise")
+        return student
+
+    with pytest.raises(CollapseError, match=r"student 'student'\): the model collapsed: accuracy .*lower the learning rate"):
+        distil(0)
+    healthy = distil(None)
+    assert np.mean(healthy.predict(data.x_val, verbose=0).argmax(-1) == data.y_val) > 0.6
