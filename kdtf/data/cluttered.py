@@ -1,7 +1,7 @@
 """``cluttered``: the bundled MNIST digits translated onto a cluttered 64 x 64 canvas.
 
 After the "cluttered translated MNIST" of Mnih, Heess, Graves & Kavukcuoglu, "Recurrent
-Models of Visual Attention", NIPS 2014 (their 60 x 60 canvas, 8 x 8 fragments): each of
+Models of Visual Attention", NIPS 2014 (their 60 x 60 canvas, 4 fragments of 8 x 8): each of
 the 5,000 digits of ``mnist5k`` is pasted at a uniformly random position of a 64 x 64
 canvas, and ``fragments`` patches of ``fragment_size`` x ``fragment_size`` pixels cut
 from *other* digits of the *same split* are pasted at random positions (pixel-wise
@@ -25,8 +25,8 @@ import numpy as np
 __all__ = ["CANVAS", "FRAGMENTS", "FRAGMENT_SIZE", "compose", "compose_splits"]
 
 CANVAS = 64
-FRAGMENTS = 8
-FRAGMENT_SIZE = 9
+FRAGMENTS = 4
+FRAGMENT_SIZE = 8
 _SPLIT_STREAMS = {"train": 0, "val": 1, "test": 2}
 
 
