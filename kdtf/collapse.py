@@ -126,7 +126,8 @@ def check_collapse(model, x, labels=None, stage="training", num_classes=None, ac
         raise ValueError(f"Expected action 'raise', 'warn' or 'log'. Received: action={action!r}")
     if isinstance(x, tf.data.Dataset):
         x, labels = _unbatch(x)
-    predictions = model.predict(x, batch_size=batch_size, verbose=0)
+    # model(x) rather than model.predict: predict would replace the History that fit returns
+    predictions = np.concatenate([np.asarray(model(x[i:i + batch_size], training=False)) for i in range(0, len(x), batch_size)])
     diagnosis = diagnose(predictions, labels, num_classes)
     if diagnosis.collapsed:
         message = diagnosis.describe(stage) + hint
