@@ -317,16 +317,23 @@ def test_a_120_image_folder_runs_with_no_other_flags_and_keeps_every_label(tmp_p
 
 
 @pytest.mark.slow
-def test_the_teacher_gate_stops_a_chance_level_teacher_with_the_fixes(tmp_path):
+def test_the_teacher_gate_and_the_collapse_guard_stop_a_chance_level_run_with_the_fixes(tmp_path):
     args = ["--dataset", "digits", "--lr", "1e-9", "--teacher-epochs", "1", "--epochs", "1", "--prune-epochs", "1",
             "--qat-epochs", "1", "--latency-runs", "0", "--cache-dir", str(tmp_path / "cache"), "--verbose", "0"]
     stopped = run_script(*args, "--output", str(tmp_path / "stopped"))
     assert stopped.returncode == 2
     assert "barely above chance (10.0% for 10 classes" in stopped.stderr and "--allow-weak-teacher" in stopped.stderr
     assert "stage scratch" not in stopped.stdout
+    # the scratch student of a 1e-9 rate is at chance too: the collapse guard stops the run after its stage
+    collapsed = run_script(*args, "--output", str(tmp_path / "collapsed"), "--allow-weak-teacher")
+    assert collapsed.returncode == 2 and "Traceback" not in collapsed.stderr
+    assert "error: stage scratch: the model collapsed: accuracy" in collapsed.stderr
+    assert "lower the learning rate" in collapsed.stderr and "--allow-collapse goes on anyway" in collapsed.stderr
+    assert "stage distilled" not in collapsed.stdout
     allowed = run_script(*args, "--output", str(tmp_path / "allowed"), "--allow-weak-teacher", "--allow-collapse")
     assert allowed.returncode == 0, allowed.stderr[-3000:]
     assert "warning: The teacher reaches" in allowed.stdout and "stage scratch" in allowed.stdout
+    assert "stage distilled: the model collapsed" in allowed.stderr  # a warning, and the run goes on
 
 
 def test_the_gate_threshold_is_a_tenth_of_the_way_from_chance():
