@@ -111,7 +111,7 @@ def test_saved_student_reloads_and_predicts(tiny_run):
         (["--teacher", "resnet9000"], "Unknown teacher model 'resnet9000'"),
         (["--compress", "squeeze:3"], "Unknown compression step 'squeeze:3'"),
         (["--compress", "qat,prune:0.5"], "'qat' must be the last compression step"),
-        (["--distill", "kd,fitness:0.5"], "Unknown distillation loss 'fitness'"),
+        (["--distill", "kd,fitness:0.5"], "Unknown distillation term 'fitness'"),
         (["--distill", "kd,fitnets:0.5"], "name them"),
         (["--labels", "-5"], "Expected labels to be an integer >= 0 (0 keeps every label). Received: labels=-5"),
         (["--dataset", "folder:/no/such/dir"], "Image folder not found: '/no/such/dir'"),
@@ -337,7 +337,7 @@ def test_the_teacher_gate_and_the_collapse_guard_stop_a_chance_level_run_with_th
 
 
 def test_the_gate_threshold_is_a_tenth_of_the_way_from_chance():
-    from kdtf.pipeline import weak_teacher_threshold
+    from kdtf.stages.teacher import weak_teacher_threshold
 
     assert weak_teacher_threshold(10) == pytest.approx(0.19)
     assert weak_teacher_threshold(2) == pytest.approx(0.55)

@@ -2,9 +2,12 @@
 
 from kdtf import validation
 from kdtf._keras import keras, tf
+from kdtf.labels import is_one_hot
 from kdtf.losses.base import DistillationLoss
+from kdtf.terms import ResponseTerm, register_term
 
-__all__ = ["KDLoss", "kd_loss", "softmax_kl", "mixed_kd_loss", "DKDLoss", "dkd_loss", "standardize_logits", "DISTLoss", "dist_loss"]
+__all__ = ["KDLoss", "kd_loss", "softmax_kl", "mixed_kd_loss", "DKDLoss", "dkd_loss", "KDTerm", "DKDTerm",
+           "standardize_logits", "DISTLoss", "dist_loss", "DISTTerm"]
 
 
 def _check_temperature(temperature):
@@ -215,6 +218,38 @@ class DKDLoss(DistillationLoss):
         )
 
 
+@register_term("kd")
+class KDTerm(ResponseTerm):
+    """Hinton KD (:class:`KDLoss`); with several teachers, from their weighted average
+    softened distribution (:func:`mixed_kd_loss`)."""
+
+    loss_class = KDLoss
+
+    def values(self, teachers, student, labels):
+        if len(teachers) == 1:
+            return self.per_example(teachers[0][None], student[None])
+        weights = self.teacher_weights or [1.0 / len(teachers)] * len(teachers)
+        return mixed_kd_loss([t[None] for t in teachers], student[None], weights, self.loss.temperature, self.loss.standardize)
+
+
+@register_term("dkd")
+class DKDTerm(ResponseTerm):
+    """Decoupled KD (:class:`DKDLoss`); the target class is the label where there is
+    one, else the teacher's top-1 (unlabeled examples, one-hot or mixed labels)."""
+
+    loss_class = DKDLoss
+
+    def values(self, teachers, student, labels):
+        teacher_logits, student_logits = teachers[self.teacher][None], student[None]
+        target = tf.argmax(teacher_logits, axis=-1)
+        if labels is not None and not is_one_hot(labels, student_logits):
+            sparse = tf.cast(tf.reshape(labels, [-1]), tf.int64)
+            target = tf.where(sparse >= 0, sparse, target)
+        options = self.loss.options
+        return dkd_loss(teacher_logits, student_logits, target, options["alpha"], options["beta"], options["temperature"],
+                        options["standardize"])
+
+
 def _pearson(a, b, axis):
     """Pearson correlation of ``a`` and ``b`` along ``axis`` (cosine of the centred vectors)."""
     a = a - tf.reduce_mean(a, axis=axis, keepdims=True)
@@ -273,3 +308,11 @@ class DISTLoss(DistillationLoss):
             dist_loss, reduction, name, beta=validation.number("beta", beta, 0),
             gamma=validation.number("gamma", gamma, 0), temperature=_check_temperature(temperature),
         )
+
+
+@register_term("dist")
+class DISTTerm(ResponseTerm):
+    """DIST (:class:`DISTLoss`): relations of the student's and the teacher's predictions
+    within each example and within each class of the batch; ``T`` from the spec."""
+
+    loss_class = DISTLoss
