@@ -27,6 +27,7 @@ from kdtf import validation
 __all__ = ["DistillSpec", "TermSpec", "parse_terms", "TrainingRecipe", "OPTIMIZERS", "SCHEDULES"]
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+FLAGS = ("standardize",)  # term options written as a bare word: "kd:standardize"
 SCHEDULES = ("constant", "cosine", "step")
 
 
@@ -62,8 +63,9 @@ class TermSpec:
 def _option(part, text):
     """``"standardize"`` -> ``("standardize", True)``; ``"beta=2"`` -> ``("beta", 2.0)``."""
     key, sep, value = part.partition("=")
-    if not key.isidentifier():
-        raise ValueError(f"Bad distillation term {text!r}: expected name:weight:option@student_layer/teacher_layer#teacher")
+    if not key.isidentifier() or (not sep and key not in FLAGS):
+        raise ValueError(f"Bad distillation term {text!r}: expected name:weight:option@student_layer/teacher_layer#teacher "
+                         f"(flags: {', '.join(FLAGS)}; other options as key=value)")
     if not sep:
         return key, True
     lowered = value.strip().lower()
@@ -90,7 +92,7 @@ def _parse_one(text):
                 options.update([_option(part, text)])
         teacher = int(teacher) if teacher else 0
     except ValueError as error:
-        if str(error).startswith("Bad option"):
+        if str(error).startswith(("Bad option", "Bad distillation term")):
             raise
         raise ValueError(f"Bad distillation term {text!r}: expected name:weight@student_layer/teacher_layer#teacher") from None
     return TermSpec(name.strip(), weight, student_layer or None, teacher_layer or None, teacher, options)

@@ -107,7 +107,7 @@ def test_saved_student_reloads_and_predicts(tiny_run):
         (["--alpha", "1.5"], r"Expected alpha in [0, 1]. Received: alpha=1.5"),
         (["--sparsity", "1.0"], "Expected sparsity in [0, 1). Received: sparsity=1.0"),
         (["--epochs", "-1"], "Expected epochs to be a positive integer. Received: epochs=-1"),
-        (["--dataset", "cifar99"], "Unknown data set spec 'cifar99' (--dataset). Known: digits, mnist5k"),
+        (["--dataset", "cifar99"], "Unknown data set spec 'cifar99' (--dataset). Known: cluttered, digits, mnist5k"),
         (["--teacher", "resnet9000"], "Unknown teacher model 'resnet9000'"),
         (["--compress", "squeeze:3"], "Unknown compression step 'squeeze:3'"),
         (["--compress", "qat,prune:0.5"], "'qat' must be the last compression step"),
