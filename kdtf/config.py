@@ -104,7 +104,7 @@ class DistillConfig(RunConfig):
     """Settings of a distillation run. Every field is a flag of ``scripts/distill.py``."""
 
     POSITIVE = RunConfig.POSITIVE + ("teacher_epochs", "epochs")
-    NON_NEGATIVE = RunConfig.NON_NEGATIVE + ("image_size", "unfreeze_layers", "finetune_epochs", "progressive_epochs")
+    NON_NEGATIVE = RunConfig.NON_NEGATIVE + ("image_size", "unfreeze_layers", "finetune_epochs", "progressive_epochs", "mutual")
     RATES = ("learning_rate", "finetune_learning_rate")
 
     data_dir: str = ""
@@ -135,6 +135,8 @@ class DistillConfig(RunConfig):
     ptq: str = ""
     ptq_mixed: bool = False
     ptq_max_drop: float = 0.01
+    mutual: int = 0
+    mutual_teacher: bool = False
 
     def warmed_up_epochs(self):
         return {"--teacher-epochs": self.teacher_epochs, "--epochs": self.epochs}
@@ -155,6 +157,8 @@ class DistillConfig(RunConfig):
             _check_data_spec(self.transfer_set, "--transfer-set", "Transfer-set folder")
         self._validate_pipeline()
         self._validate_models()
+        if self.mutual == 1 or (self.mutual_teacher and not self.mutual):
+            raise ValueError(f"Expected --mutual 0 (off) or at least 2 peers (--mutual-teacher needs it). Received: --mutual {self.mutual}")
         return self
 
     def _validate_pipeline(self):

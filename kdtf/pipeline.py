@@ -32,6 +32,7 @@ from kdtf.stages.compression import CompressStage
 from kdtf.stages.context import RunContext
 from kdtf.stages.data import data_section, load_run_data, training_pipelines, validation_pipeline
 from kdtf.stages.export import ExportStage
+from kdtf.stages.mutual import MutualStage
 from kdtf.stages.students import DistilledStage, ScratchStage
 from kdtf.stages.teacher import TeacherStage, load_user_teacher
 from kdtf.stages.teacher_outputs import TeacherOutputsStage
@@ -65,7 +66,8 @@ def distillation_stages(ctx, user_teacher=None):
     outputs = TeacherOutputsStage(ctx, teacher)
     distilled = DistilledStage(ctx, teacher, outputs)
     compressed = CompressStage(ctx, recipe_for(ctx.config), distilled, teacher, outputs)
-    return [teacher, ScratchStage(ctx), outputs, distilled, compressed, ExportStage(ctx, compressed)]
+    mutual = [MutualStage(ctx, teacher, outputs)] if ctx.config.mutual else []  # --mutual N
+    return [teacher, ScratchStage(ctx), outputs, distilled, *mutual, compressed, ExportStage(ctx, compressed)]
 
 
 def run(config, strategy=None, resume=False, stages=distillation_stages):

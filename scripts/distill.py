@@ -68,6 +68,7 @@ HELP = {
                           "attention of the mapped blocks) before the end-to-end distillation; 0: off",
     "ptq": f"with --no-qat: post-training quantization by litert-quantizer ({', '.join(catalog.PTQ_MODES)}); empty: the converter's int8",
     "ptq_max_drop": "with --ptq-mixed: largest accepted accuracy drop against float",
+    "mutual": "also train N >= 2 students together by Deep Mutual Learning (kdtf.MutualDistiller); 0: off",
     "verbose": VERBOSE_HELP,
 }
 FLAG_NAMES = {"learning_rate": "--lr", "finetune_learning_rate": "--finetune-lr"}
@@ -76,6 +77,7 @@ SWITCHES = [
     ("--ptq-mixed", "ptq_mixed", "with --ptq: keep the most sensitive ops in float until within --ptq-max-drop of float"),
     ("--allow-weak-teacher", "allow_weak_teacher", "go on when the teacher is barely above chance on the validation split"),
     ("--allow-collapse", "allow_collapse", "go on (with a warning) when a trained student is at chance or predicts one class"),
+    ("--mutual-teacher", "mutual_teacher", "with --mutual: the peers also learn from the teacher (T, alpha of --distill)"),
     ("--unsafe-load", "unsafe_load", "load a --teacher .keras file outside Keras safe mode: runs the Python code of its "
                                      "Lambda layers. Only for files you trust"),
 ]
