@@ -62,4 +62,4 @@ def test_scripts_distill_runs_the_function_matching_config(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     assert report["data"]["augment"] == "mixup" and report["data"]["labelled"] == report["data"]["train"]
-    assert "T=1, alpha=0, terms kd" in json.dumps(report)
+    assert (report["config"]["temperature"], report["config"]["alpha"], report["config"]["distill"]) == (1.0, 0.0, "kd")
