@@ -14,6 +14,7 @@ import os
 import numpy as np
 
 from kdtf._keras import tf
+from kdtf.data import cluttered
 from kdtf.data.folder import check_classes, list_class_folders, list_images
 from kdtf.data.sources import open_files, open_tfds_split
 from kdtf.data.table import ArrayRows
@@ -98,8 +99,6 @@ def _bundled(kind, image_size, channels):
 def _cluttered(split, seed, image_size, channels):
     """``cluttered`` (:mod:`kdtf.data.cluttered`): mnist5k's digits split by ``split``
     first, then each split composed onto 64 x 64 canvases from its own digits."""
-    from kdtf.data import cluttered
-
     if split is None:
         raise ValueError("The 'cluttered' data set is composed split by split (no test pixel in a training canvas): "
                          "open it with kdtf.data.load('cluttered', seed=...), not as a transfer set.")
