@@ -35,6 +35,8 @@ import numpy as np  # noqa: E402
 METHODS = {
     "kd": ("kd", False),
     "dkd": ("dkd", False),
+    "kd+standardize": ("kd:standardize", False),
+    "dist": ("dist", False),
     "fitnets": ("fitnets:10@conv2/conv4", False),
     "at": ("at:1@conv2/conv4", False),
     "rkd": ("rkd_distance:25@fc1/fc1,rkd_angle:50@fc1/fc1", False),

@@ -47,6 +47,8 @@ _EXPORTS = {
     "TeacherOutputs": "kdtf.data.teacher_outputs",
     "NonFiniteLossError": "kdtf.callbacks",
     "StopOnNonFiniteLoss": "kdtf.callbacks",
+    "CollapseError": "kdtf.collapse",
+    "CollapseGuard": "kdtf.collapse",
     "DistillSpec": "kdtf.spec",
     "TermSpec": "kdtf.spec",
     "FineTuner": "kdtf.training",

@@ -25,7 +25,7 @@ STEPS = {"prune": "prune:S", "2:4": "2:4", "cluster": "cluster:K", "qat": "qat",
 AUGMENTATIONS = ("flip", "crop", "randaugment", "jitter", "mixup", "cutmix")
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 PTQ_MODES = ("int8", "int16x8", "int4w")
-DATASETS = ("digits", "mnist5k")
+DATASETS = ("cluttered", "digits", "mnist5k")
 DATA_PREFIXES = ("folder", "tfds")
 
 

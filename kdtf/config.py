@@ -67,6 +67,7 @@ class RunConfig:
     lr_schedule: str = "constant"
     warmup_epochs: int = 0
     l1: float = 0.0
+    clip_norm: float = None
     sparsity: float = 0.75
     qat: bool = True
     output: str = ""
@@ -131,6 +132,7 @@ class DistillConfig(RunConfig):
     strategy: str = "default"
     unsafe_load: bool = False
     allow_weak_teacher: bool = False
+    allow_collapse: bool = False
     progressive_epochs: int = 0
     ptq: str = ""
     ptq_mixed: bool = False

@@ -11,6 +11,7 @@ from tensorflow_model_optimization.sparsity import keras as sparsity
 from kdtf import keras3_objects
 from kdtf._keras import keras, tf
 from kdtf.callbacks import StopOnNonFiniteLoss
+from kdtf.collapse import CollapseGuard, probe_batches
 from kdtf.compress.prune import is_pruned
 from kdtf.data.teacher_outputs import CACHED_KEY, TeacherOutputs
 from kdtf.data.view_store import ViewStore
@@ -253,11 +254,19 @@ class Distiller(keras.Model):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         return self._update_metrics(y, sample_weight, self._compute_losses(x, y, sample_weight, False))
 
-    def fit(self, *args, callbacks=None, **kwargs):
-        """``keras.Model.fit`` plus :class:`~kdtf.callbacks.StopOnNonFiniteLoss` and, for a
+    def fit(self, *args, callbacks=None, collapse_guard="warn", **kwargs):
+        """``keras.Model.fit`` plus :class:`~kdtf.callbacks.StopOnNonFiniteLoss`, a
+        :class:`~kdtf.collapse.CollapseGuard` that checks the trained student is not at
+        chance or a constant predictor (``collapse_guard``: ``"warn"``, ``"raise"`` or
+        ``None`` for off; on the validation data, else a few training batches) and, for a
         pruned student, ``UpdatePruningStep`` (unless given); Keras 3 callbacks are
         rebuilt as tf_keras ones, or refused naming the replacement."""
         callbacks = keras3_objects.callbacks(callbacks)
+        if collapse_guard and not any(isinstance(c, CollapseGuard) for c in callbacks):
+            given = kwargs.get("validation_data")
+            probe = probe_batches(given if given is not None else (args[0] if args else kwargs.get("x")))
+            if probe is not None:
+                callbacks.append(CollapseGuard(probe, stage=f"{self.name} (student '{self.student.name}')", action=collapse_guard))
         if not any(isinstance(c, StopOnNonFiniteLoss) for c in callbacks):
             callbacks.append(StopOnNonFiniteLoss(stage=f"{self.name} (student '{self.student.name}')"))
         if is_pruned(self.student) and not any(isinstance(c, sparsity.UpdatePruningStep) for c in callbacks):

@@ -9,7 +9,8 @@ two-phase fine-tuning and every compression fine-tune; the code behind it trusts
 Term strings (``--distill`` or YAML): ``"kd:1.0,fitnets:0.5@conv2/conv4"`` means Hinton
 KD with weight 1 and a FitNets hint with weight 0.5 from the student's ``conv2`` to the
 teacher's ``conv4``: ``name:weight@student_layer/teacher_layer#teacher_index``, every
-part after the name optional. YAML may also give a list of mappings with the fields of
+part after the name optional. Options of the loss follow the name after more colons:
+``kd:standardize`` (a flag: ``standardize=True``), ``dkd:1:standardize:beta=4``. YAML may also give a list of mappings with the fields of
 :class:`TermSpec`.
 
 Terms may also be :class:`kdtf.Term` instances (a user's own term, no registry): they
@@ -26,6 +27,7 @@ from kdtf import validation
 __all__ = ["DistillSpec", "TermSpec", "parse_terms", "TrainingRecipe", "OPTIMIZERS", "SCHEDULES"]
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+FLAGS = ("standardize",)  # term options written as a bare word: "kd:standardize"
 SCHEDULES = ("constant", "cosine", "step")
 
 
@@ -58,18 +60,42 @@ class TermSpec:
             raise ValueError(f"Expected options of '{self.loss}' as a mapping. Received: options={self.options!r}")
 
 
+def _option(part, text):
+    """``"standardize"`` -> ``("standardize", True)``; ``"beta=2"`` -> ``("beta", 2.0)``."""
+    key, sep, value = part.partition("=")
+    if not key.isidentifier() or (not sep and key not in FLAGS):
+        raise ValueError(f"Bad distillation term {text!r}: expected name:weight:option@student_layer/teacher_layer#teacher "
+                         f"(flags: {', '.join(FLAGS)}; other options as key=value)")
+    if not sep:
+        return key, True
+    lowered = value.strip().lower()
+    if lowered in ("true", "false"):
+        return key, lowered == "true"
+    try:
+        return key, float(value)
+    except ValueError:
+        raise ValueError(f"Bad option {part!r} in distillation term {text!r}: expected a number, true or false") from None
+
+
 def _parse_one(text):
     text = text.strip()
     head, _, teacher = text.partition("#")
     head, _, layers = head.partition("@")
-    name, _, weight = head.partition(":")
+    name, *parts = head.split(":")  # parts: a weight and/or options ("kd:0.5:standardize")
     student_layer, _, teacher_layer = layers.partition("/")
+    weight, options = 1.0, {}
     try:
-        weight = float(weight) if weight else 1.0
+        for part in (p.strip() for p in parts if p.strip()):
+            if part[0].isdigit() or part[0] in ".-+":
+                weight = float(part)
+            else:
+                options.update([_option(part, text)])
         teacher = int(teacher) if teacher else 0
-    except ValueError:
+    except ValueError as error:
+        if str(error).startswith(("Bad option", "Bad distillation term")):
+            raise
         raise ValueError(f"Bad distillation term {text!r}: expected name:weight@student_layer/teacher_layer#teacher") from None
-    return TermSpec(name.strip(), weight, student_layer or None, teacher_layer or None, teacher)
+    return TermSpec(name.strip(), weight, student_layer or None, teacher_layer or None, teacher, options)
 
 
 def _is_term_object(item):
@@ -179,7 +205,11 @@ class DistillSpec:
 
     def describe(self):
         """One line for logs: ``T=4.0, alpha=0.5, terms kd``."""
-        names = ",".join(_term_name(t) + (f":{t.weight:g}" if t.weight != 1 else "") for t in self.terms)
+        def options(t):
+            items = t.options.items() if isinstance(t, TermSpec) else ()
+            return "".join(f":{k}" if v is True else f":{k}={v}" for k, v in items)
+
+        names = ",".join(_term_name(t) + (f":{t.weight:g}" if t.weight != 1 else "") + options(t) for t in self.terms)
         return f"T={self.temperature:g}, alpha={self.alpha:g}, terms {names}"
 
 
@@ -203,6 +233,13 @@ class TrainingRecipe:
         milestones: for ``"step"``: fractions of the stage's training steps, increasing,
             in (0, 1).
         gamma: for ``"step"``: factor in (0, 1] applied at each milestone.
+        clip_norm: clip the global gradient norm to this value; ``0``: off; ``None``
+            (default): 1.0 for ``"sgd"``, off for Adam/AdamW. Plain SGD's step grows
+            with the gradient, and a distillation term at temperature ``T`` scales the
+            gradient on the logits by up to ``T`` (``T^2`` KL: ``T (p_s - p_t)``); at
+            SGD 0.1 / momentum 0.9 a student without BatchNormalization died in its
+            first steps (every ReLU off, one class for every input). Adam normalises
+            the step and needs no clip.
     """
 
     optimizer: str = "adam"
@@ -214,6 +251,7 @@ class TrainingRecipe:
     l1: float = 0.0
     milestones: tuple = (0.5, 0.75)
     gamma: float = 0.1
+    clip_norm: float = None
 
     def __post_init__(self):
         object.__setattr__(self, "milestones", tuple(self.milestones))
@@ -230,6 +268,14 @@ class TrainingRecipe:
         validation.check(all(validation.is_number(m) and 0 < m < 1 for m in fractions) and list(fractions) == sorted(set(fractions)),
                "increasing milestones in (0, 1)", "milestones", fractions)
         validation.check(validation.is_number(self.gamma) and 0 < self.gamma <= 1, "gamma in (0, 1]", "gamma", self.gamma)
+        validation.check(self.clip_norm is None or (validation.is_number(self.clip_norm) and self.clip_norm >= 0),
+                         "a gradient-norm clip >= 0 (0: off)", "--clip-norm", self.clip_norm)
+
+    @property
+    def global_clipnorm(self):
+        """The clip the optimizer gets: ``clip_norm``, or 1.0 for SGD when unset; ``None``: off."""
+        clip = (1.0 if self.optimizer == "sgd" else 0.0) if self.clip_norm is None else float(self.clip_norm)
+        return clip or None
 
     @classmethod
     def from_config(cls, config, **overrides):

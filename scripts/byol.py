@@ -48,6 +48,7 @@ HELP = {
     "lr_schedule": "learning-rate schedule: constant, cosine or step",
     "warmup_epochs": "epochs of linear warm-up of BYOL and the distillation",
     "l1": "L1 kernel regularisation factor",
+    "clip_norm": "clip the global gradient norm (0: off; default 1.0 for sgd, off for adam/adamw)",
     "verbose": VERBOSE_HELP,
 }
 

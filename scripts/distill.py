@@ -49,6 +49,7 @@ HELP = {
     "lr_schedule": "learning-rate schedule: constant, cosine or step (x0.1 at 50 % and 75 %)",
     "warmup_epochs": "epochs of linear warm-up of the teacher and students",
     "l1": "L1 kernel regularisation factor",
+    "clip_norm": "clip the global gradient norm (0: off; default 1.0 for sgd, off for adam/adamw)",
     "finetune_learning_rate": "learning rate of backbone fine-tuning and of each compression step",
     "temperature": "distillation temperature T > 0",
     "alpha": "weight of the label cross-entropy, in [0, 1]",
@@ -57,7 +58,7 @@ HELP = {
     "compress": f"compression steps, e.g. 'prune:0.75,qat', 'filters:0.5,qat', '2:4,qat', 'cluster:16,qat', 'lowrank:0.9,qat' "
                 f"({', '.join(catalog.STEPS.values())}; default: from --sparsity and --no-qat)",
     "labels": "keep N training labels (stratified); the rest is an unlabeled transfer set for distillation; 0 keeps all "
-              "(default: 500 on the bundled demo sets mnist5k/digits, every label on your own data)",
+              "(default: 500 on the bundled demo sets mnist5k/digits/cluttered, every label on your own data)",
     "prune_min_weights": "layers with fewer kernel weights stay dense",
     "cache_teacher": "compute the teacher's outputs once and train from them: auto (when no --augment), on, off, "
                      "or views:K[:TOPK] with --augment: store the teacher's top-k probabilities on K replayable views "
@@ -78,6 +79,7 @@ SWITCHES = [
     ("--no-qat", "qat", "skip quantization-aware training; int8 uses post-training calibration"),
     ("--ptq-mixed", "ptq_mixed", "with --ptq: keep the most sensitive ops in float until within --ptq-max-drop of float"),
     ("--allow-weak-teacher", "allow_weak_teacher", "go on when the teacher is barely above chance on the validation split"),
+    ("--allow-collapse", "allow_collapse", "go on (with a warning) when a trained student is at chance or predicts one class"),
     ("--mutual-teacher", "mutual_teacher", "with --mutual: the peers also learn from the teacher (T, alpha of --distill)"),
     ("--unsafe-load", "unsafe_load", "load a --teacher .keras file outside Keras safe mode: runs the Python code of its "
                                      "Lambda layers. Only for files you trust"),

@@ -116,6 +116,40 @@ def coral(source, target):
     return ((np.cov(s, rowvar=False) - np.cov(t, rowvar=False)) ** 2).sum() / (4 * d * d)
 
 
+def _softmax(z):
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def standardized(z):
+    """Z-score of each row, population std (Sun et al., CVPR 2024), by explicit loops."""
+    out = np.empty_like(z, dtype=np.float64)
+    for i, row in enumerate(z.astype(np.float64)):
+        mean = sum(row) / len(row)
+        std = np.sqrt(sum((v - mean) ** 2 for v in row) / len(row))
+        out[i] = [(v - mean) / (std + 1e-7) for v in row]
+    return out
+
+
+def kd_standardized(t, s, temperature):
+    """T^2 * KL(softmax(Z(t)/T) || softmax(Z(s)/T)) per example."""
+    p_t, p_s = _softmax(standardized(t) / temperature), _softmax(standardized(s) / temperature)
+    return temperature**2 * np.array([sum(a * np.log(a / b) for a, b in zip(rt, rs)) for rt, rs in zip(p_t, p_s)])
+
+
+def _pearson(a, b):
+    a, b = a - a.mean(), b - b.mean()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def dist(t, s, beta=1.0, gamma=1.0, temperature=1.0):
+    """DIST (Huang et al., NeurIPS 2022): T^2 (beta (1 - mean_i rho(rows)) + gamma (1 - mean_c rho(columns)))."""
+    y_t, y_s = _softmax(t.astype(np.float64) / temperature), _softmax(s.astype(np.float64) / temperature)
+    inter = 1 - np.mean([_pearson(y_s[i], y_t[i]) for i in range(len(y_t))])
+    intra = 1 - np.mean([_pearson(y_s[:, c], y_t[:, c]) for c in range(y_t.shape[1])])
+    return temperature**2 * (beta * inter + gamma * intra)
+
+
 def make_inputs():
     rng = np.random.default_rng(11)
     return {

@@ -107,7 +107,7 @@ def test_saved_student_reloads_and_predicts(tiny_run):
         (["--alpha", "1.5"], r"Expected alpha in [0, 1]. Received: alpha=1.5"),
         (["--sparsity", "1.0"], "Expected sparsity in [0, 1). Received: sparsity=1.0"),
         (["--epochs", "-1"], "Expected epochs to be a positive integer. Received: epochs=-1"),
-        (["--dataset", "cifar99"], "Unknown data set spec 'cifar99' (--dataset). Known: digits, mnist5k"),
+        (["--dataset", "cifar99"], "Unknown data set spec 'cifar99' (--dataset). Known: cluttered, digits, mnist5k"),
         (["--teacher", "resnet9000"], "Unknown teacher model 'resnet9000'"),
         (["--compress", "squeeze:3"], "Unknown compression step 'squeeze:3'"),
         (["--compress", "qat,prune:0.5"], "'qat' must be the last compression step"),
@@ -265,7 +265,7 @@ def test_folder_data_with_a_backbone_teacher_weights_file_transfer_set_and_augme
     out = tmp_path / "out"
     result = run_script(
         "--dataset", f"folder:{tmp_path / 'pets'}", "--teacher", "mobilenet_v2_035", "--teacher-weights",
-        str(tmp_path / "notop.h5"), "--image-size", "32", "--labels", "0", "--allow-weak-teacher", "--transfer-set",
+        str(tmp_path / "notop.h5"), "--image-size", "32", "--labels", "0", "--allow-weak-teacher", "--allow-collapse", "--transfer-set",
         f"folder:{tmp_path / 'unlabeled'}", "--augment", "flip,crop,mixup", "--teacher-epochs", "1",
         "--finetune-epochs", "1", "--unfreeze-layers", "10", "--epochs", "1", "--prune-epochs", "1",
         "--qat-epochs", "1", "--batch-size", "16", "--latency-runs", "0", "--output", str(out),
@@ -317,16 +317,23 @@ def test_a_120_image_folder_runs_with_no_other_flags_and_keeps_every_label(tmp_p
 
 
 @pytest.mark.slow
-def test_the_teacher_gate_stops_a_chance_level_teacher_with_the_fixes(tmp_path):
+def test_the_teacher_gate_and_the_collapse_guard_stop_a_chance_level_run_with_the_fixes(tmp_path):
     args = ["--dataset", "digits", "--lr", "1e-9", "--teacher-epochs", "1", "--epochs", "1", "--prune-epochs", "1",
             "--qat-epochs", "1", "--latency-runs", "0", "--cache-dir", str(tmp_path / "cache"), "--verbose", "0"]
     stopped = run_script(*args, "--output", str(tmp_path / "stopped"))
     assert stopped.returncode == 2
     assert "barely above chance (10.0% for 10 classes" in stopped.stderr and "--allow-weak-teacher" in stopped.stderr
     assert "stage scratch" not in stopped.stdout
-    allowed = run_script(*args, "--output", str(tmp_path / "allowed"), "--allow-weak-teacher")
+    # the scratch student of a 1e-9 rate is at chance too: the collapse guard stops the run after its stage
+    collapsed = run_script(*args, "--output", str(tmp_path / "collapsed"), "--allow-weak-teacher")
+    assert collapsed.returncode == 2 and "Traceback" not in collapsed.stderr
+    assert "error: stage scratch: the model collapsed: accuracy" in collapsed.stderr
+    assert "lower the learning rate" in collapsed.stderr and "--allow-collapse goes on anyway" in collapsed.stderr
+    assert "stage distilled" not in collapsed.stdout
+    allowed = run_script(*args, "--output", str(tmp_path / "allowed"), "--allow-weak-teacher", "--allow-collapse")
     assert allowed.returncode == 0, allowed.stderr[-3000:]
     assert "warning: The teacher reaches" in allowed.stdout and "stage scratch" in allowed.stdout
+    assert "stage distilled: the model collapsed" in allowed.stderr  # a warning, and the run goes on
 
 
 def test_the_gate_threshold_is_a_tenth_of_the_way_from_chance():
@@ -382,7 +389,7 @@ def test_the_stanford_dogs_command_of_the_readme_runs_on_a_folder_of_that_layout
         "--compress", "filters:0.5:l1:uniform:1,qat", "--output", str(out),
         # a test's sizes (and one pruning round instead of three):
         "--teacher-epochs", "1", "--finetune-epochs", "1", "--epochs", "1", "--prune-epochs", "1", "--qat-epochs", "1",
-        "--batch-size", "8", "--latency-runs", "0", "--allow-weak-teacher", "--cache-dir", str(tmp_path / "cache"), "--verbose", "0",
+        "--batch-size", "8", "--latency-runs", "0", "--allow-weak-teacher", "--allow-collapse", "--cache-dir", str(tmp_path / "cache"), "--verbose", "0",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "labels.txt").read_text().split() == ["n02085620-Chihuahua", "n02085782-Japanese_spaniel", "n02085936-Maltese_dog"]
@@ -422,7 +429,7 @@ def test_the_missions_cifar10_resnet_config_runs_on_mock_tfds_data(tmp_path, cap
     # the config as written, but small models and few steps: ResNet-50 and ResNet-18 themselves
     # are exercised by tests/test_transfer.py and tests/test_resnet.py
     args = ["--config", config, "--teacher", "teacher_cnn", "--student", "student_cnn", "--teacher-epochs", "1", "--epochs", "1", "--prune-epochs", "1", "--qat-epochs", "1",
-            "--batch-size", "16", "--latency-runs", "0", "--allow-weak-teacher", "--output", str(tmp_path / "out"),
+            "--batch-size", "16", "--latency-runs", "0", "--allow-weak-teacher", "--allow-collapse", "--output", str(tmp_path / "out"),
             "--cache-dir", str(tmp_path / "cache"), "--verbose", "0"]
     with tfds.testing.mock_data(num_examples=48):
         assert distill.main(args) == 0, capsys.readouterr().err
@@ -443,7 +450,7 @@ def test_a_keras3_teacher_file_runs_the_whole_chain(tmp_path):
     teacher.save(str(tmp_path / "k3_teacher.keras"))
     out = tmp_path / "out"
     result = run_script("--teacher", str(tmp_path / "k3_teacher.keras"), "--epochs", "1", "--prune-epochs", "1", "--qat-epochs", "1",
-                        "--latency-runs", "0", "--allow-weak-teacher", "--output", str(out), "--cache-dir", str(tmp_path / "cache"),
+                        "--latency-runs", "0", "--allow-weak-teacher", "--allow-collapse", "--output", str(out), "--cache-dir", str(tmp_path / "cache"),
                         "--verbose", "0")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "converted the Keras 3 model 'k3_teacher' to tf_keras" in result.stdout

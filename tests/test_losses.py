@@ -133,3 +133,77 @@ def test_every_registered_loss_round_trips_through_serialization(name):
     if name == "attention":  # rows of attention weights sum to 1
         t, s = np.exp(t) / np.exp(t).sum(-1, keepdims=True), np.exp(s) / np.exp(s).sum(-1, keepdims=True)
     np.testing.assert_allclose(clone(t, s).numpy(), loss(t, s).numpy(), rtol=1e-6)
+
+
+# -- logit standardization (Sun et al., CVPR 2024) and DIST (Huang et al., NeurIPS 2022) --
+from kdtf.losses import DISTLoss, dist_loss, standardize_logits  # noqa: E402
+
+from reference_losses import dist as numpy_dist  # noqa: E402
+from reference_losses import kd_standardized as numpy_kd_standardized  # noqa: E402
+from reference_losses import standardized as numpy_standardized  # noqa: E402
+
+
+def _logits(seed, shape=(6, 5), scale=3.0):
+    return np.random.default_rng(seed).normal(size=shape) * scale
+
+
+def test_standardized_logits_match_numpy_and_have_zero_mean_unit_std():
+    z = _logits(0)
+    out = standardize_logits(z).numpy()
+    np.testing.assert_allclose(out, numpy_standardized(z), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out.mean(-1), 0.0, atol=1e-5)
+    np.testing.assert_allclose(out.std(-1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0, 4.0])
+def test_standardized_kd_matches_numpy_reference(temperature):
+    t, s = _logits(1), _logits(2)
+    expected = numpy_kd_standardized(t, s, temperature)
+    np.testing.assert_allclose(kd_loss(t, s, temperature, standardize=True).numpy(), expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(KDLoss(temperature, standardize=True)(t, s).numpy(), expected.mean(), rtol=1e-4)
+    assert not np.allclose(kd_loss(t, s, temperature).numpy(), expected, rtol=1e-2)  # the option changes the value
+
+
+def test_standardized_kd_ignores_a_students_logit_scale_and_shift():
+    t = _logits(3)
+    np.testing.assert_allclose(kd_loss(t, 5.0 * t + 2.0, 4.0, standardize=True).numpy(), 0.0, atol=1e-5)
+    assert np.all(kd_loss(t, 5.0 * t + 2.0, 4.0).numpy() > 1e-2)
+
+
+def test_standardized_dkd_is_dkd_of_the_standardized_logits():
+    t, s = _logits(4), _logits(5)
+    labels = np.array([0, 1, 2, 3, 4, 0])
+    expected = numpy_dkd(numpy_standardized(t), numpy_standardized(s), labels, 1.0, 8.0, 4.0)
+    np.testing.assert_allclose(dkd_loss(t, s, labels, 1.0, 8.0, 4.0, standardize=True).numpy(), expected, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("beta, gamma, temperature", [(1.0, 1.0, 1.0), (1.0, 1.0, 4.0), (2.0, 0.5, 2.0)])
+def test_dist_matches_numpy_reference(beta, gamma, temperature):
+    t, s = _logits(6), _logits(7)
+    expected = numpy_dist(t, s, beta, gamma, temperature)
+    values = dist_loss(t, s, beta, gamma, temperature).numpy()
+    np.testing.assert_allclose(values, np.full(len(t), expected), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(DISTLoss(beta, gamma, temperature)(t, s).numpy(), expected, rtol=1e-4)
+
+
+def test_dist_is_zero_for_a_student_equal_to_its_teacher_and_positive_otherwise():
+    t = _logits(8)
+    np.testing.assert_allclose(dist_loss(t, t).numpy(), 0.0, atol=1e-5)
+    assert dist_loss(t, _logits(9)).numpy()[0] > 0.1
+
+
+@pytest.mark.parametrize("kwargs, message", [({"standardize": 1}, "standardize to be True or False"), ({"gamma": -1.0}, "gamma >= 0")])
+def test_standardize_and_dist_reject_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        (DISTLoss if "gamma" in kwargs else KDLoss)(**kwargs)
+
+
+def test_kd_standardize_term_string_reaches_the_loss():
+    from kdtf.spec import DistillSpec
+    from kdtf.terms import build_terms
+
+    spec = DistillSpec(terms="kd:0.5:standardize,dkd:standardize,dist")
+    kd, dkd, dist_term = build_terms(spec, 1)
+    assert kd.weight == 0.5 and kd.loss.standardize and dkd.loss.options["standardize"]
+    assert dist_term.loss.temperature == spec.temperature and dist_term.loss.beta == 1.0
+    assert "kd:0.5:standardize" in spec.describe()

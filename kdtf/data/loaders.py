@@ -14,6 +14,7 @@ import os
 import numpy as np
 
 from kdtf._keras import tf
+from kdtf.data import cluttered
 from kdtf.data.folder import check_classes, list_class_folders, list_images
 from kdtf.data.sources import open_files, open_tfds_split
 from kdtf.data.table import ArrayRows
@@ -22,7 +23,7 @@ from kdtf.data.tfds_source import open_tfds, parse_tfds_name
 __all__ = ["BUNDLED", "DEFAULT_IMAGE_SIZE", "Opened", "open_spec", "open_unlabeled", "parse_spec", "specs"]
 
 DEFAULT_IMAGE_SIZE = 96  # folder: images when no image size is given
-BUNDLED = ("digits", "mnist5k")
+BUNDLED = ("cluttered", "digits", "mnist5k")
 _SPLIT_NAMES = {"train": "train", "validation": "val", "valid": "val", "val": "val", "test": "test"}
 
 logger = logging.getLogger(__name__)
@@ -95,6 +96,18 @@ def _bundled(kind, image_size, channels):
     return Opened(kind, parts, [str(i) for i in range(10)], f"x / {scale:g}", bundled=True)
 
 
+def _cluttered(split, seed, image_size, channels):
+    """``cluttered`` (:mod:`kdtf.data.cluttered`): mnist5k's digits split by ``split``
+    first, then each split composed onto 64 x 64 canvases from its own digits."""
+    if split is None:
+        raise ValueError("The 'cluttered' data set is composed split by split (no test pixel in a training canvas): "
+                         "open it with kdtf.data.load('cluttered', seed=...), not as a transfer set.")
+    digits = _bundled("mnist5k", None, None)
+    composed = cluttered.compose_splits(split(digits), seed)
+    parts = {name: (ArrayRows(np.ascontiguousarray(_resize(x, image_size, channels), dtype=np.float32)), y) for name, (x, y) in composed.items()}
+    return Opened("cluttered", parts, digits.class_names, digits.normalization, bundled=True)
+
+
 def _folder(path, image_size, channels, cache_dir, log):
     if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 8:
         raise ValueError(f"Expected an image size of at least 8 pixels. Received: image_size={image_size!r}")
@@ -124,11 +137,17 @@ def _tfds(rest, image_size, channels, data_dir, cache_dir, log):
     return Opened(f"tfds:{rest}", parts, source.class_names, "x / 255")
 
 
-def open_spec(spec, *, image_size=None, channels=None, data_dir=None, cache_dir=None, log=None):
-    """Opens a data set spec (see :func:`kdtf.data.load`) into an :class:`Opened`."""
+def open_spec(spec, *, image_size=None, channels=None, data_dir=None, cache_dir=None, log=None, seed=0, split=None):
+    """Opens a data set spec (see :func:`kdtf.data.load`) into an :class:`Opened`.
+
+    ``cluttered`` is composed after its digits are split: ``split(opened)`` maps the
+    opened mnist5k to ``{"train"/"val"/"test": (x, y)}`` and ``seed`` draws the canvases.
+    """
     kind, rest = parse_spec(spec)
     if channels not in (None, 1, 3):
         raise ValueError(f"Expected channels 1 or 3. Received: channels={channels!r}")
+    if kind == "cluttered":
+        return _cluttered(split, seed, image_size, channels)
     if rest is None:
         return _bundled(kind, image_size, channels)
     if kind == "folder":

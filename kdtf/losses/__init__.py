@@ -31,7 +31,20 @@ from kdtf.losses.relation import (
     similarity_preserving_loss,
 )
 from kdtf.losses.representation import EmbeddingLoss, EmbeddingTerm, embedding_loss
-from kdtf.losses.response import DKDLoss, DKDTerm, KDLoss, KDTerm, dkd_loss, kd_loss, mixed_kd_loss, softmax_kl
+from kdtf.losses.response import (
+    DISTLoss,
+    DISTTerm,
+    DKDLoss,
+    DKDTerm,
+    KDLoss,
+    KDTerm,
+    dist_loss,
+    dkd_loss,
+    kd_loss,
+    mixed_kd_loss,
+    softmax_kl,
+    standardize_logits,
+)
 from kdtf.losses.transformer import (
     AttentionMatrixLoss,
     AttentionMatrixTerm,
@@ -45,6 +58,7 @@ from kdtf.terms import TERMS
 
 __all__ = [
     "DistillationLoss", "KDLoss", "kd_loss", "mixed_kd_loss", "softmax_kl", "DKDLoss", "dkd_loss",
+    "DISTLoss", "dist_loss", "DISTTerm", "standardize_logits",
     "HintLoss", "hint_loss", "AttentionTransferLoss", "attention_transfer_loss", "attention_map",
     "RKDDistanceLoss", "rkd_distance_loss", "RKDAngleLoss", "rkd_angle_loss",
     "SimilarityPreservingLoss", "similarity_preserving_loss",

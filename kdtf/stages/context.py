@@ -7,6 +7,7 @@ import os
 from kdtf import compress, export
 from kdtf._keras import keras
 from kdtf.cli import keras_verbosity
+from kdtf.collapse import check_collapse
 from kdtf.data import accuracy
 from kdtf.data.augment import mixes_labels
 from kdtf.finetune import fine_tune
@@ -94,7 +95,13 @@ class RunContext:
         return float(accuracy(model, self.data.dataset(split, self.config.batch_size)))
 
     def measured(self, name, model, paths, params=None):
-        """The report row of a Keras stage: accuracy, size, sparsity, LiteRT latency."""
+        """The report row of a Keras stage: accuracy, size, sparsity, LiteRT latency.
+        A trained student at chance or predicting one class stops the run here
+        (:mod:`kdtf.collapse`; ``--allow-collapse`` warns instead); the teacher has its own gate."""
+        if name != "teacher":
+            allowed = self.config.allow_collapse
+            check_collapse(model, self.val_ds, stage=f"stage {name}", action="warn" if allowed else "raise",
+                           hint="" if allowed else " --allow-collapse goes on anyway.")
         test_accuracy = self.accuracy(model, "test")
         runs = self.config.latency_runs
         timing = export.latency(export.to_tflite(model, "float32"), num_threads=1, runs=runs) if runs else None
