@@ -1,10 +1,18 @@
 """The names kdtf knows, in one light module (no TensorFlow), so the command line can
 list them in ``--help`` and check flags before TensorFlow loads.
 
-Each registry that builds the named things (the model zoo, the terms, the compression
-steps, the augmentations, the strategies, the data loaders) holds exactly these names;
+The distillation terms are read from their registry's source: each is registered by
+``@register_term("name")`` on its class in a module of :mod:`kdtf.losses`, and
+:func:`kdtf.registry.scan_names` lists those names without importing TensorFlow (a few
+milliseconds), so a new term is never listed by hand here. For the other names, each
+registry that builds the named things (the model zoo, the compression steps, the
+augmentations, the strategies, the data loaders) holds exactly these names;
 ``tests/test_catalog.py`` checks that they agree.
 """
+
+import os
+
+from kdtf.registry import scan_names
 
 __all__ = ["MODELS", "BACKBONES", "ENCODERS", "TERMS", "STEPS", "AUGMENTATIONS", "STRATEGIES", "DATASETS",
            "DATA_PREFIXES", "PTQ_MODES", "data_specs", "parse_augment"]
@@ -12,7 +20,7 @@ __all__ = ["MODELS", "BACKBONES", "ENCODERS", "TERMS", "STEPS", "AUGMENTATIONS",
 MODELS = ("teacher_cnn", "student_cnn", "resnet18_cifar", "vit_teacher", "vit_student")
 BACKBONES = ("efficientnet_b0", "mobilenet_v2", "mobilenet_v2_035", "resnet50")
 ENCODERS = ("teacher_encoder", "student_encoder")
-TERMS = ("at", "attention", "dkd", "embedding", "fitnets", "hidden", "kd", "rkd_angle", "rkd_distance", "sp")
+TERMS = scan_names(os.path.join(os.path.dirname(os.path.abspath(__file__)), "losses"), "register_term")
 STEPS = {"prune": "prune:S", "2:4": "2:4", "cluster": "cluster:K", "qat": "qat", "lowrank": "lowrank:E|R", "filters": "filters:F"}
 AUGMENTATIONS = ("flip", "crop", "randaugment", "jitter", "mixup", "cutmix")
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")

@@ -147,7 +147,7 @@ class DistillConfig(RunConfig):
         spec = self.spec()
         unknown = [t.loss for t in spec.terms if t.loss not in catalog.TERMS]
         if unknown:
-            raise ValueError(f"Unknown distillation loss {unknown[0]!r}. Known: {', '.join(catalog.TERMS)}")
+            raise ValueError(f"Unknown distillation term {unknown[0]!r} (--distill). Known: {', '.join(catalog.TERMS)}")
         _check_steps(self.compression_steps())
         if self.transfer_set:
             _check_data_spec(self.transfer_set, "--transfer-set", "Transfer-set folder")

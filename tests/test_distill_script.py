@@ -111,7 +111,7 @@ def test_saved_student_reloads_and_predicts(tiny_run):
         (["--teacher", "resnet9000"], "Unknown teacher model 'resnet9000'"),
         (["--compress", "squeeze:3"], "Unknown compression step 'squeeze:3'"),
         (["--compress", "qat,prune:0.5"], "'qat' must be the last compression step"),
-        (["--distill", "kd,fitness:0.5"], "Unknown distillation loss 'fitness'"),
+        (["--distill", "kd,fitness:0.5"], "Unknown distillation term 'fitness'"),
         (["--distill", "kd,fitnets:0.5"], "name them"),
         (["--labels", "-5"], "Expected labels to be an integer >= 0 (0 keeps every label). Received: labels=-5"),
         (["--dataset", "folder:/no/such/dir"], "Image folder not found: '/no/such/dir'"),
