@@ -4,7 +4,9 @@ Public API, by task:
 
 * distill: :class:`Distiller`, :class:`DistillSpec`, :mod:`kdtf.losses` (incl. attention
   matrices and hidden states of Transformers), :class:`Term` and :func:`register_term`
-  (:mod:`kdtf.terms`; a new term: docs/extending.md), :class:`TeacherOutputs`
+  (:mod:`kdtf.terms`; a new term: docs/extending.md), :class:`TeacherOutputs`;
+  :class:`MutualDistiller` (peers teach each other), :class:`AdversarialDistiller` (a
+  discriminator on the outputs)
 * train: :mod:`kdtf.optim` (SGD/Adam/AdamW, learning-rate schedules, weight decay, L1)
 * compress: :mod:`kdtf.compress` (prune / strip_pruning, cluster, quantize, factorize,
   ``Recipe``; :mod:`kdtf.compress.transformer_qat` for LayerNorm, attention and
@@ -48,6 +50,8 @@ _EXPORTS = {
     "DistillSpec": "kdtf.spec",
     "TermSpec": "kdtf.spec",
     "FineTuner": "kdtf.training",
+    "MutualDistiller": "kdtf.mutual",
+    "AdversarialDistiller": "kdtf.adversarial",
     "from_keras3": "kdtf.keras3",
     "to_keras3": "kdtf.keras3",
 }

@@ -13,6 +13,7 @@ from kdtf._keras import keras, tf
 from kdtf.callbacks import StopOnNonFiniteLoss
 from kdtf.compress.prune import is_pruned
 from kdtf.data.teacher_outputs import CACHED_KEY, TeacherOutputs
+from kdtf.data.view_store import ViewStore
 from kdtf.keras3 import as_tf_keras
 from kdtf.labels import cross_entropy, label_mask, masked_mean
 from kdtf.spec import DistillSpec
@@ -187,10 +188,14 @@ class Distiller(keras.Model):
         name order) that the terms read; what :class:`kdtf.data.TeacherOutputs` stores."""
         return list(zip(self._teacher_views, self._teacher_names))
 
-    def cached_dataset(self, x, y=None, **options):
+    def cached_dataset(self, x, y=None, *, views=None, top_k=None, **options):
         """A ``tf.data`` pipeline that carries the teachers' outputs with the data, so
         training runs no teacher forward pass: ``TeacherOutputs(self).dataset(x, y,
-        **options)`` (see :meth:`kdtf.data.teacher_outputs.TeacherOutputs.dataset`)."""
+        **options)`` (see :meth:`kdtf.data.teacher_outputs.TeacherOutputs.dataset`).
+        With ``views=K`` (a ``Splits`` and replayable ``augment``): the outputs on K
+        augmented views per example, stored once (:class:`kdtf.data.ViewStore`)."""
+        if views is not None:
+            return ViewStore.from_options(self, x, views=views, top_k=top_k, **options)
         return TeacherOutputs(self).dataset(x, y, **options)
 
     # -- the step ---------------------------------------------------------------------

@@ -32,9 +32,11 @@ from kdtf.stages.compression import CompressStage
 from kdtf.stages.context import RunContext
 from kdtf.stages.data import data_section, load_run_data, training_pipelines, validation_pipeline
 from kdtf.stages.export import ExportStage
+from kdtf.stages.mutual import MutualStage
 from kdtf.stages.students import DistilledStage, ScratchStage
 from kdtf.stages.teacher import TeacherStage, load_user_teacher
 from kdtf.stages.teacher_outputs import TeacherOutputsStage
+from kdtf.stages.view_store import ViewStoreStage, check_view_store, uses_view_store
 
 __all__ = ["DistillConfig", "run", "check", "recipe_for", "distillation_stages"]
 
@@ -62,10 +64,11 @@ def check(config):
 def distillation_stages(ctx, user_teacher=None):
     """The stages of a distillation run, in order; each reads the stages it needs."""
     teacher = TeacherStage(ctx, user_teacher)
-    outputs = TeacherOutputsStage(ctx, teacher)
+    outputs = (ViewStoreStage if uses_view_store(ctx.config) else TeacherOutputsStage)(ctx, teacher)  # issue 25
     distilled = DistilledStage(ctx, teacher, outputs)
     compressed = CompressStage(ctx, recipe_for(ctx.config), distilled, teacher, outputs)
-    return [teacher, ScratchStage(ctx), outputs, distilled, compressed, ExportStage(ctx, compressed)]
+    mutual = [MutualStage(ctx, teacher, outputs)] if ctx.config.mutual else []  # --mutual N
+    return [teacher, ScratchStage(ctx), outputs, distilled, *mutual, compressed, ExportStage(ctx, compressed)]
 
 
 def run(config, strategy=None, resume=False, stages=distillation_stages):
@@ -110,6 +113,7 @@ def _check_models(config, spec, data):
     mismatch or a corrupt teacher file stops the run here. Returns the user's teacher
     (loaded once, reused by the teacher stage) or ``None``."""
     user_teacher = load_user_teacher(config, data) if is_model_file(config.teacher) else None
+    check_view_store(config, data)  # issue 25
     teacher = user_teacher or build(config.teacher, data.input_shape, data.num_classes, name="teacher")
     student = build(config.student, data.input_shape, data.num_classes, name="student")
     Distiller(student, teacher, spec)

@@ -5,7 +5,8 @@ labels) that opens into ``tf.data`` pipelines with ``Splits.dataset``; folders a
 splits are decoded in parallel inside ``tf.data``, once into an on-disk image cache
 (``cache_dir``). keras-cv augmentation runs inside the pipelines
 (:mod:`kdtf.data.augment`); teacher outputs travel with the data (:class:`TeacherOutputs`, cached on disk by
-example by :mod:`kdtf.data.teacher_cache`).
+example by :mod:`kdtf.data.teacher_cache`), or on K replayable augmented views of each
+example (:class:`ViewStore`, :mod:`kdtf.data.view_store`).
 """
 
 from kdtf.data.batches import accuracy, iterate_batches, outputs_and_labels
@@ -20,11 +21,15 @@ from kdtf.data.datasets import (
 )
 from kdtf.data.loaders import BUNDLED
 from kdtf.data.teacher_outputs import TeacherOutputs
+from kdtf.data.view_store import ViewStore
+from kdtf.data.views import ViewPolicy
 
 __all__ = [
     "BUNDLED",
     "Splits",
     "TeacherOutputs",
+    "ViewPolicy",
+    "ViewStore",
     "accuracy",
     "iterate_batches",
     "keep_labels",
