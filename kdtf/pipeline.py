@@ -65,14 +65,8 @@ class _Run:
 
 def recipe_for(config, text=None):
     """The compression Recipe for ``text`` (default: the config's steps), with the run's
-    epochs per step (``qat_epochs`` for QAT, ``prune_epochs`` otherwise) and its
-    ``prune_min_weights``."""
-    recipe = compress.Recipe.parse(text or config.compression_steps())
-    for step in recipe.steps:
-        step.epochs = step.epochs or (config.qat_epochs if isinstance(step, compress.QAT) else config.prune_epochs)
-        if hasattr(step, "min_weights"):
-            step.min_weights = config.prune_min_weights
-    return recipe
+    step defaults (epochs, ``prune_min_weights``; :meth:`DistillConfig.step_defaults`)."""
+    return compress.Recipe.parse(text or config.compression_steps(), config.step_defaults())
 
 
 def check(config):
@@ -403,26 +397,21 @@ def _compress_stage(ctx, recipe, student, teacher):
     state = ctx.runner.state
     fine_tuner = FineTuner(teacher, ctx.distill_ds, spec=ctx.spec, optimizer=_optimizer(ctx, config.finetune_learning_rate, warmup=False),
                            validation_data=ctx.val_ds, steps_per_epoch=ctx.steps, verbose=ctx.verbose)
-    steps = {}
+    results = compress.Results()
 
     def train(callbacks):
-        model, steps["records"] = recipe.run(student, fine_tuner, epochs=config.prune_epochs, log=log,
-                                             checkpoint=StepCheckpoint(state, ctx.out))
+        model, results[:] = recipe.run(student, fine_tuner, epochs=config.prune_epochs, log=log,
+                                       checkpoint=StepCheckpoint(state, ctx.out))
         return model
 
     def measure(model, paths):
-        row = _measured(ctx, name, model, paths, params=steps["records"][-1]["params"])  # low-rank changes the count
-        return {"row": row, "compression_steps": steps["records"], "pruned": recipe.pruned_layers,
-                "clustered": recipe.clustered_layers, "filtered": recipe.filtered_layers}
-
-    def load(record):
-        recipe.pruned_layers, recipe.clustered_layers, recipe.filtered_layers = record["pruned"], record["clustered"], record["filtered"]
-        return load_model(os.path.join(ctx.out, record["row"]["file"]))
+        row = _measured(ctx, name, model, paths, params=results.params)  # low-rank changes the count
+        return {"row": row, "compression_steps": results.records(), "compression": results.describe()}
 
     filename = f"student_{name.replace('+', '_').replace(':', '')}.keras"
-    describe = f"{', '.join(s.name for s in recipe.steps)}, each fine-tuned by distillation ({ctx.spec.describe()})"
+    describe = f"{recipe.describe()}, each fine-tuned by distillation ({ctx.spec.describe()})"
     return Stage("compress", describe, train, lambda model: [save_model(model, os.path.join(ctx.out, filename))],
-                 measure, load, timing="compress_s")
+                 measure, lambda record: load_model(os.path.join(ctx.out, record["row"]["file"])), timing="compress_s")
 
 
 def _post_training_quantized(ctx, model):
@@ -442,7 +431,7 @@ def _post_training_quantized(ctx, model):
                             reached=result.reached)
         log(f"stage export: mixed precision kept {len(result.kept)} op(s) in float ({result.accuracy:.4f} on val, float {result.float_accuracy:.4f})")
     else:
-        flatbuffer = export.quantize(float_file, config.ptq, calibration)
+        flatbuffer = export.post_training_quantize(float_file, config.ptq, calibration)
     extra["layer_errors"] = export.layer_errors(float_file, flatbuffer, x_val[:256])
     return flatbuffer, extra
 
@@ -452,25 +441,27 @@ def _export_stage(ctx, recipe, compressed):
     tflite_path = os.path.join(ctx.out, f"student_{mode}.tflite")
     extra = {}
 
+    def results():  # what each compression step promised, from the compress stage's record
+        return recipe.restore(ctx.runner.records["compress"]["compression_steps"])
+
     def train(callbacks):
         flatbuffer = None
         if ctx.config.ptq:
             flatbuffer, more = _post_training_quantized(ctx, compressed)
             extra.update(more)
-        steps = ctx.runner.records["compress"]["compression_steps"]
         return export.export_for_android(
             compressed, tflite_path, splits=ctx.data, mode=f"litert-quantizer {mode}" if ctx.config.ptq else mode,
-            flatbuffer=flatbuffer, source_stages=["teacher", "distilled"] + [step["step"] for step in steps],
+            flatbuffer=flatbuffer, source_stages=["teacher", "distilled"] + [result.step for result in results()],
         )
 
     def measure(card, paths):
         # int4 weights are not read by the flatbuffer checks: what the steps promised is checked on int8 files
-        verified = recipe.verify(tflite_path) if mode != "int4w" else {"skipped": "int4 weights"}
+        verified = results().verify(tflite_path) if mode != "int4w" else {"skipped": "int4 weights"}
         log(f"stage tflite-{mode}: verified in the flatbuffer: {verified}")
         result = card["metrics_on_litert"]
         runs = ctx.config.latency_runs
         timing = export.latency(tflite_path, num_threads=1, runs=runs) if runs else None
-        row = stage_record(f"tflite-{mode}", result["accuracy"], "litert", ctx.runner.records["compress"]["compression_steps"][-1]["params"],
+        row = stage_record(f"tflite-{mode}", result["accuracy"], "litert", results().params,
                            tflite_path, card["weight_sparsity"], timing, "litert, 1 thread, batch 1")
         row.update(agreement_with_keras=result["agreement"], ops=card["ops"])
         log(f"stage tflite-{mode}: LiteRT test accuracy {result['accuracy']:.4f} (agreement with Keras "
@@ -497,6 +488,7 @@ def run_report(config, data, runner, strategy_text):
         teacher_cache=records["teacher"]["cache"],
         stages=[records[name]["row"] for name in ("teacher", "scratch", "distilled", "compress", "export")],
         compression_steps=records["compress"]["compression_steps"],
+        compression=records["compress"]["compression"],
         verified_in_tflite=records["export"]["verified"],
         timings=runner.timings,
         **{key: records["export"][key] for key in ("ptq", "layer_errors") if key in records["export"]},

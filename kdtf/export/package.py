@@ -119,7 +119,7 @@ def export_for_android(
         evaluation: ``(x, y)`` arrays or a dataset of ``(x, y)`` batches instead of the
             test split.
         class_names, normalization: for the card, without ``splits``.
-        flatbuffer: an already converted model (e.g. from :func:`kdtf.export.quantize`)
+        flatbuffer: an already converted model (e.g. from :func:`kdtf.export.post_training_quantize`)
             to check, write and verify instead of converting ``model``, which then only
             serves as the Keras reference for the agreement; ``mode`` names it in the card.
 

@@ -34,7 +34,7 @@ from kdtf.export.flatbuffer import read_flatbuffer
 from kdtf.export.litert import predict
 from kdtf.export.samples import representative_samples
 
-__all__ = ["PTQ_MODES", "MixedPrecision", "layer_error_table", "layer_errors", "mixed_precision", "quantize"]
+__all__ = ["PTQ_MODES", "MixedPrecision", "layer_error_table", "layer_errors", "mixed_precision", "post_training_quantize"]
 
 PTQ_MODES = catalog.PTQ_MODES
 BLOCK_SIZES = (0, 32, 64, 128, 256)
@@ -238,7 +238,7 @@ def _run_quantizer(quantizer, ranges, mode):
     return bytes(result.quantized_model)
 
 
-def quantize(float_tflite, mode, representative_data=None, *, keep_float=(), int16_ops=(), block_size=0, max_examples=256):
+def post_training_quantize(float_tflite, mode, representative_data=None, *, keep_float=(), int16_ops=(), block_size=0, max_examples=256):
     """Quantizes a float ``.tflite`` after training with litert-quantizer.
 
     Args:
@@ -323,8 +323,8 @@ def layer_errors(float_tflite, quantized_tflite, samples, *, max_examples=256):
 
     Args:
         float_tflite, quantized_tflite: flatbuffer bytes or paths; the quantized one made
-            from the float one (by :func:`quantize`).
-        samples: inputs, as ``representative_data`` of :func:`quantize`.
+            from the float one (by :func:`post_training_quantize`).
+        samples: inputs, as ``representative_data`` of :func:`post_training_quantize`.
         max_examples: examples read from ``samples``.
 
     Returns:
@@ -432,7 +432,7 @@ def mixed_precision(float_tflite, samples, labels=None, max_drop=0.01, *, mode="
         mode: ``"int8"``, ``"int16x8"`` or ``"int4w"``.
         representative_data: calibration inputs (default ``samples``).
         fallback: ``"float"``, or ``"int16"`` (int16 activations; mode ``int8`` only).
-        keep_float: ops in float from the start (see :func:`quantize`).
+        keep_float: ops in float from the start (see :func:`post_training_quantize`).
         max_examples: examples read from ``samples``.
 
     Returns:

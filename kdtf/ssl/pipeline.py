@@ -181,27 +181,22 @@ def _distil(ctx, student, teacher, cached, callbacks):
 
 def _compress_stage(ctx, student, teacher, cached):
     config = ctx.config
-    recipe = compress.Recipe.parse(config.compression_steps())
-    for step in recipe.steps:
-        step.epochs = config.qat_epochs if isinstance(step, compress.QAT) else config.prune_epochs
+    recipe = compress.Recipe.parse(config.compression_steps(), config.step_defaults())
     fine_tuner = FineTuner(teacher, cached, spec=SPEC, optimizer=lambda epochs, steps: _optimizer(ctx, epochs, steps, config.distill_learning_rate / 3, False),
                            steps_per_epoch=int(np.ceil(ctx.examples / config.batch_size)), verbose=ctx.verbose)
-    steps = {}
+    results = compress.Results()
 
     def train(callbacks):
-        model, steps["records"] = recipe.run(student, fine_tuner, log=log, checkpoint=StepCheckpoint(ctx.runner.state, ctx.out))
+        model, results[:] = recipe.run(student, fine_tuner, log=log, checkpoint=StepCheckpoint(ctx.runner.state, ctx.out))
         return model
-
-    def load(record):
-        recipe.pruned_layers = record["pruned"]
-        return load_model(os.path.join(ctx.out, record["file"]))
 
     ctx.recipe = recipe
     return Stage(
-        "compress", f"{', '.join(s.name for s in recipe.steps)}, each fine-tuned by embedding distillation", train,
+        "compress", f"{recipe.describe()}, each fine-tuned by embedding distillation", train,
         lambda model: [save_model(model, os.path.join(ctx.out, "student_compressed.keras"))],
-        lambda model, paths: {"file": os.path.basename(paths[0]), "compression_steps": steps["records"], "pruned": recipe.pruned_layers},
-        load, timing="compress_s")
+        lambda model, paths: {"file": os.path.basename(paths[0]), "compression_steps": results.records(),
+                              "compression": results.describe()},
+        lambda record: load_model(os.path.join(ctx.out, record["file"])), timing="compress_s")
 
 
 def _export_stage(ctx, compressed):
@@ -217,7 +212,7 @@ def _export_stage(ctx, compressed):
         return export.save_tflite(flatbuffer, tflite_path)
 
     def measure(path, paths):
-        verified = ctx.recipe.verify(tflite_path)
+        verified = ctx.recipe.restore(ctx.runner.records["compress"]["compression_steps"]).verify(tflite_path)
         keras_emb, _ = outputs_and_labels(lambda x: embed(compressed, x), data.dataset("test", config.batch_size))
         lite_emb, lite_y = outputs_and_labels(lambda x: export.predict(tflite_path, x), data.dataset("test", config.batch_size))
         cosine = np.sum(keras_emb * lite_emb, -1) / (np.linalg.norm(keras_emb, axis=-1) * np.linalg.norm(lite_emb, axis=-1) + 1e-12)
