@@ -8,7 +8,7 @@ from kdtf.export.litert import evaluate, load_interpreter
 from kdtf.export.tflite import save_tflite, to_tflite
 from kdtf.io import gzip_size, write_text
 
-__all__ = ["export_for_android", "model_card"]
+__all__ = ["export_for_android", "model_card", "OUTPUTS"]
 
 EVALUATION_BATCH = 64  # LiteRT evaluation batch: the interpreter holds activations for the whole batch
 
@@ -25,7 +25,13 @@ def _io(name, detail):
     }
 
 
-def model_card(path, *, mode, class_names, normalization, source_stages=(), metrics=None):
+OUTPUTS = {
+    "logits": "logits: softmax(output) gives the probability of each class in class_names (labels.txt) order",
+    "embedding": "embedding: a float vector per input (an encoder); compare vectors by cosine similarity",
+}
+
+
+def model_card(path, *, mode, class_names, normalization, source_stages=(), metrics=None, output="logits"):
     """The facts an app developer needs to feed and read the model, from the file itself.
 
     ``input`` and ``output`` carry the signature names (``input``, ``logits``, stable
@@ -42,7 +48,7 @@ def model_card(path, *, mode, class_names, normalization, source_stages=(), metr
         "signature": key,
         "input": _io(names["inputs"][0], interpreter.get_input_details()[0]),
         "output": _io(names["outputs"][0], interpreter.get_output_details()[0]),
-        "output_is": "logits: softmax(output) gives the probability of each class in class_names (labels.txt) order",
+        "output_is": OUTPUTS[output],
         "normalization": normalization,
         "how_to_feed": (
             "apply the normalization to raw pixels; for integer inputs then quantize: "
@@ -95,6 +101,7 @@ def export_for_android(
     class_names=None,
     normalization=None,
     flatbuffer=None,
+    output="logits",
 ):
     """Converts, checks, writes and verifies one model for Android.
 
@@ -122,14 +129,21 @@ def export_for_android(
         flatbuffer: an already converted model (e.g. from :func:`kdtf.export.post_training_quantize`)
             to check, write and verify instead of converting ``model``, which then only
             serves as the Keras reference for the agreement; ``mode`` names it in the card.
+        output: ``"logits"`` (a classifier: ``labels.txt`` and the accuracy on LiteRT)
+            or ``"embedding"`` (an encoder: no labels; the caller measures it, e.g. by
+            cosine agreement with Keras).
 
     Returns:
         The model card dict.
     """
     if not os.fspath(path).endswith(".tflite"):
         raise ValueError(f"Expected a path ending in .tflite. Received: path={path!r}")
+    if output not in OUTPUTS:
+        raise ValueError(f"Expected output in {tuple(OUTPUTS)}. Received: output={output!r}")
     class_names = class_names if class_names is not None else getattr(splits, "class_names", None)
     normalization = normalization if normalization is not None else getattr(splits, "normalization", None)
+    if output == "embedding":
+        class_names = []
     if class_names is None or normalization is None:
         raise ValueError("Expected splits=... or class_names=... and normalization=... for the model card. Received: neither")
     if flatbuffer is None:
@@ -139,12 +153,13 @@ def export_for_android(
                                max_examples=representative_examples)
     check_builtin_ops(flatbuffer)
     save_tflite(flatbuffer, path)
-    metrics = evaluate(path, *_evaluation(evaluation, splits), keras_model=model)
     folder = os.path.dirname(os.path.abspath(path))
-    write_text(os.path.join(folder, "labels.txt"), "\n".join(class_names) + "\n")
-    card = model_card(
-        path, mode=mode, class_names=class_names, normalization=normalization,
-        source_stages=source_stages, metrics=dict(metrics, split="test" if evaluation is None else "given"),
-    )
+    metrics = {}
+    if output == "logits":
+        metrics = evaluate(path, *_evaluation(evaluation, splits), keras_model=model)
+        metrics["split"] = "test" if evaluation is None else "given"
+        write_text(os.path.join(folder, "labels.txt"), "\n".join(class_names) + "\n")
+    card = model_card(path, mode=mode, class_names=class_names, normalization=normalization,
+                      source_stages=source_stages, metrics=metrics, output=output)
     write_text(os.path.join(folder, "model_card.json"), json.dumps(card, indent=2) + "\n")
     return card

@@ -30,7 +30,7 @@ import warnings
 import numpy as np
 
 from kdtf import catalog
-from kdtf.export.flatbuffer import read_flatbuffer
+from kdtf.export.flatbuffer import read_flatbuffer, tensor_types
 from kdtf.export.litert import predict
 from kdtf.export.samples import representative_samples
 
@@ -282,13 +282,6 @@ def _ranges(model, mode, representative_data, max_examples):
     return _calibrate(_quantizer(model, mode, (), (), 0), model, samples)
 
 
-def _tensor_types(flatbuffer):
-    """``{tensor name: "INT8" | "INT4" | "FLOAT32" | ...}`` of the main subgraph."""
-    lq = _lq()
-    model = lq.flatbuffer.read_model(flatbuffer)
-    return {t.name.decode(): lq.flatbuffer.TENSOR_CODE_TO_TYPE[t.type] for t in model.subgraphs[0].tensors}
-
-
 def _compare(model, quantized, samples):
     """litert-quantizer's side-by-side run (every tensor preserved, no XNNPACK, so each
     op's output exists): ``{tensor name: {"snr": ratio, "cosine_similarity": c, "mse": m}}``."""
@@ -338,7 +331,7 @@ def layer_errors(float_tflite, quantized_tflite, samples, *, max_examples=256):
     model = _FloatModel(float_tflite)
     quantized = read_flatbuffer(quantized_tflite)
     samples = representative_samples(samples, model.input_shape, "samples", max_examples)
-    compared, dtypes = _compare(model, quantized, samples), _tensor_types(quantized)
+    compared, dtypes = _compare(model, quantized, samples), tensor_types(quantized)
     rows = []
     for op in model.ops:
         result = compared.get(op.output)
