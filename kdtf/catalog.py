@@ -3,23 +3,17 @@ list them in ``--help`` and check flags before TensorFlow loads.
 
 Each registry that builds the named things (the model zoo, the terms, the augmentations,
 the strategies, the data loaders) holds exactly these names; ``tests/test_catalog.py``
-checks that they agree. The compression steps are read from their own registry
-(:data:`kdtf.compress.base.STEPS`), filled where each step is defined: those modules are
-pure Python too.
+checks that they agree. The compression steps need no copy here: their registry is pure
+Python (:mod:`kdtf.compress.forms`).
 """
 
-from kdtf.compress import base as _compress_base
-from kdtf.compress import filter_rounds as _filter_rounds  # noqa: F401  (pure Python; the steps register)
-from kdtf.compress import steps as _steps  # noqa: F401
-
-__all__ = ["MODELS", "BACKBONES", "ENCODERS", "TERMS", "STEPS", "AUGMENTATIONS", "STRATEGIES", "DATASETS",
-           "DATA_PREFIXES", "PTQ_MODES", "data_specs", "parse_augment", "step_forms"]
+__all__ = ["MODELS", "BACKBONES", "ENCODERS", "TERMS", "AUGMENTATIONS", "STRATEGIES", "DATASETS",
+           "DATA_PREFIXES", "PTQ_MODES", "data_specs", "parse_augment"]
 
 MODELS = ("teacher_cnn", "student_cnn", "resnet18_cifar", "vit_teacher", "vit_student")
 BACKBONES = ("efficientnet_b0", "mobilenet_v2", "mobilenet_v2_035", "resnet50")
 ENCODERS = ("teacher_encoder", "student_encoder")
 TERMS = ("at", "attention", "dkd", "embedding", "fitnets", "hidden", "kd", "rkd_angle", "rkd_distance", "sp")
-STEPS = _compress_base.STEPS  # the compression-step registry, filled where each step is defined
 AUGMENTATIONS = ("flip", "crop", "randaugment", "jitter", "mixup", "cutmix")
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 PTQ_MODES = ("int8", "int16x8", "int4w")
@@ -30,11 +24,6 @@ DATA_PREFIXES = ("folder", "tfds")
 def data_specs():
     """The data set specs, as ``--help`` shows them."""
     return list(DATASETS) + ["folder:PATH", "tfds:NAME[:CONFIG]"]
-
-
-def step_forms():
-    """The compression steps' string forms, as ``--help`` shows them (``prune:S``, ...)."""
-    return _compress_base.step_forms()
 
 
 def parse_augment(text):

@@ -4,7 +4,7 @@ loads.
 Every field is a flag (``--teacher-epochs`` for ``teacher_epochs``) and a YAML key.
 :meth:`DistillConfig.validate` checks values, names (against :mod:`kdtf.catalog`) and
 files in pure Python, the compression steps through their own registry
-(:func:`kdtf.compress.base.parse_steps`, pure Python too); what needs TensorFlow (whether
+(:func:`kdtf.compress.forms.parse_steps`, pure Python too); what needs TensorFlow (whether
 a term fits the models, the data) is checked by the pipeline before its first write.
 """
 
@@ -13,7 +13,8 @@ import os
 import time
 
 from kdtf import catalog, validation
-from kdtf.compress.base import StepDefaults, parse_steps
+from kdtf.compress.base import StepDefaults
+from kdtf.compress.forms import parse_steps
 from kdtf.spec import DistillSpec, TrainingRecipe
 
 __all__ = ["RunConfig", "DistillConfig", "ByolConfig", "is_model_file", "DEMO_LABELS"]

@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from kdtf import catalog  # noqa: E402  (light: no TensorFlow before the flags are checked)
 from kdtf.cli import VERBOSE_HELP, exit_on_error, load_tensorflow, parse_config  # noqa: E402
+from kdtf.compress.forms import step_forms  # noqa: E402  (pure Python, like the catalog)
 from kdtf.config import DistillConfig  # noqa: E402
 
 _MODELS = ", ".join(catalog.MODELS + catalog.BACKBONES)
@@ -54,7 +55,7 @@ HELP = {
     "sparsity": "shortcut: the sparsity S of the default --compress prune:S,qat, in [0, 1) (refused beside --compress)",
     "distill": f"distillation terms name:weight@student_layer/teacher_layer#teacher, e.g. 'kd:1.0,fitnets:0.5@conv2/conv4' ({', '.join(catalog.TERMS)})",
     "compress": f"compression steps, e.g. 'prune:0.75,qat', 'filters:0.5,qat', '2:4,qat', 'cluster:16,qat', 'lowrank:0.9,qat' "
-                f"({', '.join(catalog.step_forms())}; default: prune:<--sparsity>,qat, without qat under --no-qat; "
+                f"({', '.join(step_forms())}; default: prune:<--sparsity>,qat, without qat under --no-qat; "
                 "see docs/compression.md)",
     "labels": "keep N training labels (stratified); the rest is an unlabeled transfer set for distillation; 0 keeps all "
               "(default: 500 on the bundled demo sets mnist5k/digits, every label on your own data)",

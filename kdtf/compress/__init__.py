@@ -8,8 +8,9 @@ prune_filters removes whole filters (a smaller model; ``FilterPrune`` does it in
 exported ``.tflite`` (``verify_*``). See ``docs/compression.md``.
 
 Names load on first use: the step modules (:mod:`kdtf.compress.base`,
-:mod:`kdtf.compress.steps`, :mod:`kdtf.compress.filter_rounds`) are pure Python, so the
-command line parses ``--compress`` before TensorFlow loads.
+:mod:`kdtf.compress.steps`, :mod:`kdtf.compress.filter_rounds`,
+:mod:`kdtf.compress.forms`) are pure Python, so the command line parses ``--compress``
+before TensorFlow loads.
 """
 
 import importlib as _importlib
@@ -27,7 +28,8 @@ _EXPORTS = {
     "is_pruned": "prune", "prune": "prune", "pruning_callbacks": "prune", "strip_pruning": "prune",
     "is_quantized": "quantize", "quantize": "quantize", "quantize_scope": "quantize", "unsupported_layers": "quantize",
     "Recipe": "recipe", "Results": "recipe",
-    "STEPS": "base", "register_step": "base", "parse_step": "base", "parse_steps": "base", "Step": "base",
+    "STEPS": "base", "register_step": "base", "Step": "base", "parse_step": "forms", "parse_steps": "forms",
+    "step_forms": "forms",
     "StepResult": "base", "StepContext": "base", "StepDefaults": "base", "FineTune": "base",
     "QAT": "steps", "Cluster": "steps", "LowRank": "steps", "Prune": "steps",
     "PruneResult": "steps", "ClusterResult": "steps", "QATResult": "steps", "LowRankResult": "steps",

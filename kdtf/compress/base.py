@@ -2,7 +2,7 @@
 :class:`StepResult` bases, the context a step runs in and the :class:`FineTune` protocol.
 
 Pure Python, like every module that defines a step: ``--help`` lists the registered
-steps and the command line parses ``--compress`` through :func:`parse_steps` before
+steps and the command line parses ``--compress`` (:mod:`kdtf.compress.forms`) before
 TensorFlow loads. A step imports its TensorFlow operations when it runs, and a result
 its flatbuffer readers when it verifies.
 
@@ -29,7 +29,7 @@ import typing
 from kdtf.registry import Registry
 
 __all__ = [
-    "STEPS", "register_step", "step_forms", "parse_step", "parse_steps", "check_order",
+    "STEPS", "register_step", "check_order",
     "Step", "StepResult", "StepContext", "StepDefaults", "FineTune", "WithCallbacks",
 ]
 
@@ -43,36 +43,6 @@ def register_step(name, form=None):
     return STEPS.register(name, form=form or name)
 
 
-def step_forms():
-    """The string forms of the registered steps, as ``--help`` lists them."""
-    return [STEPS.info(name)["form"] for name in STEPS]
-
-
-def _unknown(text):
-    return ValueError(f"Unknown compression step {text!r}. Steps: {', '.join(step_forms())}")
-
-
-def parse_step(text):
-    """The step object for one step string (``"prune:0.5"``), or a one-line ValueError."""
-    text = text.strip()
-    name = text if text in STEPS else text.partition(":")[0].strip()
-    if name not in STEPS:
-        raise _unknown(text)
-    step = STEPS.get(name).parse(text)
-    if step is None:
-        raise _unknown(text)
-    return step
-
-
-def parse_steps(text):
-    """``"prune:0.75,qat"`` -> ``[Prune(0.75), QAT()]``, values and order checked."""
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"Expected compression steps like 'prune:0.75,qat'. Received: {text!r}")
-    steps = [parse_step(part) for part in text.split(",")]
-    check_order(steps)
-    return steps
-
-
 def check_order(steps):
     """Raises ValueError when a step is not a :class:`Step` or stands where its
     ``first`` / ``last`` / ``before`` rules forbid (its ``order_rule`` says why)."""
@@ -80,7 +50,7 @@ def check_order(steps):
         raise ValueError("A compression recipe needs at least one step.")
     for i, step in enumerate(steps):
         if not isinstance(step, Step):
-            raise _unknown(repr(step))
+            raise ValueError(f"Expected compression steps (kdtf.compress.base.Step objects). Received: {step!r}")
         earlier = [s for s in steps[:i] if any(isinstance(s, STEPS.get(name)) for name in step.must_precede)]
         if (step.last and i != len(steps) - 1) or (step.first and i != 0) or earlier:
             raise ValueError(step.order_rule)

@@ -17,9 +17,8 @@ Steps (string form / object): ``prune:S`` / ``Prune(S)``, ``2:4`` /
 import numpy as np
 
 from kdtf._keras import keras
-from kdtf.compress import filter_rounds as _filter_rounds  # noqa: F401  (the built-in steps register themselves)
-from kdtf.compress import steps as _steps  # noqa: F401
-from kdtf.compress.base import StepContext, WithCallbacks, check_order, parse_steps
+from kdtf.compress.base import StepContext, WithCallbacks, check_order
+from kdtf.compress.forms import parse_steps
 from kdtf.compress.layers import kernel_sparsity, unique_weights
 from kdtf.compress.quantize import is_quantized
 
@@ -69,7 +68,7 @@ class Recipe:
 
     @classmethod
     def parse(cls, text, defaults=None):
-        """``"prune:0.75,qat"`` -> Recipe (see :func:`kdtf.compress.base.parse_steps`)."""
+        """``"prune:0.75,qat"`` -> Recipe (see :func:`kdtf.compress.forms.parse_steps`)."""
         return cls(parse_steps(text), defaults)
 
     def __repr__(self):
