@@ -85,6 +85,17 @@ def _evaluation(evaluation, splits):
     return evaluation, None
 
 
+def _card_facts(output, splits, class_names, normalization):
+    """The class names (none for an embedding) and normalisation the card states."""
+    if output not in OUTPUTS:
+        raise ValueError(f"Expected output in {tuple(OUTPUTS)}. Received: output={output!r}")
+    class_names = [] if output == "embedding" else class_names if class_names is not None else getattr(splits, "class_names", None)
+    normalization = normalization if normalization is not None else getattr(splits, "normalization", None)
+    if class_names is None or normalization is None:
+        raise ValueError("Expected splits=... or class_names=... and normalization=... for the model card. Received: neither")
+    return class_names, normalization
+
+
 def export_for_android(
     model,
     path,
@@ -138,14 +149,7 @@ def export_for_android(
     """
     if not os.fspath(path).endswith(".tflite"):
         raise ValueError(f"Expected a path ending in .tflite. Received: path={path!r}")
-    if output not in OUTPUTS:
-        raise ValueError(f"Expected output in {tuple(OUTPUTS)}. Received: output={output!r}")
-    class_names = class_names if class_names is not None else getattr(splits, "class_names", None)
-    normalization = normalization if normalization is not None else getattr(splits, "normalization", None)
-    if output == "embedding":
-        class_names = []
-    if class_names is None or normalization is None:
-        raise ValueError("Expected splits=... or class_names=... and normalization=... for the model card. Received: neither")
+    class_names, normalization = _card_facts(output, splits, class_names, normalization)
     if flatbuffer is None:
         integer = mode in ("int8", "int16x8")
         calibration = _representative(representative, splits, representative_examples, representative_seed) if integer else None
