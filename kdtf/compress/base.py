@@ -29,18 +29,26 @@ import typing
 from kdtf.registry import Registry
 
 __all__ = [
-    "STEPS", "register_step", "check_order",
+    "STEPS", "FORMS", "register_step", "check_order",
     "Step", "StepResult", "StepContext", "StepDefaults", "FineTune", "WithCallbacks",
 ]
 
 STEPS = Registry("compression step")
+FORMS = {}  # registered name -> the string form --help shows ("prune" -> "prune:S")
 
 
 def register_step(name, form=None):
     """Class decorator: registers a :class:`Step` subclass under ``name``, the text
-    before ``:`` of its string form (or the whole form, e.g. ``"2:4"``); ``form`` is how
-    ``--help`` shows it (default ``name``). A class may carry several names."""
-    return STEPS.register(name, form=form or name)
+    before ``:`` of its string form; ``form`` is how ``--help`` shows it (default
+    ``name``), and a form without a value (``"2:4"``, ``"qat"``) is also matched whole.
+    A class may carry several names."""
+    register = STEPS.register(name)
+
+    def decorate(cls):
+        FORMS[name] = form or name
+        return register(cls)
+
+    return decorate
 
 
 def check_order(steps):

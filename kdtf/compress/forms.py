@@ -5,14 +5,14 @@ loads."""
 
 from kdtf.compress import filter_rounds as _filter_rounds  # noqa: F401  (the built-in steps register themselves)
 from kdtf.compress import steps as _steps  # noqa: F401
-from kdtf.compress.base import STEPS, check_order
+from kdtf.compress.base import FORMS, STEPS, check_order
 
 __all__ = ["step_forms", "parse_step", "parse_steps"]
 
 
 def step_forms():
     """The string forms of the registered steps, as ``--help`` lists them."""
-    return [STEPS.info(name)["form"] for name in STEPS]
+    return [FORMS[name] for name in STEPS.names()]
 
 
 def _unknown(text):
@@ -22,7 +22,8 @@ def _unknown(text):
 def parse_step(text):
     """The step object for one step string (``"prune:0.5"``), or a one-line ValueError."""
     text = text.strip()
-    name = text if text in STEPS else text.partition(":")[0].strip()
+    whole = [name for name in STEPS.names() if FORMS[name] == text]
+    name = whole[0] if whole else text.partition(":")[0].strip()
     if name not in STEPS:
         raise _unknown(text)
     step = STEPS.get(name).parse(text)

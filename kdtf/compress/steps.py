@@ -104,7 +104,7 @@ def _value(text, kind, convert):
         raise ValueError(f"Bad value in compression step '{kind}:{text}'.") from None
 
 
-@register_step("2:4")
+@register_step("sparse24", form="2:4")
 @register_step("prune", form="prune:S")
 @dataclasses.dataclass
 class Prune(Step):
@@ -126,7 +126,7 @@ class Prune(Step):
 
     @classmethod
     def parse(cls, text):
-        if text == "2:4":
+        if text in ("2:4", "sparse24"):
             return cls(m_by_n=(2, 4))
         kind, _, value = text.partition(":")
         return cls(_value(value, kind, float) if value else 0.75) if kind == "prune" else None
