@@ -9,13 +9,14 @@ import argparse
 import collections
 import dataclasses
 import functools
+import logging
 import os
 import sys
 
 from kdtf.io import write_text
 
 __all__ = ["ArgumentParser", "parse_config", "load_yaml_defaults", "exit_on_error", "save_args", "log",
-           "keras_verbosity", "resume_args", "load_tensorflow", "VERBOSE_HELP"]
+           "keras_verbosity", "resume_args", "load_tensorflow", "show_library_logs", "VERBOSE_HELP"]
 
 VERBOSE_HELP = "Keras verbosity: 0 silent, 1 progress bars, 2 one line per epoch (default: 1 on a terminal, 2 in a log file)"
 
@@ -126,12 +127,28 @@ def save_args(args, folder):
     write_text(os.path.join(folder, "args.yaml"), yaml.safe_dump(dict(args), sort_keys=True))
 
 
+def show_library_logs(level=logging.INFO):
+    """Shows what kdtf's library modules log (``logging.getLogger("kdtf....")``) as
+    progress lines, ``[kdtf] message`` on stdout: the scripts' choice; a library user
+    configures ``logging`` as they like."""
+    logger = logging.getLogger("kdtf")
+    if not any(getattr(h, "kdtf_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("[kdtf] %(message)s"))
+        handler.kdtf_cli = True
+        logger.addHandler(handler)
+        logger.propagate = False  # not again through a root handler (TensorFlow's, basicConfig)
+    logger.setLevel(level)
+
+
 def exit_on_error(main):
     """Turns expected errors into a short message and exit code 2, without a traceback.
-    ``FloatingPointError`` covers :class:`kdtf.NonFiniteLossError`."""
+    ``FloatingPointError`` covers :class:`kdtf.NonFiniteLossError`. Library log lines
+    are shown (:func:`show_library_logs`)."""
 
     @functools.wraps(main)
     def wrapper(argv=None):
+        show_library_logs()
         try:
             return main(argv)
         except (ValueError, FloatingPointError, OSError) as error:

@@ -16,6 +16,7 @@ from kdtf import catalog, validation
 from kdtf.compress.base import StepDefaults
 from kdtf.compress.forms import parse_steps
 from kdtf.spec import DistillSpec, TrainingRecipe
+from kdtf.view_options import check_views_option, is_views_option
 
 __all__ = ["RunConfig", "DistillConfig", "ByolConfig", "is_model_file", "DEMO_LABELS"]
 
@@ -131,7 +132,7 @@ class DistillConfig(RunConfig):
     """Settings of a distillation run. Every field is a flag of ``scripts/distill.py``."""
 
     POSITIVE = RunConfig.POSITIVE + ("teacher_epochs", "epochs")
-    NON_NEGATIVE = RunConfig.NON_NEGATIVE + ("image_size", "unfreeze_layers", "finetune_epochs", "progressive_epochs")
+    NON_NEGATIVE = RunConfig.NON_NEGATIVE + ("image_size", "unfreeze_layers", "finetune_epochs", "progressive_epochs", "mutual")
     RATES = ("learning_rate", "finetune_learning_rate")
 
     data_dir: str = ""
@@ -161,6 +162,8 @@ class DistillConfig(RunConfig):
     ptq: str = ""
     ptq_mixed: bool = False
     ptq_max_drop: float = 0.01
+    mutual: int = 0
+    mutual_teacher: bool = False
 
     def warmed_up_epochs(self):
         return {"--teacher-epochs": self.teacher_epochs, "--epochs": self.epochs}
@@ -175,18 +178,23 @@ class DistillConfig(RunConfig):
         spec = self.spec()
         unknown = [t.loss for t in spec.terms if t.loss not in catalog.TERMS]
         if unknown:
-            raise ValueError(f"Unknown distillation loss {unknown[0]!r}. Known: {', '.join(catalog.TERMS)}")
+            raise ValueError(f"Unknown distillation term {unknown[0]!r} (--distill). Known: {', '.join(catalog.TERMS)}")
         if self.transfer_set:
             _check_data_spec(self.transfer_set, "--transfer-set", "Transfer-set folder")
         self._validate_pipeline()
         self._validate_models()
+        if self.mutual == 1 or (self.mutual_teacher and not self.mutual):
+            raise ValueError(f"Expected --mutual 0 (off) or at least 2 peers (--mutual-teacher needs it). Received: --mutual {self.mutual}")
         return self
 
     def _validate_pipeline(self):
         augment = catalog.parse_augment(self.augment)
         if self.strategy not in catalog.STRATEGIES:
             raise ValueError(f"Unknown strategy {self.strategy!r} (--strategy). Known: {', '.join(catalog.STRATEGIES)}")
-        validation.one_of("cache_teacher (--cache-teacher)", self.cache_teacher, ("auto", "on", "off"))
+        if is_views_option(self.cache_teacher):  # issue 25: a view store (kdtf/view_options.py)
+            check_views_option(self.cache_teacher, self.augment)
+        else:
+            validation.one_of("cache_teacher (--cache-teacher)", self.cache_teacher, ("auto", "on", "off", "views:K[:TOPK]"))
         if self.ptq:
             validation.one_of("post-training quantization (--ptq)", self.ptq, catalog.PTQ_MODES)
             steps = self.compression_steps()

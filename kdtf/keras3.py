@@ -29,13 +29,15 @@ call's ``training`` override it, while tf_keras would freeze it.
 
 import inspect
 import json
+import logging
 import os
 import zipfile
 
 import numpy as np
 
 from kdtf._keras import is_keras3_model, keras, require_keras_model, tf
-from kdtf.cli import log
+
+logger = logging.getLogger(__name__)
 
 
 def _keras3():
@@ -206,9 +208,9 @@ def load_keras3_file(path, *, safe_mode=True):
 def _finish(source, converted, verify, source_kind, target_kind):
     diff = _check_outputs(source, converted, source_kind, target_kind) if verify else None
     checked = "not checked" if diff is None else f"outputs match, max |diff| {diff:.1e}"
-    log(
-        f"converted the {source_kind} model '{source.name}' to {target_kind}: "
-        f"{len(converted.layers)} layers, {converted.count_params():,} parameters ({checked})"
+    logger.info(
+        "converted the %s model '%s' to %s: %d layers, %s parameters (%s)",
+        source_kind, source.name, target_kind, len(converted.layers), f"{converted.count_params():,}", checked,
     )
 
 

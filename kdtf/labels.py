@@ -6,7 +6,7 @@ all-zero one-hot row; it trains on the distillation terms only.
 
 from kdtf._keras import keras, tf
 
-__all__ = ["is_one_hot", "label_mask", "cross_entropy"]
+__all__ = ["is_one_hot", "label_mask", "cross_entropy", "masked_mean"]
 
 
 def is_one_hot(labels, logits):
@@ -29,3 +29,10 @@ def cross_entropy(labels, logits):
     if is_one_hot(labels, logits):
         return keras.losses.categorical_crossentropy(tf.cast(labels, tf.float32), logits, from_logits=True)
     return keras.losses.sparse_categorical_crossentropy(tf.maximum(labels, 0), logits, from_logits=True)
+
+
+def masked_mean(values, mask, sample_weight):
+    """Sum over labelled examples / their number: equals the plain (weighted) batch mean
+    when every example is labelled, and 0 when none is."""
+    weights = mask if sample_weight is None else mask * tf.reshape(tf.cast(sample_weight, values.dtype), tf.shape(mask))
+    return tf.math.divide_no_nan(tf.reduce_sum(values * weights), tf.reduce_sum(mask))

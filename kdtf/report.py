@@ -9,7 +9,7 @@ from kdtf._keras import tf
 from kdtf.export.ptq import layer_error_table
 from kdtf.io import atomic_path, gzip_size, write_text
 
-__all__ = ["write_report", "render_markdown", "render_plot", "load_report", "report_header", "stage_record", "per_image"]
+__all__ = ["run_report", "merge_sections", "write_report", "render_markdown", "render_plot", "load_report", "report_header", "stage_record", "per_image"]
 
 _COLUMNS = ("stage", "test accuracy", "measured on", "params", "file", "size (KB)", "gzip (KB)", "sparsity", "latency ms/image (p90)")
 
@@ -20,6 +20,30 @@ def report_header(config, strategy_text=None):
     if strategy_text is not None:
         machine["strategy"] = strategy_text
     return {"kdtf_version": __version__, "config": dataclasses.asdict(config), "machine": machine}
+
+
+def merge_sections(records):
+    """The report sections of ``records`` (each a :class:`kdtf.stages.Record`) merged in
+    order: a list is appended to the lists of the other records under the same key (the
+    stage table's ``"stages"`` rows), a dict merged into theirs, anything else set."""
+    sections = {}
+    for record in records:
+        for key, value in record.report_sections().items():
+            if isinstance(value, list):
+                sections.setdefault(key, []).extend(value)
+            elif isinstance(value, dict):
+                sections.setdefault(key, {}).update(value)
+            else:
+                sections[key] = value
+    return sections
+
+
+def run_report(config, data, records, timings, strategy_text=None):
+    """The report dict of a finished run: the header, the ``data`` section, what the
+    stages' ``records`` add (:func:`merge_sections`: the stage rows with how each was
+    measured, the compression steps, what the .tflite was verified to keep) and the
+    ``timings``. It names no stage: a new stage's record brings its own sections."""
+    return dict(report_header(config, strategy_text), data=data, **merge_sections(records), timings=timings)
 
 
 def stage_record(name, accuracy, measured_on, params, path, sparsity, timing, latency_measured_on):
@@ -88,7 +112,7 @@ def render_markdown(report):
             f" Only {data['labelled']} training labels kept: teacher and scratch learn from "
             f"those; distillation also uses the other {data['train'] - data['labelled']} "
             "examples without labels."
-            if data.get("labelled", data["train"]) < data["train"] else ""
+            if data["labelled"] < data["train"] else ""
         ),
         _gain_line(report),
         f"Distillation: T = {config['temperature']}, alpha = {config['alpha']}; student epochs {config['epochs']}."

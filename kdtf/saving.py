@@ -4,6 +4,8 @@ Above :mod:`kdtf.compress` (a QAT model saves as ``.h5`` and reloads in TF-MOT's
 and :mod:`kdtf.keras3` (a Keras 3 file is converted where it enters).
 """
 
+import contextlib
+import logging
 import os
 import warnings
 import zipfile
@@ -18,6 +20,22 @@ from kdtf.keras3 import is_keras3_file, load_keras3_file
 
 __all__ = ["load_model", "save_model"]
 
+_UNBUILT_METRICS = "Compiled the loaded model, but the compiled metrics have yet to be built"
+
+
+@contextlib.contextmanager
+def _without_unbuilt_metrics_warning():
+    """tf_keras's .h5 save tries to build the compiled metrics of every model and, for a
+    model never compiled itself (a student the Distiller trained), warns that they
+    "have yet to be built": there is nothing compiled to lose, so the line is noise."""
+    tf_logger = logging.getLogger("tensorflow")
+    drop = lambda record: not record.getMessage().startswith(_UNBUILT_METRICS)
+    tf_logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        tf_logger.removeFilter(drop)
+
 
 def save_model(model, path):
     """Saves ``model`` to ``path`` atomically, without optimizer state; returns the path
@@ -26,7 +44,7 @@ def save_model(model, path):
     if compress.is_quantized(model):
         path = os.path.splitext(path)[0] + ".h5"
         with atomic_path(path) as tmp:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _without_unbuilt_metrics_warning():
                 warnings.simplefilter("ignore", UserWarning)  # "HDF5 is legacy"
                 model.save(tmp, include_optimizer=False)
         return path

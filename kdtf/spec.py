@@ -12,6 +12,9 @@ teacher's ``conv4``: ``name:weight@student_layer/teacher_layer#teacher_index``, 
 part after the name optional. YAML may also give a list of mappings with the fields of
 :class:`TermSpec`.
 
+Terms may also be :class:`kdtf.Term` instances (a user's own term, no registry): they
+travel in the spec as they are.
+
 Pure Python: whether a term name exists, and what it needs, is checked when the term is
 built (:func:`kdtf.terms.build_terms`), where the registry lives.
 """
@@ -69,8 +72,14 @@ def _parse_one(text):
     return TermSpec(name.strip(), weight, student_layer or None, teacher_layer or None, teacher)
 
 
+def _is_term_object(item):
+    """A :class:`kdtf.Term` instance (checked by what it does: this module loads no
+    TensorFlow, so it cannot import the class)."""
+    return callable(getattr(item, "values", None)) and callable(getattr(item, "check", None)) and hasattr(item, "weight")
+
+
 def _from_item(item):
-    if isinstance(item, TermSpec):
+    if isinstance(item, TermSpec) or _is_term_object(item):
         return [item]
     if isinstance(item, str):
         if not item.strip():
@@ -82,18 +91,29 @@ def _from_item(item):
         if unknown:
             raise ValueError(f"Unknown field(s) {unknown} in distillation term {item}; fields: {', '.join(sorted(fields))}")
         return [TermSpec(**item)]
-    raise ValueError(f"Expected a distillation term (string, dict or TermSpec). Received: {item!r}")
+    raise ValueError(f"Expected a distillation term (string, dict, TermSpec or kdtf.Term instance). Received: {item!r}")
 
 
 def parse_terms(spec):
     """Terms from a spec string, a list of strings/dicts/TermSpecs, or None (Hinton KD)."""
     if spec is None:
         return (TermSpec("kd"),)
-    items = [spec] if isinstance(spec, (str, TermSpec, dict)) else list(spec)
+    items = [spec] if isinstance(spec, (str, TermSpec, dict)) or _is_term_object(spec) else list(spec)
     terms = tuple(term for item in items for term in _from_item(item))
     if not terms:
         raise ValueError("Expected at least one distillation term.")
     return terms
+
+
+def _term_name(term):
+    return term.loss if isinstance(term, TermSpec) else term.name
+
+
+def _term_config(term):
+    """A TermSpec's fields; a Term object's class and ``get_config()`` (Keras's layout)."""
+    if isinstance(term, TermSpec):
+        return dataclasses.asdict(term)
+    return {"module": type(term).__module__, "class_name": type(term).__qualname__, "config": term.get_config()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,6 +145,19 @@ class DistillSpec:
             validation.weights("teacher_weights", weights, len(weights))
             set_(self, "teacher_weights", tuple(float(w) for w in weights))
 
+    @classmethod
+    def settle(cls, spec=None, **fields):
+        """``spec`` as given, or one built from the fields that are not ``None`` (what
+        :class:`kdtf.Distiller` takes); both at once is refused."""
+        given = {k: v for k, v in fields.items() if v is not None}
+        if spec is None:
+            return cls(**given)
+        if given:
+            raise ValueError(f"Pass either spec= or its fields ({', '.join(sorted(given))}), not both.")
+        if not isinstance(spec, cls):
+            raise ValueError(f"Expected spec to be a kdtf.DistillSpec. Received: spec={spec!r}")
+        return spec
+
     def for_teachers(self, count):
         """Normalised teacher weights for ``count`` teachers (checks the count)."""
         if self.teacher_weights is None:
@@ -140,13 +173,13 @@ class DistillSpec:
         return {
             "temperature": self.temperature,
             "alpha": self.alpha,
-            "terms": [dataclasses.asdict(term) for term in self.terms],
+            "terms": [_term_config(term) for term in self.terms],
             "teacher_weights": None if self.teacher_weights is None else list(self.teacher_weights),
         }
 
     def describe(self):
         """One line for logs: ``T=4.0, alpha=0.5, terms kd``."""
-        names = ",".join(t.loss + (f":{t.weight:g}" if t.weight != 1 else "") for t in self.terms)
+        names = ",".join(_term_name(t) + (f":{t.weight:g}" if t.weight != 1 else "") for t in self.terms)
         return f"T={self.temperature:g}, alpha={self.alpha:g}, terms {names}"
 
 

@@ -6,11 +6,14 @@ through it trains ``model``. Users never rewrite their models. A layer wrapped b
 for pruning, clustering or quantization-aware training keeps answering to its own name
 (``conv2`` finds ``prune_low_magnitude_conv2``), so the same distillation terms reach a
 model through every compression step.
+
+``logits_view(model)`` is the same kind of view for a model that ends in softmax: it
+outputs the logits before it.
 """
 
 from kdtf._keras import keras
 
-__all__ = ["tap", "layer_names", "find_layer", "output_in", "WRAPPER_PREFIXES"]
+__all__ = ["tap", "layer_names", "find_layer", "output_in", "logits_view", "WRAPPER_PREFIXES"]
 
 WRAPPER_PREFIXES = ("prune_low_magnitude_", "cluster_", "quant_")
 
@@ -55,3 +58,54 @@ def output_in(model, layer):
         if f"{layer.name}_ib-{index}" in nodes:
             return layer.get_output_at(index)
     return layer.output
+
+
+def _output_layer(model, argument):
+    if not model.built or not getattr(model, "outputs", None):
+        raise ValueError(
+            f"`{argument}` ({model.name}) is not built: give it an input shape "
+            "(keras.Input or `input_shape=` on its first layer) before distilling."
+        )
+    if len(model.outputs) != 1:
+        raise ValueError(
+            f"`{argument}` ({model.name}) has {len(model.outputs)} outputs; the Distiller "
+            "expects a single logits output. Build a single-output view, e.g. "
+            "keras.Model(model.inputs, model.outputs[0])."
+        )
+    return model.outputs[0]._keras_history.layer
+
+
+def _is_softmax(activation):
+    return activation is keras.activations.softmax or getattr(activation, "__name__", "") == "softmax"
+
+
+def logits_view(model, argument="model", copy_dense=True):
+    """Returns a model that outputs logits, given one that may end in softmax.
+
+    * A final ``Softmax`` layer or ``Activation("softmax")``: the returned model shares
+      every weight with ``model`` and outputs that layer's input.
+    * A final layer with ``activation="softmax"`` (e.g. ``Dense``): with
+      ``copy_dense=True`` the returned model ends in a linear copy of that layer holding
+      the same weights (fine for a frozen teacher); otherwise a ValueError says how to
+      rebuild the model.
+    * Otherwise ``model`` itself is returned.
+    """
+    layer = _output_layer(model, argument)
+    if isinstance(layer, keras.layers.Softmax) or (
+        isinstance(layer, keras.layers.Activation) and _is_softmax(layer.activation)
+    ):
+        return keras.Model(model.inputs, layer.input, name=f"{model.name}_logits")
+    if _is_softmax(getattr(layer, "activation", None)):
+        if not copy_dense:
+            raise ValueError(
+                f"`{argument}` ends in layer '{layer.name}' with activation='softmax', but "
+                "distillation trains on logits. Build the student with a linear last layer "
+                "(activation=None), and add softmax after training if your app needs "
+                "probabilities."
+            )
+        config = dict(layer.get_config(), activation="linear", name=f"{layer.name}_logits")
+        linear = layer.__class__.from_config(config)
+        logits = linear(layer.input)
+        linear.set_weights(layer.get_weights())
+        return keras.Model(model.inputs, logits, name=f"{model.name}_logits")
+    return model

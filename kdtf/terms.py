@@ -1,4 +1,4 @@
-"""Distillation terms: the protocol between a loss and the Distiller.
+"""Distillation terms: the protocol between a loss and the Distiller, and their registry.
 
 A term owns what it reads (the student's and a teacher's logits or named layers), its
 check against the two models, its learnable adapter where widths differ, and its
@@ -10,21 +10,53 @@ Outputs reach a term as dicts: ``student[None]`` is the student's logits (or out
 ``student["conv2"]`` the output of layer ``conv2``; ``teachers[k]`` the same for teacher
 ``k``.
 
-Adding a distillation loss: its function and ``DistillationLoss`` class in
-:mod:`kdtf.losses` (registered there under its name), and one entry in :data:`TERMS`
-naming the term class that reads it (usually an existing one).
+Two ways to bring a term:
+
+* an instance of a :class:`Term` subclass, handed to the Distiller
+  (``Distiller(student, teacher, distill=["kd", MyTerm(weight=0.5)])``): no registry;
+* a name: ``@register_term("name")`` on the class, in a module of :mod:`kdtf.losses`
+  (found there by itself: a new term is one file), or in any module the user imports
+  before naming it (``--distill name``, ``DistillSpec(terms="name")``).
+
+This module holds the base class and the generic readers (logits, named features,
+relations, embeddings, Transformer blocks); each registered term sits next to its loss
+in :mod:`kdtf.losses`.
 """
 
-from kdtf import losses
+import copy
+import dataclasses
+import re
+
+from kdtf import validation
 from kdtf._keras import keras, tf
-from kdtf.labels import is_one_hot
-from kdtf.losses.response import dkd_loss, mixed_kd_loss
-from kdtf.losses.transformer import hidden_adapter
 from kdtf.models.vit import block_pairs
+from kdtf.registry import Registry
 from kdtf.taps import find_layer
 
-__all__ = ["Term", "ResponseTerm", "KDTerm", "DKDTerm", "FeatureTerm", "AttentionTransferTerm",
-           "RelationTerm", "EmbeddingTerm", "BlockTerm", "AttentionMatrixTerm", "HiddenStateTerm", "TERMS", "names", "build_terms", "reduce_loss"]
+__all__ = ["Term", "ResponseTerm", "FeatureTerm", "RelationTerm", "EmbeddingTerm", "BlockTerm", "TERMS",
+           "register_term", "names", "get", "build_terms", "reduce_loss", "adapter_layers", "serialize_terms", "deserialize_terms", "log_names"]
+
+TERMS = Registry("distillation term", package="kdtf.losses")
+
+
+def register_term(name):
+    """Class decorator: registers a :class:`Term` subclass as ``name`` (what
+    ``--distill`` and ``TermSpec`` say); its instances are named so in logs too."""
+    def decorator(cls):
+        cls.term_name = name
+        return TERMS.register(name)(cls)
+
+    return decorator
+
+
+def names():
+    """Registered term names."""
+    return TERMS.names()
+
+
+def get(name):
+    """The :class:`Term` subclass registered as ``name``."""
+    return TERMS.get(name)
 
 
 def reduce_loss(values, sample_weight, reduction):
@@ -41,40 +73,87 @@ def _feature_shape(model, layer):
     return tuple((find_layer(model, layer).output if layer else model.outputs[0]).shape[1:])
 
 
+def _default_name(cls):
+    if "term_name" in vars(cls):
+        return cls.term_name
+    name = re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
+    return name[:-5] if name.endswith("_term") and name != "_term" else name
+
+
 class Term:
-    """One weighted distillation term, built from a :class:`kdtf.spec.TermSpec`.
+    """One weighted distillation term. Subclass it for a term of your own.
 
     Subclasses say what they read (``layers``: ``"required"``, ``"optional"`` or
-    ``"never"``), whether a learnable adapter maps the student's feature to the teacher's
-    width (``adapts``), and override :meth:`values`.
+    ``"never"`` named layers), whether a learnable adapter maps the student's feature to
+    the teacher's width (``adapts``), which Keras loss computes them (``loss_class``, or
+    a ``loss`` given to the constructor), and may override :meth:`values`.
+
+    Args:
+        loss: a ``keras.losses.Loss`` (its ``call`` gives per-example values, its
+            ``reduction`` is honoured) or a function ``fn(teacher, student) ->
+            (batch,)``; default ``loss_class()``, or none when :meth:`values` is
+            overridden.
+        weight: its weight in the distillation sum, >= 0.
+        student_layer, teacher_layer: layers it reads (default: the models' outputs).
+        teacher: index of the teacher it reads, for several teachers.
+        name: the name in logs (``<name>_loss``); default from the class name
+            (``CosineTerm`` -> ``cosine``).
 
     Attributes:
-        name, weight, teacher: from the spec.
-        loss: the registered ``DistillationLoss`` (its options and reduction).
         adapter: the learnable adapter (a Keras layer, or a list of them for block
-            terms) or ``None``.
+            terms) or ``None``; set by :meth:`check`.
     """
 
     layers = "optional"
     adapts = False
+    loss_class = None
 
-    def __init__(self, spec, temperature, teacher_weights):
-        self.spec, self.name, self.weight, self.teacher = spec, spec.loss, float(spec.weight), spec.teacher
-        self.teacher_weights = teacher_weights
-        self.loss = losses.get(spec.loss, **self._options(spec, temperature))
+    def __init__(self, loss=None, weight=1.0, student_layer=None, teacher_layer=None, teacher=0, name=None):
+        self.loss = self.loss_class() if loss is None and self.loss_class is not None else loss
+        self.name = name or _default_name(type(self))
+        self.weight = float(validation.number(f"the weight of '{self.name}'", weight, 0))
+        self.teacher = validation.integer(f"the teacher index of '{self.name}'", teacher, 0)
+        self.student_layer, self.teacher_layer = student_layer, teacher_layer
+        self.teacher_weights = None  # several teachers: set by the Distiller from its spec
         self.adapter = None
-        named = bool(spec.student_layer or spec.teacher_layer)
-        if self.layers == "required" and not (spec.student_layer and spec.teacher_layer):
+        if self.layers == "required" and not (student_layer and teacher_layer):
             raise ValueError(
                 f"The '{self.name}' term compares intermediate features: name them, e.g. "
                 f"'{self.name}:0.5@student_layer/teacher_layer' or TermSpec('{self.name}', "
                 "student_layer=..., teacher_layer=...)."
             )
-        if self.layers == "never" and named:
+        if self.layers == "never" and (student_layer or teacher_layer):
             raise ValueError(f"The '{self.name}' term reads the models' logits; drop the layer names '@...'.")
 
-    def _options(self, spec, temperature):
-        return dict(spec.options)
+    @classmethod
+    def from_spec(cls, spec, temperature):
+        """The term a :class:`kdtf.spec.TermSpec` names: its options go to
+        ``loss_class`` (or, without one, to the constructor)."""
+        where = dict(weight=spec.weight, student_layer=spec.student_layer, teacher_layer=spec.teacher_layer,
+                     teacher=spec.teacher, name=spec.loss)
+        if cls.loss_class is None:
+            return cls(**where, **spec.options)
+        return cls(cls.loss_class(**cls.loss_options(spec.options, temperature)), **where)
+
+    @classmethod
+    def loss_options(cls, options, temperature):
+        """The loss's constructor arguments from a spec's options."""
+        return dict(options)
+
+    def get_config(self):
+        """Constructor arguments (the loss serialised), for ``Distiller.get_config``."""
+        loss = self.loss
+        if isinstance(loss, keras.losses.Loss):
+            loss = keras.saving.serialize_keras_object(loss)
+        return {"loss": loss, "weight": self.weight, "student_layer": self.student_layer,
+                "teacher_layer": self.teacher_layer, "teacher": self.teacher, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("loss"), dict):
+            config["loss"] = keras.saving.deserialize_keras_object(config["loss"])
+        return cls(**config)
 
     def resolve(self, student, teachers):
         """Settles which layers the term reads, once both models (logits views) are known;
@@ -83,12 +162,12 @@ class Term:
     @property
     def student_layers(self):
         """Student layers to tap (names)."""
-        return [self.spec.student_layer] if self.spec.student_layer else []
+        return [self.student_layer] if self.student_layer else []
 
     @property
     def teacher_layers(self):
         """Layers to tap in teacher ``self.teacher``."""
-        return [self.spec.teacher_layer] if self.spec.teacher_layer else []
+        return [self.teacher_layer] if self.teacher_layer else []
 
     def check(self, student, teachers):
         """Checks the two models (logits views) and builds the adapter where widths
@@ -97,11 +176,11 @@ class Term:
             raise ValueError(f"Term '{self.name}' reads teacher {self.teacher}, but {len(teachers)} teacher(s) were given.")
         if not self.adapts:
             return
-        s_shape = _feature_shape(student, self.spec.student_layer)
-        t_shape = _feature_shape(teachers[self.teacher], self.spec.teacher_layer)
+        s_shape = _feature_shape(student, self.student_layer)
+        t_shape = _feature_shape(teachers[self.teacher], self.teacher_layer)
         if s_shape[-1] == t_shape[-1]:  # the student learns the teacher's own space
             return
-        where = self.spec.student_layer or "output"
+        where = self.student_layer or "output"
         if len(s_shape) == 3:
             self.adapter = keras.layers.Conv2D(t_shape[-1], 1, name=f"adapter_{self.name}_{where}")
         else:
@@ -110,18 +189,22 @@ class Term:
 
     def features(self, teachers, student):
         """``(teacher feature, student feature)`` this term compares, adapter applied."""
-        s_feat = student[self.spec.student_layer]
+        s_feat = student[self.student_layer]
         if self.adapter is not None:
             s_feat = self.adapter(s_feat)
-        return teachers[self.teacher][self.spec.teacher_layer], s_feat
+        return teachers[self.teacher][self.teacher_layer], s_feat
+
+    def per_example(self, teacher, student):
+        """The loss's per-example values (``Loss.call``, or the function itself)."""
+        return self.loss.call(teacher, student) if isinstance(self.loss, keras.losses.Loss) else self.loss(teacher, student)
 
     def values(self, teachers, student, labels):
         """Per-example (or per-batch, broadcast) values of the loss."""
-        return self.loss.call(*self.features(teachers, student))
+        return self.per_example(*self.features(teachers, student))
 
     def __call__(self, teachers, student, labels=None, sample_weight=None):
         """The term's value for the batch, reduced as its loss's ``reduction`` says."""
-        return reduce_loss(self.values(teachers, student, labels), sample_weight, self.loss.reduction)
+        return reduce_loss(self.values(teachers, student, labels), sample_weight, getattr(self.loss, "reduction", "auto"))
 
 
 class ResponseTerm(Term):
@@ -130,8 +213,9 @@ class ResponseTerm(Term):
 
     layers = "never"
 
-    def _options(self, spec, temperature):
-        return dict({"temperature": temperature}, **spec.options)
+    @classmethod
+    def loss_options(cls, options, temperature):
+        return dict({"temperature": temperature}, **options)
 
     def check(self, student, teachers):
         super().check(student, teachers)
@@ -146,42 +230,12 @@ class ResponseTerm(Term):
                 )
 
 
-class KDTerm(ResponseTerm):
-    """Hinton KD; with several teachers, from their weighted average softened
-    distribution (:func:`kdtf.losses.mixed_kd_loss`)."""
-
-    def values(self, teachers, student, labels):
-        if len(teachers) == 1:
-            return self.loss.call(teachers[0][None], student[None])
-        return mixed_kd_loss([t[None] for t in teachers], student[None], self.teacher_weights, self.loss.temperature)
-
-
-class DKDTerm(ResponseTerm):
-    """Decoupled KD; the target class is the label where there is one, else the teacher's
-    top-1 (unlabeled examples, one-hot or mixed labels)."""
-
-    def values(self, teachers, student, labels):
-        teacher_logits, student_logits = teachers[self.teacher][None], student[None]
-        target = tf.argmax(teacher_logits, axis=-1)
-        if labels is not None and not is_one_hot(labels, student_logits):
-            sparse = tf.cast(tf.reshape(labels, [-1]), tf.int64)
-            target = tf.where(sparse >= 0, sparse, target)
-        options = self.loss.options
-        return dkd_loss(teacher_logits, student_logits, target, options["alpha"], options["beta"], options["temperature"])
-
-
 class FeatureTerm(Term):
     """Compares named intermediate features; an adapter (1x1 conv for maps, Dense for
     vectors) maps the student's width to the teacher's (FitNets)."""
 
     layers = "required"
     adapts = True
-
-
-class AttentionTransferTerm(FeatureTerm):
-    """Spatial attention maps sum over channels, so widths may differ without an adapter."""
-
-    adapts = False
 
 
 class RelationTerm(Term):
@@ -208,8 +262,8 @@ class BlockTerm(Term):
     adapts = False
 
     def resolve(self, student, teachers):
-        if self.spec.student_layer:
-            self.pairs = [(self.spec.student_layer, self.spec.teacher_layer or self.spec.student_layer)]
+        if self.student_layer:
+            self.pairs = [(self.student_layer, self.teacher_layer or self.student_layer)]
         else:
             self.pairs = block_pairs(student, teachers[self.teacher] if self.teacher < len(teachers) else teachers[0], self.kind)
 
@@ -226,57 +280,58 @@ class BlockTerm(Term):
         values = []
         for (s_name, t_name), adapter in zip(self.pairs, adapters):
             s_feat = student[s_name] if adapter is None else adapter(student[s_name])
-            values.append(self.loss.call(teachers[self.teacher][t_name], s_feat))
+            values.append(self.per_example(teachers[self.teacher][t_name], s_feat))
         return tf.add_n(values) / len(values)
 
 
-class AttentionMatrixTerm(BlockTerm):
-    """Attention matrices, head by head (head-averaged when head counts differ)."""
-
-    kind = "attention"
-
-
-class HiddenStateTerm(BlockTerm):
-    """Hidden states through one learnable linear adapter per block pair where widths
-    differ (:func:`kdtf.losses.hidden_adapter`)."""
-
-    kind = "hidden"
-
-    def check(self, student, teachers):
-        super().check(student, teachers)
-        adapters = []
-        for i, (s_name, t_name) in enumerate(self.pairs):
-            s_dim = int(find_layer(student, s_name).output.shape[-1])
-            t_dim = int(find_layer(teachers[self.teacher], t_name).output.shape[-1])
-            adapters.append(None if s_dim == t_dim else hidden_adapter(s_dim, t_dim, name=f"adapter_hidden_{i}_{s_name}"))
-        self.adapter = adapters if any(a is not None for a in adapters) else None
-
-
-TERMS = {
-    "kd": KDTerm,
-    "dkd": DKDTerm,
-    "fitnets": FeatureTerm,
-    "at": AttentionTransferTerm,
-    "rkd_distance": RelationTerm,
-    "rkd_angle": RelationTerm,
-    "sp": RelationTerm,
-    "embedding": EmbeddingTerm,
-    "attention": AttentionMatrixTerm,
-    "hidden": HiddenStateTerm,
-}
-
-
-def names():
-    """Registered term names."""
-    return sorted(TERMS)
+def _is_term(item):
+    return isinstance(item, Term)
 
 
 def build_terms(spec, num_teachers):
-    """The :class:`Term` objects of a :class:`kdtf.spec.DistillSpec` for ``num_teachers``."""
+    """The :class:`Term` objects of a :class:`kdtf.spec.DistillSpec` for ``num_teachers``:
+    a :class:`kdtf.spec.TermSpec` builds its registered class, a :class:`Term` instance
+    is copied (each Distiller holds its own adapters)."""
     weights = spec.for_teachers(num_teachers)
     built = []
-    for term in spec.terms:
-        if term.loss not in TERMS:
-            raise ValueError(f"Unknown distillation loss {term.loss!r}. Known: {', '.join(names())}")
-        built.append(TERMS[term.loss](term, spec.temperature, weights))
+    for item in spec.terms:
+        if _is_term(item):
+            term = copy.copy(item)
+        elif isinstance(item.loss, str):
+            term = get(item.loss).from_spec(item, spec.temperature)
+        else:
+            raise ValueError(f"Expected a distillation term name or a kdtf.Term instance. Received: {item!r}")
+        term.teacher_weights = weights
+        built.append(term)
     return built
+
+
+def log_names(terms):
+    """``<name>_loss`` per term, numbered where a name repeats (``kd_loss``, ``kd2_loss``)."""
+    labels = [term.name for term in terms]
+    return [f"{n}_loss" if labels.count(n) == 1 else f"{n}{labels[:i].count(n) + 1}_loss" for i, n in enumerate(labels)]
+
+
+def adapter_layers(terms):
+    """The adapter layers of the terms (a term holds one, a list, or ``None``)."""
+    for term in terms:
+        adapter = term.adapter
+        if isinstance(adapter, (list, tuple)):
+            yield from (a for a in adapter if a is not None)
+        elif adapter is not None:
+            yield adapter
+
+
+def serialize_terms(terms):
+    """Plain values for a config: a TermSpec's fields, a :class:`Term` object serialised by
+    Keras (to reload it, register its class with
+    ``keras.saving.register_keras_serializable`` or pass it in ``custom_objects``)."""
+    return [keras.saving.serialize_keras_object(t) if _is_term(t) else dataclasses.asdict(t) for t in terms]
+
+
+def deserialize_terms(configs, custom_objects=None):
+    """The inverse of :func:`serialize_terms` (``None`` stays ``None``: Hinton KD)."""
+    if configs is None:
+        return None
+    return [keras.saving.deserialize_keras_object(c, custom_objects) if isinstance(c, dict) and "class_name" in c else c
+            for c in configs]

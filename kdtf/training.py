@@ -12,6 +12,7 @@
 
 import numpy as np
 
+from kdtf import keras3_objects
 from kdtf._keras import keras, tf
 from kdtf.compress.prune import is_pruned, pruning_callbacks
 from kdtf.distiller import CACHED_KEY, Distiller
@@ -23,7 +24,8 @@ __all__ = ["fit", "FineTuner", "as_dataset", "make_optimizer", "cross_entropy_lo
 def make_optimizer(optimizer, epochs=None, steps_per_epoch=None):
     """A fresh Keras optimizer: a float is Adam's learning rate; a callable is called with
     ``(epochs, steps_per_epoch)`` (so schedules can span the fit); an optimizer object
-    is used as is."""
+    is used as is (a Keras 3 one is rebuilt as tf_keras, or refused)."""
+    optimizer = keras3_objects.optimizer(optimizer)
     if callable(optimizer) and not isinstance(optimizer, keras.optimizers.Optimizer):
         return optimizer(epochs, steps_per_epoch)
     if isinstance(optimizer, (int, float)) and not isinstance(optimizer, bool):
@@ -57,13 +59,14 @@ def fit(model, train_data, *, epochs, optimizer=1e-3, teacher=None, spec=None, l
         The Keras ``History`` (``model`` itself is trained in place, also through the
         Distiller, whose student it is).
     """
+    callbacks = keras3_objects.callbacks(callbacks)
     fit_args = dict(validation_data=validation_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
                     callbacks=callbacks, verbose=verbose)
     optimizer = make_optimizer(optimizer, epochs, steps_per_epoch or _count_batches(train_data))
     if teacher is None:
         if is_pruned(model):
-            fit_args["callbacks"] = list(callbacks or []) + pruning_callbacks()
-        model.compile(optimizer, loss or cross_entropy_loss(), weighted_metrics=["accuracy"])
+            fit_args["callbacks"] = callbacks + pruning_callbacks()
+        model.compile(optimizer, keras3_objects.loss(loss) or cross_entropy_loss(), weighted_metrics=["accuracy"])
         return model.fit(train_data, **fit_args)
     distiller = Distiller(model, teacher, spec or DistillSpec(), name=name)
     distiller.compile(optimizer, metrics=["accuracy"])

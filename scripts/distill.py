@@ -60,7 +60,9 @@ HELP = {
     "labels": "keep N training labels (stratified); the rest is an unlabeled transfer set for distillation; 0 keeps all "
               "(default: 500 on the bundled demo sets mnist5k/digits, every label on your own data)",
     "prune_min_weights": "layers with fewer kernel weights stay dense",
-    "cache_teacher": "compute the teacher's outputs once and train from them: auto (when no --augment), on, off",
+    "cache_teacher": "compute the teacher's outputs once and train from them: auto (when no --augment), on, off, "
+                     "or views:K[:TOPK] with --augment: store the teacher's top-k probabilities on K replayable views "
+                     "of each example (FKD; default top-5; 'all' keeps every class)",
     "strategy": f"tf.distribute strategy: {', '.join(catalog.STRATEGIES)}",
     "output": "run folder (default: saved_models/<dataset>-<time>)",
     "cache_dir": "folder of cached teachers, decoded images (image folders, TFDS) and teacher outputs",
@@ -69,6 +71,7 @@ HELP = {
                           "attention of the mapped blocks) before the end-to-end distillation; 0: off",
     "ptq": f"with --no-qat: post-training quantization by litert-quantizer ({', '.join(catalog.PTQ_MODES)}); empty: the converter's int8",
     "ptq_max_drop": "with --ptq-mixed: largest accepted accuracy drop against float",
+    "mutual": "also train N >= 2 students together by Deep Mutual Learning (kdtf.MutualDistiller); 0: off",
     "verbose": VERBOSE_HELP,
 }
 FLAG_NAMES = {"learning_rate": "--lr", "finetune_learning_rate": "--finetune-lr"}
@@ -77,6 +80,7 @@ SWITCHES = [
                         "(refused beside --compress)"),
     ("--ptq-mixed", "ptq_mixed", "with --ptq: keep the most sensitive ops in float until within --ptq-max-drop of float"),
     ("--allow-weak-teacher", "allow_weak_teacher", "go on when the teacher is barely above chance on the validation split"),
+    ("--mutual-teacher", "mutual_teacher", "with --mutual: the peers also learn from the teacher (T, alpha of --distill)"),
     ("--unsafe-load", "unsafe_load", "load a --teacher .keras file outside Keras safe mode: runs the Python code of its "
                                      "Lambda layers. Only for files you trust"),
 ]

@@ -8,6 +8,34 @@ import os
 import numpy as np
 
 
+def kd(teacher, student, temperature):
+    """Independent reference: T^2 * sum p_t * log(p_t / p_s), softmax by exp/sum."""
+
+    def softmax(z):
+        e = np.exp((z - z.max(-1, keepdims=True)) / temperature)
+        return e / e.sum(-1, keepdims=True)
+
+    p_t, p_s = softmax(teacher.astype(np.float64)), softmax(student.astype(np.float64))
+    return temperature**2 * np.sum(p_t * np.log(p_t / p_s), axis=-1)
+
+
+def dkd(teacher, student, labels, alpha, beta, temperature):
+    """Independent reference: binary target/rest KL plus KL of the renormalised
+    non-target distributions, times T^2."""
+
+    def softmax(z):
+        e = np.exp((z - z.max(-1, keepdims=True)) / temperature)
+        return e / e.sum(-1, keepdims=True)
+
+    p_t, p_s, out = softmax(teacher), softmax(student), []
+    for i, k in enumerate(labels):
+        b_t, b_s = np.array([p_t[i, k], 1 - p_t[i, k]]), np.array([p_s[i, k], 1 - p_s[i, k]])
+        rest = [j for j in range(teacher.shape[1]) if j != k]
+        q_t, q_s = p_t[i, rest] / p_t[i, rest].sum(), p_s[i, rest] / p_s[i, rest].sum()
+        out.append(temperature**2 * (alpha * np.sum(b_t * np.log(b_t / b_s)) + beta * np.sum(q_t * np.log(q_t / q_s))))
+    return np.array(out)
+
+
 def hint(t, s):
     if t.ndim == 4 and s.shape[1] != t.shape[1]:  # average-pool the student to the teacher size
         k = s.shape[1] // t.shape[1]

@@ -56,7 +56,7 @@ CASES = [
     (D, ["--alpha", "1.5"], "Expected alpha in [0, 1]. Received: alpha=1.5"),
     (D, ["--sparsity", "1"], "Expected sparsity in [0, 1). Received: sparsity=1.0"),
     (D, ["--compress", "squeeze:3"], "Unknown compression step 'squeeze:3'"),
-    (D, ["--distill", "kd,fitness:0.5"], "Unknown distillation loss 'fitness'"),
+    (D, ["--distill", "kd,fitness:0.5"], "Unknown distillation term 'fitness'"),
     (D, ["--distill", "kd,fitnets:1@nope/conv4"], "nope"),
     (D, ["--teacher", "{root}/five_classes.keras"], "outputs 5 classes, but mnist5k has 10"),
     (D, ["--teacher", "{root}/corrupt.keras"], "is not a .keras archive"),

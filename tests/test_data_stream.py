@@ -91,7 +91,7 @@ def test_folder_split_membership_and_order_are_identical_to_the_in_memory_loader
         np.testing.assert_array_equal(getattr(data, f"y_{split}"), reference[split][1])
 
 
-def test_corrupt_images_are_skipped_before_the_split_and_counted_from_the_cache(tmp_path):
+def test_corrupt_images_are_skipped_before_the_split_and_counted_from_the_cache(tmp_path, caplog):
     from kdtf.data.folder import list_class_folders
 
     path = make_folder(tmp_path / "bugs", corrupt=True)
@@ -99,17 +99,18 @@ def test_corrupt_images_are_skipped_before_the_split_and_counted_from_the_cache(
     readable = [i for i, f in enumerate(files) if not f.endswith(("garbage.jpg", "truncated.jpg"))]
     reference = old_split(np.asarray(files)[readable], labels[readable], seed=0)
     for built in (1, 0):  # the second load reads the count from the cache, decoding nothing
-        with pytest.warns(UserWarning, match=r"Skipped 2 unreadable image\(s\)"):
-            data = load(f"folder:{path}", image_size=16, cache_dir=str(tmp_path / "cache"))
+        caplog.clear()
+        data = load(f"folder:{path}", image_size=16, cache_dir=str(tmp_path / "cache"))
+        assert "Skipped 2 unreadable image(s)" in caplog.text
         assert data.meta["skipped"] == 2 and data.meta["image_cache"]["built"] == built
         assert sorted(os.path.basename(p) for p in data.meta["skipped_examples"]) == ["garbage.jpg", "truncated.jpg"]
         assert data.describe("test", np.arange(data.size("test"))) == list(reference["test"][0])
 
 
-def test_without_a_cache_a_check_of_first_and_last_bytes_skips_garbage_and_truncated_files(tmp_path):
+def test_without_a_cache_a_check_of_first_and_last_bytes_skips_garbage_and_truncated_files(tmp_path, caplog):
     path = make_folder(tmp_path / "bugs", corrupt=True)
-    with pytest.warns(UserWarning, match=r"Skipped 2 unreadable image"):
-        data = load(f"folder:{path}", image_size=16)
+    data = load(f"folder:{path}", image_size=16)
+    assert "Skipped 2 unreadable image" in caplog.text
     assert data.meta["skipped"] == 2
     assert sum(len(x) for s in ("train", "val", "test") for x, _ in data.dataset(s, 8)) == 36
 
@@ -373,7 +374,7 @@ def test_distributed_dataset_feeds_fit_under_a_strategy(tmp_path, folder):
 
 
 def test_the_distiller_reads_the_streamed_teacher_cache_like_its_own(tmp_path, folder):
-    from kdtf import Distiller
+    from kdtf import Distiller, TeacherOutputs
 
     data = load(f"folder:{folder}", image_size=16, cache_dir=str(tmp_path / "c"))
     keras.utils.set_random_seed(1)
@@ -383,11 +384,41 @@ def test_the_distiller_reads_the_streamed_teacher_cache_like_its_own(tmp_path, f
     teacher = keras.Model(full.input, full.outputs[0])
     distiller = Distiller(student, teacher, temperature=2.0, alpha=0.5, distill="kd,fitnets:0.5@conv/conv")
     path = teacher_cache_path(str(tmp_path / "c"), data.fingerprint("train"), "t")
-    paths = write_teacher_outputs(distiller.teacher_outputs, data.dataset("train", 16, with_index=True), data.size("train"), path)
+    paths = write_teacher_outputs(TeacherOutputs(distiller).predict, data.dataset("train", 16, with_index=True), data.size("train"), path)
     inputs, y = next(iter(attach_teacher_outputs(data.dataset("train", 16, shuffle=True, with_index=True), paths)))
-    cached = distiller._compute_losses(inputs, y, None, False)
-    fresh = distiller._compute_losses(inputs["x"], y, None, False)
-    np.testing.assert_allclose([float(v) for v in cached[1:4]], [float(v) for v in fresh[1:4]], rtol=1e-5)
     distiller.compile(keras.optimizers.SGD(0.01))
+    cached = distiller.evaluate(tf.data.Dataset.from_tensors((inputs, y)), return_dict=True, verbose=0)
+    fresh = distiller.evaluate(inputs["x"], y, batch_size=len(y), return_dict=True, verbose=0)
+    for key in ("loss", "student_loss", "distillation_loss", "kd_loss", "fitnets_loss"):
+        np.testing.assert_allclose(cached[key], fresh[key], rtol=1e-5)
     history = distiller.fit(attach_teacher_outputs(data.dataset("train", 16, with_index=True), paths), epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
+
+
+@pytest.mark.slow
+def test_building_the_cache_of_corrupt_jpegs_prints_one_line_and_no_decoder_noise(tmp_path):
+    import subprocess
+    import sys
+
+    path = make_folder(tmp_path / "bugs", corrupt=True)
+    code = (
+        "from kdtf.data import load\n"
+        f"data = load('folder:{path}', image_size=16, cache_dir={str(tmp_path / 'cache')!r})\n"
+        "print(data.meta['skipped'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "2", done.stderr
+    assert "JPEG library" not in done.stderr and "data = load" not in done.stderr
+    assert [line for line in done.stderr.splitlines() if "Skipped" in line] == [
+        f"Skipped 2 unreadable image(s) under 'folder:{path}', e.g. '{path}/ant/garbage.jpg'."
+    ]
+
+
+def test_decoder_noise_is_dropped_and_other_stderr_lines_are_kept(capfd):
+    import os
+
+    from kdtf.data.native_stderr import without_decoder_noise
+
+    with without_decoder_noise():
+        os.write(2, b"Improper call to JPEG library in state 201\nsomething else went wrong\n")
+    assert capfd.readouterr().err == "something else went wrong\n"

@@ -116,7 +116,7 @@ def test_saved_student_reloads_and_predicts(tiny_run):
          "Say it in the steps instead: --compress 'filters:0.5,prune:0.5,qat'"),
         (["--compress", "lowrank:0.9,qat", "--no-qat"], "Say it in the steps instead: --compress 'lowrank:0.9'"),
         (["--compress", "prune:0.5,qat", "--ptq", "int8"], "end in quantization-aware training: --compress 'prune:0.5'"),
-        (["--distill", "kd,fitness:0.5"], "Unknown distillation loss 'fitness'"),
+        (["--distill", "kd,fitness:0.5"], "Unknown distillation term 'fitness'"),
         (["--distill", "kd,fitnets:0.5"], "name them"),
         (["--labels", "-5"], "Expected labels to be an integer >= 0 (0 keeps every label). Received: labels=-5"),
         (["--dataset", "folder:/no/such/dir"], "Image folder not found: '/no/such/dir'"),
@@ -335,7 +335,7 @@ def test_the_teacher_gate_stops_a_chance_level_teacher_with_the_fixes(tmp_path):
 
 
 def test_the_gate_threshold_is_a_tenth_of_the_way_from_chance():
-    from kdtf.pipeline import weak_teacher_threshold
+    from kdtf.stages.teacher import weak_teacher_threshold
 
     assert weak_teacher_threshold(10) == pytest.approx(0.19)
     assert weak_teacher_threshold(2) == pytest.approx(0.55)

@@ -5,14 +5,36 @@ import pytest
 
 from kdtf import Distiller, keras
 from kdtf.spec import DistillSpec, TermSpec, parse_terms
+from kdtf.taps import tap
 from kdtf.terms import build_terms
 
+import reference_losses as ref
 from helpers import CLASSES, INPUT_SHAPE, tiny_cnn
 
 
 def compiled(d):
     d.compile(keras.optimizers.Adam(1e-2), metrics=["accuracy"])
     return d
+
+
+def features(model, layer, x):
+    """The output of ``layer`` in ``model`` on ``x`` (float64), through the public tap."""
+    return tap(model, [layer]).predict(x, verbose=0)[1].astype(np.float64)
+
+
+def logits(model, x):
+    return model.predict(x, verbose=0).astype(np.float64)
+
+
+def one_batch(distiller, x, y):
+    """The logs of one evaluation batch holding all of ``x``."""
+    return distiller.evaluate(x, y, batch_size=len(x), return_dict=True, verbose=0)
+
+
+def pooled(s, size):
+    """Average-pools ``(b, h, w, c)`` maps to ``size x size`` (what match_spatial does)."""
+    k = s.shape[1] // size
+    return s.reshape(len(s), size, k, size, k, s.shape[-1]).mean(axis=(2, 4))
 
 
 def test_spec_string_parses_weights_layers_and_teacher():
@@ -33,7 +55,7 @@ def test_bad_term_strings_are_refused_by_the_spec(spec, message):
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("kdd", "Unknown distillation loss 'kdd'"),
+    ("kdd", "Unknown distillation term 'kdd'"),
     ("fitnets:0.5", "name them"),
     ("kd@conv/conv", "reads the models' logits"),
 ])
@@ -71,16 +93,26 @@ def test_attention_term_reads_maps_of_different_size_and_channels(student, batch
                             keras.layers.Conv2D(12, 3, strides=2, padding="same", name="down"),
                             keras.layers.Flatten(), keras.layers.Dense(CLASSES, name="logits")], name="big")
     distiller = compiled(Distiller(student, big, distill="kd,at:10@conv/down"))  # 8x8x4 vs 4x4x12
-    history = distiller.fit(x, y, batch_size=16, epochs=1, verbose=0)
-    assert np.isfinite(history.history["at_loss"][0]) and distiller.adapters[1] is None
+    expected = ref.attention(features(big, "down", x), pooled(features(student, "conv", x), 4)).mean()
+    np.testing.assert_allclose(one_batch(distiller, x, y)["at_loss"], expected, rtol=1e-4)
+    assert distiller.adapters[1] is None
 
 
-def test_relational_and_dkd_terms_train(student, teacher, batch):
-    x, y = batch
+def test_relational_and_dkd_terms_match_numpy_references(student, teacher, batch):
+    x, y = batch[0][:12], batch[1][:12]  # rkd_angle's reference loops over every triplet
     distiller = compiled(Distiller(student, teacher, distill="dkd,rkd_distance:1@fc/fc,rkd_angle:2@fc/fc,sp:1@conv/conv"))
-    history = distiller.fit(x, y, batch_size=16, epochs=2, verbose=0)
-    for key in ("dkd_loss", "rkd_distance_loss", "rkd_angle_loss", "sp_loss"):
-        assert all(np.isfinite(history.history[key]))
+    logs = one_batch(distiller, x, y)
+    s_fc, t_fc = features(student, "fc", x), features(teacher, "fc", x)
+    expected = {
+        "dkd_loss": ref.dkd(logits(teacher, x), logits(student, x), y, 1.0, 8.0, 4.0).mean(),
+        "rkd_distance_loss": ref.rkd_distance(t_fc, s_fc),
+        "rkd_angle_loss": ref.rkd_angle(t_fc, s_fc),
+        "sp_loss": ref.similarity_preserving(features(teacher, "conv", x), features(student, "conv", x)),
+    }
+    for key, value in expected.items():
+        np.testing.assert_allclose(logs[key], value, rtol=2e-4, atol=1e-6, err_msg=key)
+    history = distiller.fit(x, y, batch_size=12, epochs=2, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
 
 
 def test_label_free_fit_with_an_encoder_teacher(batch):
@@ -118,8 +150,10 @@ def test_feature_terms_can_name_their_teacher(student, batch):
     x, y = batch
     t1, t2 = tiny_cnn(16, 32, "t1", seed=5), tiny_cnn(8, 16, "t2", seed=6)
     distiller = compiled(Distiller(student, [t1, t2], distill="kd,fitnets:0.5@fc/fc#1"))
-    assert distiller.adapters[1].kernel.shape == (8, 16)  # sized for teacher 1's fc
-    assert np.isfinite(distiller.fit(x, y, epochs=1, verbose=0).history["fitnets_loss"][0])
+    kernel, bias = distiller.adapters[1].get_weights()
+    assert kernel.shape == (8, 16)  # sized for teacher 1's fc
+    expected = ref.hint(features(t2, "fc", x), features(student, "fc", x) @ kernel + bias).mean()
+    np.testing.assert_allclose(one_batch(distiller, x, y)["fitnets_loss"], expected, rtol=1e-4)
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -150,8 +184,13 @@ def test_term_objects_work_directly(student, teacher, batch):
     x, y = batch
     terms = [TermSpec("kd", 1.0), TermSpec("fitnets", 0.3, student_layer="conv", teacher_layer="conv")]
     distiller = compiled(Distiller(student, teacher, distill=terms))
-    assert distiller.adapters[1].kernel.shape == (1, 1, 4, 16)  # 1x1 conv, 4 -> 16 channels
-    assert np.isfinite(distiller.fit(x, y, epochs=1, verbose=0).history["loss"][0])
+    kernel, bias = distiller.adapters[1].get_weights()
+    assert kernel.shape == (1, 1, 4, 16)  # 1x1 conv, 4 -> 16 channels
+    adapted = np.einsum("bhwc,cd->bhwd", features(student, "conv", x), kernel[0, 0]) + bias
+    logs = one_batch(distiller, x, y)
+    np.testing.assert_allclose(logs["fitnets_loss"], ref.hint(features(teacher, "conv", x), adapted).mean(), rtol=1e-4)
+    kd = ref.kd(logits(teacher, x), logits(student, x), 4.0).mean()
+    np.testing.assert_allclose(logs["distillation_loss"], kd + 0.3 * logs["fitnets_loss"], rtol=1e-4)
 
 
 @pytest.mark.slow
@@ -174,6 +213,6 @@ def test_compression_fine_tunes_with_the_spec_of_distillation(student, teacher, 
     x, y = batch
     tuner = kdtf.FineTuner(teacher, (x, y), spec=DistillSpec(temperature=2.0, alpha=0.1, terms="kd,fitnets:0.5@fc/fc"), batch_size=16)
     recipe = kdtf.compress.Recipe([kdtf.compress.Prune(0.5, min_weights=100), kdtf.compress.QAT()])
-    model, records = recipe.run(student, tuner, epochs=1)
-    assert tuner.steps_per_epoch == 4 and records[-1]["step"] == "qat"
-    assert records[0]["layer_sparsity"]["fc"] == pytest.approx(0.5, abs=0.01)
+    model, results = recipe.run(student, tuner, epochs=1)
+    assert tuner.steps_per_epoch == 4 and results[-1].step == "qat"
+    assert results[0].layer_sparsity["fc"] == pytest.approx(0.5, abs=0.01)

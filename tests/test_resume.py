@@ -1,12 +1,12 @@
 """Faults: kill and resume, interrupted writes, disk full, safe loading."""
 
 import errno
+import itertools
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -15,23 +15,38 @@ from kdtf.io import atomic_path, check_free_space, write_bytes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "scripts", "distill.py")
-TINY = ["--teacher-epochs", "2", "--epochs", "4", "--prune-epochs", "2", "--qat-epochs", "1", "--latency-runs", "0", "--verbose", "0"]
+TINY = ["--teacher-epochs", "2", "--epochs", "4", "--prune-epochs", "2", "--qat-epochs", "1", "--latency-runs", "0"]
 
 
 def _env():
-    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
 
 
-def _kill_after_first_checkpoint(command, backup, settle=0.0):
-    """Starts ``command``, waits until the epoch checkpoint folder ``backup`` has a file
-    (and ``settle`` seconds more), then SIGKILLs the run."""
-    proc = subprocess.Popen(command, env=_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and not (backup.is_dir() and any(backup.iterdir())):
-        time.sleep(0.2)
-    time.sleep(settle)
+def _kill_on_lines(command, *events):
+    """Starts ``command`` and reads its output line by line until it has printed each of
+    ``events`` (substrings, in this order), then SIGKILLs it. Returns what it printed."""
+    proc = subprocess.Popen(command, env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    printed, waiting = [], list(events)
+    for line in proc.stdout:
+        printed.append(line)
+        if waiting[0] in line:
+            waiting.pop(0)
+            if not waiting:
+                break
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    proc.stdout.close()
+    assert not waiting, f"the run ended before printing {waiting[0]!r}:\n" + "".join(printed[-30:])
+    return "".join(printed)
+
+
+def _epoch_lines(text, marker):
+    """The "Epoch N/M" lines of ``text`` after the first line containing ``marker``, up
+    to the next progress line of kdtf (the stage's own epochs)."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if marker in line)
+    stage = itertools.takewhile(lambda line: not line.startswith("[kdtf]"), lines[start + 1:])
+    return [line for line in stage if line.startswith("Epoch ")]
 
 
 def _accuracies(folder):
@@ -41,24 +56,32 @@ def _accuracies(folder):
 @pytest.mark.slow
 def test_a_run_killed_during_distillation_resumes_without_redoing_finished_stages(tmp_path):
     killed, whole = tmp_path / "killed", tmp_path / "whole"
-    _kill_after_first_checkpoint([sys.executable, SCRIPT, *TINY, "--output", str(killed), "--cache-dir", str(tmp_path / "c1")],
-                                 killed / ".backup" / "distilled", settle=0.5)
+    # --verbose 2 prints "Epoch N/M" as epoch N begins: "Epoch 2/4" of the distilled stage
+    # comes after epoch 1 has ended and its checkpoint is written
+    first = _kill_on_lines([sys.executable, SCRIPT, *TINY, "--verbose", "2", "--output", str(killed), "--cache-dir", str(tmp_path / "c1")],
+                           "[kdtf] stage distilled: ", "Epoch 2/4")
     manifest = json.loads((killed / "manifest.json").read_text())
-    assert list(manifest["stages"]) == ["teacher", "scratch"] and not manifest["complete"]
+    assert list(manifest["stages"]) == ["teacher", "scratch", "teacher-outputs"] and not manifest["complete"]
+    assert any((killed / ".backup" / "distilled").iterdir())
     for name in os.listdir(killed):  # nothing truncated: every model file there loads
         if name.endswith(".keras"):
             from kdtf.saving import load_model
 
             load_model(str(killed / name))
-    resumed = subprocess.run([sys.executable, SCRIPT, "--resume", str(killed), "--verbose", "0"],
+    trained_teacher = next(line for line in first.splitlines() if line.startswith("[kdtf] stage teacher: teacher_cnn"))
+    resumed = subprocess.run([sys.executable, SCRIPT, "--resume", str(killed), "--verbose", "2"],
                              env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "stage teacher: completed before" in resumed.stdout and "stage scratch: completed before" in resumed.stdout
-    assert "stage teacher: training" not in resumed.stdout
+    assert trained_teacher not in resumed.stdout
+    epochs = _epoch_lines(resumed.stdout, "[kdtf] stage distilled: ")
+    assert epochs == ["Epoch 2/4", "Epoch 3/4", "Epoch 4/4"]  # continued after its checkpointed epoch 1
     manifest = json.loads((killed / "manifest.json").read_text())
     assert manifest["complete"] and not (killed / ".backup").exists()
+    timings = json.loads((killed / "report.json").read_text())["timings"]
+    assert "teacher_s" not in timings and "scratch_s" not in timings and "distill_s" in timings  # times what it ran
 
-    done = subprocess.run([sys.executable, SCRIPT, *TINY, "--output", str(whole), "--cache-dir", str(tmp_path / "c2")],
+    done = subprocess.run([sys.executable, SCRIPT, *TINY, "--verbose", "0", "--output", str(whole), "--cache-dir", str(tmp_path / "c2")],
                           env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     a, b = _accuracies(killed), _accuracies(whole)
@@ -159,12 +182,17 @@ def test_byol_run_killed_in_its_second_stage_resumes_from_the_manifest(tmp_path)
     script = os.path.join(ROOT, "scripts", "byol.py")
     out = tmp_path / "byol"
     args = ["--pretrain-epochs", "1", "--student-pretrain-epochs", "2", "--distill-epochs", "1", "--prune-epochs", "1",
-            "--qat-epochs", "1", "--latency-runs", "0", "--verbose", "0", "--output", str(out)]
-    _kill_after_first_checkpoint([sys.executable, script, *args], out / ".backup" / "byol-student")
-    assert list(json.loads((out / "manifest.json").read_text())["stages"]) == ["byol-teacher"]
-    resumed = subprocess.run([sys.executable, script, "--resume", str(out), "--verbose", "0"],
+            "--qat-epochs", "1", "--latency-runs", "0", "--output", str(out), "--cache-dir", str(tmp_path / "cache")]
+    first = _kill_on_lines([sys.executable, script, *args, "--verbose", "2"], "[kdtf] stage byol-student: ", "Epoch 2/2")
+    assert list(json.loads((out / "manifest.json").read_text())["stages"]) == ["random-encoder", "byol-teacher"]
+    trained_teacher = next(line for line in first.splitlines() if line.startswith("[kdtf] stage byol-teacher: BYOL pretraining"))
+    resumed = subprocess.run([sys.executable, script, "--resume", str(out), "--verbose", "2"],
                              env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "stage byol-teacher: completed before" in resumed.stdout
+    assert "stage byol-teacher: completed before" in resumed.stdout and trained_teacher not in resumed.stdout
+    assert _epoch_lines(resumed.stdout, "[kdtf] stage byol-student: ") == ["Epoch 2/2"]  # continued after its checkpointed epoch 1
     report = json.loads((out / "report.json").read_text())
-    assert len(report["encoders"]) == 5 and json.loads((out / "manifest.json").read_text())["complete"]
+    assert [e["encoder"] for e in report["encoders"]] == ["random (teacher arch.)", "byol teacher", "byol student (scratch)",
+                                                         "distilled student", "compressed student (int8 TFLite)"]
+    assert list(report["byol_loss"]) == ["byol-teacher", "byol-student", "distilled"]  # the teacher's: from the manifest
+    assert json.loads((out / "manifest.json").read_text())["complete"]

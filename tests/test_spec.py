@@ -1,10 +1,9 @@
-"""The distillation spec, the argument checks and the stage runner: pure Python parts."""
+"""The distillation spec and the argument checks: pure Python parts (the stage runner: test_stages.py)."""
 
 import pytest
 
 from kdtf import validation
 from kdtf.spec import DistillSpec, TermSpec, parse_terms
-from kdtf.stages import Stage, StageRunner
 
 
 def test_spec_validates_once_and_normalises():
@@ -49,45 +48,3 @@ def test_argument_checks_name_the_argument_and_value(call, message):
     with pytest.raises(ValueError, match=message):
         call()
 
-
-class _State:
-    def __init__(self, done=None):
-        self.stages = dict(done or {})
-
-    def done(self, name):
-        return name in self.stages
-
-    def record(self, name):
-        return self.stages[name]
-
-    def callbacks(self, name):
-        return [f"backup:{name}"]
-
-    def complete(self, name, record, files):
-        self.stages[name] = record
-
-
-def _stage(calls):
-    return Stage(
-        "s", "trains s",
-        train=lambda callbacks: calls.append(("train", callbacks)) or "model",
-        save=lambda product: calls.append(("save", product)) or ["s.keras"],
-        measure=lambda product, files: {"row": {"file": files[0]}},
-        load=lambda record: calls.append(("load", record)) or "loaded",
-    )
-
-
-def test_runner_trains_saves_measures_and_records_a_new_stage():
-    calls, state = [], _State()
-    runner = StageRunner(state, log=lambda text: None)
-    assert runner.run(_stage(calls)) == "model"
-    assert calls == [("train", ["backup:s"]), ("save", "model")]
-    assert state.stages["s"] == {"row": {"file": "s.keras"}} == runner.records["s"]
-    assert "s_s" in runner.timings
-
-
-def test_runner_loads_a_completed_stage_instead_of_training_it():
-    calls, state = [], _State({"s": {"row": {"file": "s.keras"}}})
-    runner = StageRunner(state, log=lambda text: None)
-    assert runner.run(_stage(calls)) == "loaded"
-    assert calls == [("load", {"row": {"file": "s.keras"}})] and runner.timings == {}

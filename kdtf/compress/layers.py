@@ -1,9 +1,10 @@
 """Layer choice and kernel inspection shared by the compression steps."""
 
+import logging
+
 import numpy as np
 
 from kdtf._keras import keras
-from kdtf.cli import log
 from kdtf.keras3 import as_tf_keras
 from kdtf.models.flatten import flatten, has_nested_models
 
@@ -19,6 +20,7 @@ __all__ = [
     "kernels",
 ]
 
+logger = logging.getLogger(__name__)
 PRUNABLE_TYPES = (keras.layers.Conv2D, keras.layers.Dense, keras.layers.DepthwiseConv2D)
 
 
@@ -35,7 +37,7 @@ def require_graph_model(model, argument="model"):
     if has_nested_models(model):
         nested = [layer.name for layer in model.layers if isinstance(layer, keras.Model)]
         model = flatten(model)
-        log(f"inlined the nested model(s) {nested} of '{model.name}': compression reaches all {len(model.layers)} layers")
+        logger.info("inlined the nested model(s) %s of '%s': compression reaches all %d layers", nested, model.name, len(model.layers))
     return model
 
 

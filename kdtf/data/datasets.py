@@ -7,7 +7,7 @@ normalisation applied). Images are read by the ``tf.data`` pipelines of
 ``Splits.dataset``; only the bundled sets are held in memory.
 """
 
-import warnings
+import logging
 
 import numpy as np
 
@@ -24,6 +24,8 @@ from kdtf.data.sources import CacheLog
 from kdtf.data.splits import ARRAYS_MAX_BYTES, Splits
 from kdtf.data.stream import read_examples
 from kdtf.data.table import Table
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_IMAGE_SIZE", "Splits", "keep_labels", "labelled_dataset", "load", "load_unlabeled", "parse_spec", "specs"]
 
@@ -114,7 +116,7 @@ def load(spec="mnist5k", *, seed=0, val_fraction=0.1, test_fraction=0.1, image_s
     if cache_dir:
         meta["image_cache"] = log.as_meta()
     if opened.skipped:
-        warnings.warn(f"Skipped {len(opened.skipped)} unreadable image(s) under {opened.name!r}, e.g. {opened.skipped[0]!r}.", stacklevel=2)
+        logger.warning("Skipped %d unreadable image(s) under %r, e.g. %r.", len(opened.skipped), opened.name, opened.skipped[0])
     return Splits(
         opened.name, *splits["train"], *splits["val"], *splits["test"], opened.class_names, opened.normalization,
         meta, cache_dir=cache_dir, bundled=opened.bundled,

@@ -21,6 +21,7 @@ import re
 import numpy as np
 
 from kdtf._keras import tf
+from kdtf.data.native_stderr import without_decoder_noise
 from kdtf.data.rowfile import RowReader, write_rows
 from kdtf.io import write_text
 
@@ -72,7 +73,7 @@ def decode_in_order(elements, count, row_shape, npy):
     """Writes the images of ``elements`` (a dataset of ``(index, uint8 image)`` in index
     order, unreadable ones dropped) as rows of ``npy``; returns the missing indices."""
     kept = []
-    with write_rows(npy, count, row_shape, np.uint8) as writer:
+    with without_decoder_noise(), write_rows(npy, count, row_shape, np.uint8) as writer:
         for index, images in elements.batch(BATCH).prefetch(2).as_numpy_iterator():
             writer.append(images)
             kept.append(index)

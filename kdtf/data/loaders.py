@@ -8,8 +8,8 @@ same for a transfer set, without labels.
 
 import dataclasses
 import functools
+import logging
 import os
-import warnings
 
 import numpy as np
 
@@ -24,6 +24,8 @@ __all__ = ["BUNDLED", "DEFAULT_IMAGE_SIZE", "Opened", "open_spec", "open_unlabel
 DEFAULT_IMAGE_SIZE = 96  # folder: images when no image size is given
 BUNDLED = ("digits", "mnist5k")
 _SPLIT_NAMES = {"train": "train", "validation": "val", "valid": "val", "val": "val", "test": "test"}
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -164,5 +166,5 @@ def open_unlabeled(spec_or_files, *, image_size, channels, data_dir=None, cache_
     if not len(kept):
         raise ValueError(f"No readable image in the transfer set {spec_or_files!r} ({len(skipped)} unreadable).")
     if skipped:
-        warnings.warn(f"Skipped {len(skipped)} unreadable image(s) in the transfer set, e.g. {skipped[0]!r}.", stacklevel=3)
+        logger.warning("Skipped %d unreadable image(s) in the transfer set, e.g. %r.", len(skipped), skipped[0])
     return [(source, np.arange(len(source)))], skipped

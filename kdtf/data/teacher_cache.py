@@ -6,7 +6,7 @@ position ``i`` of the split. Training pipelines then carry each batch's rows wit
 images, whatever the shuffling, so ``train_step`` runs no teacher forward pass::
 
     ds = splits.dataset("train", 64, with_index=True)          # deterministic order
-    paths = write_teacher_outputs(distiller.teacher_outputs, ds, splits.size("train"), path)
+    paths = write_teacher_outputs(TeacherOutputs(distiller).predict, ds, splits.size("train"), path)
     train = attach_teacher_outputs(splits.dataset("train", 64, shuffle=True, with_index=True), paths)
 
 Valid only while the inputs are the same every epoch: no augmentation (with
@@ -87,7 +87,7 @@ def write_teacher_outputs(teacher_fn, dataset_with_index, size, path, *, names=N
 
     Args:
         teacher_fn: ``x_batch -> tuple of arrays`` (logits, then tapped features), e.g.
-            ``Distiller.teacher_outputs``.
+            ``TeacherOutputs(distiller).predict``.
         dataset_with_index: batches ``(x, y, index)`` covering the split
             (``Splits.dataset(split, batch_size, with_index=True)``).
         size: examples in the split (rows of each file).

@@ -1,39 +1,46 @@
-"""Distillation losses, by family, and a registry: ``kdtf.losses.get("kd")``."""
+"""Distillation losses, by family, each next to the term that reads it.
+
+A family module holds the math (a plain function per loss), its ``keras.losses.Loss``
+class, and the :class:`kdtf.Term` subclass registered under the term's name
+(``@register_term("kd")``). That decorator is the only registry: ``kdtf.losses.get``,
+``kdtf.terms.names``, ``--distill`` and ``--help`` all read it. A new family module
+dropped in this package is found by itself.
+"""
 
 from kdtf._keras import keras
 from kdtf.losses.base import DistillationLoss
-from kdtf.losses.feature import AttentionTransferLoss, HintLoss, attention_map, attention_transfer_loss, hint_loss
+from kdtf.losses.feature import (
+    AttentionTransferLoss,
+    AttentionTransferTerm,
+    HintLoss,
+    HintTerm,
+    attention_map,
+    attention_transfer_loss,
+    hint_loss,
+)
 from kdtf.losses.relation import (
     RKDAngleLoss,
+    RKDAngleTerm,
     RKDDistanceLoss,
+    RKDDistanceTerm,
     SimilarityPreservingLoss,
+    SimilarityPreservingTerm,
     rkd_angle_loss,
     rkd_distance_loss,
     similarity_preserving_loss,
 )
-from kdtf.losses.representation import EmbeddingLoss, embedding_loss
-from kdtf.losses.response import DKDLoss, KDLoss, dkd_loss, kd_loss, mixed_kd_loss, softmax_kl
+from kdtf.losses.representation import EmbeddingLoss, EmbeddingTerm, embedding_loss
+from kdtf.losses.response import DKDLoss, DKDTerm, KDLoss, KDTerm, dkd_loss, kd_loss, mixed_kd_loss, softmax_kl
 from kdtf.losses.transformer import (
     AttentionMatrixLoss,
+    AttentionMatrixTerm,
     HiddenStateLoss,
+    HiddenStateTerm,
     attention_matrix_loss,
     hidden_adapter,
     hidden_state_loss,
 )
-
-# name -> class; each family's module holds the math, this dict is the only registry.
-_REGISTRY = {
-    "kd": KDLoss,
-    "dkd": DKDLoss,
-    "fitnets": HintLoss,
-    "at": AttentionTransferLoss,
-    "rkd_distance": RKDDistanceLoss,
-    "rkd_angle": RKDAngleLoss,
-    "sp": SimilarityPreservingLoss,
-    "embedding": EmbeddingLoss,
-    "attention": AttentionMatrixLoss,
-    "hidden": HiddenStateLoss,
-}
+from kdtf.terms import TERMS
 
 __all__ = [
     "DistillationLoss", "KDLoss", "kd_loss", "mixed_kd_loss", "softmax_kl", "DKDLoss", "dkd_loss",
@@ -42,29 +49,30 @@ __all__ = [
     "SimilarityPreservingLoss", "similarity_preserving_loss",
     "EmbeddingLoss", "embedding_loss",
     "AttentionMatrixLoss", "attention_matrix_loss", "HiddenStateLoss", "hidden_state_loss", "hidden_adapter",
+    "KDTerm", "DKDTerm", "HintTerm", "AttentionTransferTerm", "RKDDistanceTerm", "RKDAngleTerm",
+    "SimilarityPreservingTerm", "EmbeddingTerm", "AttentionMatrixTerm", "HiddenStateTerm",
     "get", "names",
 ]
 
 
 def names():
-    """Returns the registered loss names."""
-    return sorted(_REGISTRY)
+    """The names of the registered terms that compute a Keras loss."""
+    return [name for name in TERMS.names() if TERMS.get(name).loss_class is not None]
 
 
 def get(identifier, **kwargs):
-    """Returns a distillation loss from a name, a config dict or a loss object.
+    """Returns a distillation loss from a term name, a config dict or a loss object.
 
     Args:
-        identifier: a registered name (``"kd"``), a dict ``{"class_name", "config"}``
-            as produced by ``keras.losses.serialize``, or a loss instance (returned as is).
+        identifier: a registered term name (``"kd"``: its ``loss_class``), a dict
+            ``{"class_name", "config"}`` as produced by ``keras.losses.serialize``, or a
+            loss instance (returned as is).
         **kwargs: constructor arguments when ``identifier`` is a name.
     """
     if isinstance(identifier, str):
-        if identifier not in _REGISTRY:
-            raise ValueError(
-                f"Unknown distillation loss {identifier!r}. Known: {', '.join(names())}"
-            )
-        return _REGISTRY[identifier](**kwargs)
+        if identifier not in names():
+            raise ValueError(f"Unknown distillation loss {identifier!r}. Known: {', '.join(names())}")
+        return TERMS.get(identifier).loss_class(**kwargs)
     if isinstance(identifier, dict):
         return keras.losses.deserialize(identifier)
     if callable(identifier):

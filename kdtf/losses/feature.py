@@ -7,8 +7,9 @@ a learnable adapter where channel counts differ; the Distiller owns the adapter)
 from kdtf import validation
 from kdtf._keras import keras, tf
 from kdtf.losses.base import DistillationLoss
+from kdtf.terms import FeatureTerm, register_term
 
-__all__ = ["HintLoss", "hint_loss", "AttentionTransferLoss", "attention_transfer_loss", "attention_map", "match_spatial"]
+__all__ = ["HintLoss", "hint_loss", "AttentionTransferLoss", "attention_transfer_loss", "attention_map", "match_spatial", "HintTerm", "AttentionTransferTerm"]
 
 
 def match_spatial(student, teacher):
@@ -89,3 +90,20 @@ class AttentionTransferLoss(DistillationLoss):
 
     def __init__(self, p=2.0, reduction="auto", name="at_loss"):
         super().__init__(attention_transfer_loss, reduction, name, p=validation.number("p", p, 0, low_open=True))
+
+
+@register_term("fitnets")
+class HintTerm(FeatureTerm):
+    """FitNets hint (:class:`HintLoss`) between two named layers, through an adapter
+    where the widths differ."""
+
+    loss_class = HintLoss
+
+
+@register_term("at")
+class AttentionTransferTerm(FeatureTerm):
+    """Attention transfer (:class:`AttentionTransferLoss`): spatial attention maps sum
+    over channels, so widths may differ without an adapter."""
+
+    loss_class = AttentionTransferLoss
+    adapts = False

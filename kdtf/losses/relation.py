@@ -7,8 +7,10 @@ two may have different widths.
 
 from kdtf._keras import keras, tf
 from kdtf.losses.base import DistillationLoss
+from kdtf.terms import RelationTerm, register_term
 
-__all__ = ["RKDDistanceLoss", "rkd_distance_loss", "RKDAngleLoss", "rkd_angle_loss", "SimilarityPreservingLoss", "similarity_preserving_loss"]
+__all__ = ["RKDDistanceLoss", "rkd_distance_loss", "RKDAngleLoss", "rkd_angle_loss", "SimilarityPreservingLoss",
+           "similarity_preserving_loss", "RKDDistanceTerm", "RKDAngleTerm", "SimilarityPreservingTerm"]
 
 
 def _flat(x):
@@ -101,3 +103,24 @@ class SimilarityPreservingLoss(DistillationLoss):
 
     def __init__(self, reduction="auto", name="sp_loss"):
         super().__init__(similarity_preserving_loss, reduction, name)
+
+
+@register_term("rkd_distance")
+class RKDDistanceTerm(RelationTerm):
+    """RKD distance (:class:`RKDDistanceLoss`) over the batch."""
+
+    loss_class = RKDDistanceLoss
+
+
+@register_term("rkd_angle")
+class RKDAngleTerm(RelationTerm):
+    """RKD angle (:class:`RKDAngleLoss`) over the batch."""
+
+    loss_class = RKDAngleLoss
+
+
+@register_term("sp")
+class SimilarityPreservingTerm(RelationTerm):
+    """Similarity preserving (:class:`SimilarityPreservingLoss`) over the batch."""
+
+    loss_class = SimilarityPreservingLoss

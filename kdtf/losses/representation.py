@@ -7,8 +7,9 @@ mapped to the teacher's width by a learnable projection owned by the Distiller.
 from kdtf import validation
 from kdtf._keras import keras, tf
 from kdtf.losses.base import DistillationLoss
+from kdtf.terms import Term, register_term
 
-__all__ = ["EmbeddingLoss", "embedding_loss"]
+__all__ = ["EmbeddingLoss", "embedding_loss", "EmbeddingTerm"]
 
 
 def embedding_loss(teacher, student, metric="cosine"):
@@ -36,3 +37,13 @@ class EmbeddingLoss(DistillationLoss):
 
     def __init__(self, metric="cosine", reduction="auto", name="embedding_loss"):
         super().__init__(embedding_loss, reduction, name, metric=validation.one_of("metric", metric, ("cosine", "mse")))
+
+
+@register_term("embedding")
+class EmbeddingTerm(Term):
+    """Label-free (:class:`EmbeddingLoss`): matches the teacher's embedding (its output,
+    or a named layer); an adapter only where widths differ, so a same-width student
+    learns the teacher's space itself and is the exported embedding model."""
+
+    loss_class = EmbeddingLoss
+    adapts = True

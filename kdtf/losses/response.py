@@ -2,9 +2,11 @@
 
 from kdtf import validation
 from kdtf._keras import keras, tf
+from kdtf.labels import is_one_hot
 from kdtf.losses.base import DistillationLoss
+from kdtf.terms import ResponseTerm, register_term
 
-__all__ = ["KDLoss", "kd_loss", "softmax_kl", "mixed_kd_loss", "DKDLoss", "dkd_loss"]
+__all__ = ["KDLoss", "kd_loss", "softmax_kl", "mixed_kd_loss", "DKDLoss", "dkd_loss", "KDTerm", "DKDTerm"]
 
 
 def _check_temperature(temperature):
@@ -163,3 +165,34 @@ class DKDLoss(DistillationLoss):
             _dkd_teacher_target, reduction, name, alpha=validation.number("alpha", alpha, 0),
             beta=validation.number("beta", beta, 0), temperature=_check_temperature(temperature),
         )
+
+
+@register_term("kd")
+class KDTerm(ResponseTerm):
+    """Hinton KD (:class:`KDLoss`); with several teachers, from their weighted average
+    softened distribution (:func:`mixed_kd_loss`)."""
+
+    loss_class = KDLoss
+
+    def values(self, teachers, student, labels):
+        if len(teachers) == 1:
+            return self.per_example(teachers[0][None], student[None])
+        weights = self.teacher_weights or [1.0 / len(teachers)] * len(teachers)
+        return mixed_kd_loss([t[None] for t in teachers], student[None], weights, self.loss.temperature)
+
+
+@register_term("dkd")
+class DKDTerm(ResponseTerm):
+    """Decoupled KD (:class:`DKDLoss`); the target class is the label where there is
+    one, else the teacher's top-1 (unlabeled examples, one-hot or mixed labels)."""
+
+    loss_class = DKDLoss
+
+    def values(self, teachers, student, labels):
+        teacher_logits, student_logits = teachers[self.teacher][None], student[None]
+        target = tf.argmax(teacher_logits, axis=-1)
+        if labels is not None and not is_one_hot(labels, student_logits):
+            sparse = tf.cast(tf.reshape(labels, [-1]), tf.int64)
+            target = tf.where(sparse >= 0, sparse, target)
+        options = self.loss.options
+        return dkd_loss(teacher_logits, student_logits, target, options["alpha"], options["beta"], options["temperature"])

@@ -24,6 +24,8 @@ import math
 
 from kdtf._keras import keras, tf
 from kdtf.losses.base import DistillationLoss
+from kdtf.taps import find_layer
+from kdtf.terms import BlockTerm, register_term
 
 __all__ = [
     "attention_matrix_loss",
@@ -33,6 +35,8 @@ __all__ = [
     "hidden_adapter",
     "token_layout",
     "match_attention",
+    "AttentionMatrixTerm",
+    "HiddenStateTerm",
 ]
 
 
@@ -199,3 +203,30 @@ class HiddenStateLoss(DistillationLoss):
     def __init__(self, teacher_grid=None, student_grid=None, reduction="auto", name="hidden_loss"):
         super().__init__(hidden_state_loss, reduction, name, teacher_grid=_grid_config(teacher_grid),
                          student_grid=_grid_config(student_grid))
+
+
+@register_term("attention")
+class AttentionMatrixTerm(BlockTerm):
+    """Attention matrices (:class:`AttentionMatrixLoss`), head by head (head-averaged
+    when head counts differ)."""
+
+    kind = "attention"
+    loss_class = AttentionMatrixLoss
+
+
+@register_term("hidden")
+class HiddenStateTerm(BlockTerm):
+    """Hidden states (:class:`HiddenStateLoss`) through one learnable linear adapter per
+    block pair where widths differ (:func:`hidden_adapter`)."""
+
+    kind = "hidden"
+    loss_class = HiddenStateLoss
+
+    def check(self, student, teachers):
+        super().check(student, teachers)
+        adapters = []
+        for i, (s_name, t_name) in enumerate(self.pairs):
+            s_dim = int(find_layer(student, s_name).output.shape[-1])
+            t_dim = int(find_layer(teachers[self.teacher], t_name).output.shape[-1])
+            adapters.append(None if s_dim == t_dim else hidden_adapter(s_dim, t_dim, name=f"adapter_hidden_{i}_{s_name}"))
+        self.adapter = adapters if any(a is not None for a in adapters) else None

@@ -89,6 +89,16 @@ _ZOO = {"teacher_cnn": teacher_cnn, "student_cnn": student_cnn, "resnet18_cifar"
 ENCODERS = {"teacher_encoder": teacher_encoder, "student_encoder": student_encoder}
 
 
+def builder(model):
+    """The function that builds ``model`` (a zoo name or a backbone name): what a cache
+    of trained models hashes as the code version of the architecture."""
+    if is_backbone(model):
+        return backbone_classifier
+    if model not in _ZOO:
+        raise ValueError(f"Unknown model {model!r}. Known: {', '.join(names())}")
+    return _ZOO[model]
+
+
 def names():
     """Zoo models and Keras application backbones (see :mod:`kdtf.models.transfer`)."""
     return sorted(_ZOO) + sorted(BACKBONES)
