@@ -79,13 +79,13 @@ def main(argv=None):
         for mode, teacher_or_none, ds in (("distilled", teacher, train_ds), ("cross-entropy", None, labelled_ds)):
             keras.utils.set_random_seed(config["seed"])
             recipe = recipe_for(run_config, text)
-            model, stages = recipe.run(
+            model, results = recipe.run(
                 student, teacher_or_none, ds, val_ds, learning_rate=config["finetune_learning_rate"],
                 temperature=config["temperature"], alpha=config["alpha"], steps_per_epoch=steps,
             )
             flatbuffer = export.to_tflite(model, "int8", representative_data=representative)
-            row["verified"] = recipe.verify(flatbuffer)
-            row["params"] = stages[-1]["params"]
+            row["verified"] = results.verify(flatbuffer)
+            row["params"] = results.params
             row[mode] = measure(flatbuffer)
             print(f"{name} ({mode}): {row[mode]['accuracy']:.4f}", file=sys.stderr, flush=True)
         rows.append(row)

@@ -9,7 +9,7 @@ For the run's ``student.keras``:
 * the TFLite converter: float32, float16, dynamic-range int8, full-integer int8 (int8
   input/output, calibrated on 256 training images) and 16x8;
 * litert-quantizer post-training quantization of the float32 file
-  (:func:`kdtf.export.quantize`): int8, int16x8 and int4w (int4 weights, float
+  (:func:`kdtf.export.post_training_quantize`): int8, int16x8 and int4w (int4 weights, float
   activations quantized on the fly), the int8 ones calibrated on the same 256 images;
 * quantization-aware training: QAT alone (``--qat-epochs`` of distillation from the
   run's teacher, the run's own settings otherwise; 0 skips it) and the run's own
@@ -68,7 +68,7 @@ def flatbuffers(run_dir, report, data, student, qat_epochs):
     rows = [(f"converter {mode}", export.to_tflite(student, mode, representative_data=[representative]), None) for mode in export.MODES]
     float_file = rows[0][1]
     for mode in export.PTQ_MODES:
-        rows.append((f"litert-quantizer {mode}", export.quantize(float_file, mode, representative), mode))
+        rows.append((f"litert-quantizer {mode}", export.post_training_quantize(float_file, mode, representative), mode))
     if qat_epochs:
         rows.append((f"QAT int8 ({qat_epochs} epochs distilled)", export.to_tflite(qat_student(run_dir, report, data, qat_epochs), "int8"), None))
     with open(os.path.join(run_dir, "student_int8.tflite"), "rb") as f:

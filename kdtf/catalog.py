@@ -5,23 +5,23 @@ The distillation terms are read from their registry's source: each is registered
 ``@register_term("name")`` on its class in a module of :mod:`kdtf.losses`, and
 :func:`kdtf.registry.scan_names` lists those names without importing TensorFlow (a few
 milliseconds), so a new term is never listed by hand here. For the other names, each
-registry that builds the named things (the model zoo, the compression steps, the
-augmentations, the strategies, the data loaders) holds exactly these names;
-``tests/test_catalog.py`` checks that they agree.
+registry that builds the named things (the model zoo, the augmentations, the strategies,
+the data loaders) holds exactly these names; ``tests/test_catalog.py`` checks that they
+agree. The compression steps need no copy here: their registry and the modules that
+fill it are pure Python (:mod:`kdtf.compress.forms`).
 """
 
 import os
 
 from kdtf.registry import scan_names
 
-__all__ = ["MODELS", "BACKBONES", "ENCODERS", "TERMS", "STEPS", "AUGMENTATIONS", "STRATEGIES", "DATASETS",
+__all__ = ["MODELS", "BACKBONES", "ENCODERS", "TERMS", "AUGMENTATIONS", "STRATEGIES", "DATASETS",
            "DATA_PREFIXES", "PTQ_MODES", "data_specs", "parse_augment"]
 
 MODELS = ("teacher_cnn", "student_cnn", "resnet18_cifar", "vit_teacher", "vit_student")
 BACKBONES = ("efficientnet_b0", "mobilenet_v2", "mobilenet_v2_035", "resnet50")
 ENCODERS = ("teacher_encoder", "student_encoder")
 TERMS = scan_names(os.path.join(os.path.dirname(os.path.abspath(__file__)), "losses"), "register_term")
-STEPS = {"prune": "prune:S", "2:4": "2:4", "cluster": "cluster:K", "qat": "qat", "lowrank": "lowrank:E|R", "filters": "filters:F"}
 AUGMENTATIONS = ("flip", "crop", "randaugment", "jitter", "mixup", "cutmix")
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 PTQ_MODES = ("int8", "int16x8", "int4w")

@@ -6,6 +6,7 @@ TensorFlow loads.
 """
 
 import argparse
+import collections
 import dataclasses
 import functools
 import logging
@@ -59,7 +60,7 @@ def _flag_type(field):
     return kind if kind in (int, float, str) else str
 
 
-def parse_config(config_class, argv, *, description, help_texts, flag_names=None, switches=()):
+def parse_config(config_class, argv, *, description, help_texts, flag_names=None, switches=(), groups=()):
     """Parses the command line into a ``config_class`` (a dataclass).
 
     Every non-bool field is a flag ``--field-name`` (or ``flag_names[field]``) with the
@@ -75,6 +76,8 @@ def parse_config(config_class, argv, *, description, help_texts, flag_names=None
         flag_names: ``{field: "--flag"}`` where the flag is not ``--field-name``.
         switches: ``(flag, field, help)`` for bool fields; the switch sets the field to
             the opposite of its default (``--no-qat``, ``--flip``).
+        groups: ``(title, [field, ...])`` sections of ``--help`` in order (``config``
+            and ``resume`` name those two flags); fields in none stay under "options".
 
     Returns:
         ``(config, resume)``.
@@ -88,7 +91,12 @@ def parse_config(config_class, argv, *, description, help_texts, flag_names=None
     if known.config:
         defaults.update(load_yaml_defaults(known.config, set(fields)))
     parser = ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", help="YAML file of defaults (keys are the flag names with _ for -)")
+    section = {}
+    for title, names in groups:
+        group = parser.add_argument_group(title)
+        section.update(dict.fromkeys(names, group))
+    section = collections.defaultdict(lambda: parser, section)
+    section["config"].add_argument("--config", help="YAML file of defaults (keys are the flag names with _ for -)")
     for name, field in fields.items():
         if isinstance(field.default, bool):
             continue
@@ -96,11 +104,11 @@ def parse_config(config_class, argv, *, description, help_texts, flag_names=None
         if "default" not in text:
             text += " (default: none)" if defaults[name] in ("", None) else " (default: %(default)s)"
         flag = (flag_names or {}).get(name, f"--{name.replace('_', '-')}")
-        parser.add_argument(flag, dest=name, type=_flag_type(field), default=defaults[name], help=text)
+        section[name].add_argument(flag, dest=name, type=_flag_type(field), default=defaults[name], help=text)
     for flag, name, text in switches:
         action = "store_false" if fields[name].default else "store_true"
-        parser.add_argument(flag, dest=name, action=action, default=defaults[name], help=text)
-    parser.add_argument("--resume", metavar="RUN_DIR",
+        section[name].add_argument(flag, dest=name, action=action, default=defaults[name], help=text)
+    section["resume"].add_argument("--resume", metavar="RUN_DIR",
                         help="continue a killed run from its last completed stage and epoch, with the arguments saved in RUN_DIR/args.yaml")
     args = vars(parser.parse_args(argv))
     args.pop("config")

@@ -3,9 +3,9 @@ loads.
 
 Every field is a flag (``--teacher-epochs`` for ``teacher_epochs``) and a YAML key.
 :meth:`DistillConfig.validate` checks values, names (against :mod:`kdtf.catalog`) and
-files in pure Python; what needs the registries themselves (the compression steps'
-values, whether a term fits the models, the data) is checked by the pipeline before its
-first write.
+files in pure Python, the compression steps through their own registry
+(:func:`kdtf.compress.forms.parse_steps`, pure Python too); what needs TensorFlow (whether
+a term fits the models, the data) is checked by the pipeline before its first write.
 """
 
 import dataclasses
@@ -13,6 +13,8 @@ import os
 import time
 
 from kdtf import catalog, validation
+from kdtf.compress.base import StepDefaults
+from kdtf.compress.forms import parse_steps
 from kdtf.spec import DistillSpec, TrainingRecipe
 from kdtf.view_options import check_views_option, is_views_option
 
@@ -34,13 +36,6 @@ def _check_data_spec(spec, flag, what):
         raise ValueError(f"Unknown data set spec {spec!r} ({flag}). Known: {', '.join(catalog.data_specs())}")
     if prefix == "folder" and not os.path.isdir(rest):
         raise ValueError(f"{what} not found: {rest!r} ({flag} {spec}).")
-
-
-def _check_steps(text):
-    for part in text.split(","):
-        part = part.strip()
-        if part not in catalog.STEPS and part.partition(":")[0] not in catalog.STEPS:
-            raise ValueError(f"Unknown compression step {part!r}. Steps: {', '.join(catalog.STEPS.values())}")
 
 
 @dataclasses.dataclass
@@ -75,6 +70,38 @@ class RunConfig:
     latency_runs: int = 200
     verbose: int = -1
 
+    def compression_steps(self):
+        """The compression steps, as a ``--compress`` string: ``--compress`` itself, else
+        its default ``prune:<--sparsity>[,qat]`` (``qat`` unless ``--no-qat``). The two
+        shortcuts only shape that default: :meth:`validate` refuses them beside
+        ``--compress``, naming the equivalent string."""
+        if self.compress:
+            return self.compress
+        return f"prune:{self.sparsity}" + (",qat" if self.qat else "")
+
+    def step_defaults(self):
+        """What the steps' strings leave open: :class:`kdtf.compress.base.StepDefaults`
+        (``--prune-epochs``, ``--qat-epochs``, ``--prune-min-weights``)."""
+        return StepDefaults(epochs=self.prune_epochs, qat_epochs=self.qat_epochs, min_weights=self.prune_min_weights)
+
+    def _check_compression(self):
+        """``--compress`` against its shortcuts, then every step's value and place."""
+        default_sparsity = type(self).__dataclass_fields__["sparsity"].default
+        if self.compress and (self.sparsity != default_sparsity or not self.qat):
+            parts = [p.strip() for p in self.compress.split(",") if self.qat or p.strip() != "qat"]
+            if self.sparsity != default_sparsity:
+                pruning = [i for i, p in enumerate(parts) if p.partition(":")[0] == "prune"]
+                if pruning:
+                    parts[pruning[0]] = f"prune:{self.sparsity}"
+                else:
+                    parts.insert(len(parts) - (parts[-1:] == ["qat"]), f"prune:{self.sparsity}")
+            given = " and ".join(flag for flag, on in (
+                (f"--sparsity {self.sparsity}", self.sparsity != default_sparsity), ("--no-qat", not self.qat)) if on)
+            raise ValueError(f"{given} only set{'s' if ' and ' not in given else ''} the default steps; with --compress {self.compress!r} they would be "
+                             f"ignored. Say it in the steps instead: --compress {','.join(parts)!r}")
+        validation.integer("prune_min_weights", self.prune_min_weights, 0, what="an integer >= 0")
+        return parse_steps(self.compression_steps())
+
     def training_recipe(self):
         """The :class:`kdtf.spec.TrainingRecipe` every stage builds its optimizer from."""
         return TrainingRecipe.from_config(self)
@@ -92,6 +119,7 @@ class RunConfig:
         for flag, epochs in self.warmed_up_epochs().items():
             recipe.check_epochs(epochs, flag)
         _check_data_spec(self.dataset, "--dataset", "Image folder")
+        self._check_compression()
         return self
 
     def warmed_up_epochs(self):
@@ -154,7 +182,6 @@ class DistillConfig(RunConfig):
         unknown = [t.loss for t in spec.terms if t.loss not in catalog.TERMS]
         if unknown:
             raise ValueError(f"Unknown distillation term {unknown[0]!r} (--distill). Known: {', '.join(catalog.TERMS)}")
-        _check_steps(self.compression_steps())
         if self.transfer_set:
             _check_data_spec(self.transfer_set, "--transfer-set", "Transfer-set folder")
         if self.target_set:
@@ -181,8 +208,12 @@ class DistillConfig(RunConfig):
             validation.one_of("cache_teacher (--cache-teacher)", self.cache_teacher, ("auto", "on", "off", "views:K[:TOPK]"))
         if self.ptq:
             validation.one_of("post-training quantization (--ptq)", self.ptq, catalog.PTQ_MODES)
-            if "qat" in self.compression_steps().split(","):
-                raise ValueError(f"--ptq {self.ptq} quantizes the float model after training: add --no-qat (and drop 'qat' from --compress).")
+            steps = self.compression_steps()
+            if any(step.learns_int8_ranges for step in parse_steps(steps)):
+                fix = "add --no-qat" if not self.compress else "--compress " + repr(",".join(
+                    p.strip() for p in steps.split(",") if p.strip() != "qat"))
+                raise ValueError(f"--ptq {self.ptq} quantizes the float model after training, but the steps {steps!r} "
+                                 f"end in quantization-aware training: {fix}.")
         validation.number("ptq_max_drop", self.ptq_max_drop, 0, 1)
         if self.cache_teacher == "on" and augment:
             raise ValueError(
@@ -223,13 +254,6 @@ class DistillConfig(RunConfig):
         """The run's :class:`kdtf.spec.DistillSpec` (temperature, alpha, terms)."""
         return DistillSpec(temperature=self.temperature, alpha=self.alpha, terms=self.distill)
 
-    def compression_steps(self):
-        """The recipe string: ``--compress`` if given, else ``prune:S[,qat]`` from
-        ``--sparsity`` and ``--no-qat``."""
-        if self.compress:
-            return self.compress
-        return f"prune:{self.sparsity}" + (",qat" if self.qat else "")
-
     def uses_teacher_cache(self):
         """Whether the teachers' outputs are computed once (``--cache-teacher``)."""
         return self.cache_teacher == "on" or (self.cache_teacher == "auto" and not self.augment)
@@ -258,6 +282,8 @@ class ByolConfig(RunConfig):
     learning_rate: float = 2e-3
     distill_learning_rate: float = 1e-3
     sparsity: float = 0.5
+    compress: str = ""
+    prune_min_weights: int = 1000
     base_tau: float = 0.99
     crop_area: float = 0.5
     flip: bool = False
@@ -277,10 +303,6 @@ class ByolConfig(RunConfig):
             if getattr(self, name) not in catalog.ENCODERS:
                 raise ValueError(f"Unknown {name} encoder {getattr(self, name)!r} (--{name}). Known: {', '.join(catalog.ENCODERS)}")
         return self
-
-    def compression_steps(self):
-        """``prune:S[,qat]`` from ``--sparsity`` and ``--no-qat``."""
-        return f"prune:{self.sparsity}" + (",qat" if self.qat else "")
 
     def default_output(self):
         """``saved_models/byol-<dataset>-<YYYYmmdd-HHMMSS>``."""

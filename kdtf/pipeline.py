@@ -44,14 +44,8 @@ __all__ = ["DistillConfig", "run", "check", "recipe_for", "distillation_stages"]
 
 def recipe_for(config, text=None):
     """The compression Recipe for ``text`` (default: the config's steps), with the run's
-    epochs per step (``qat_epochs`` for QAT, ``prune_epochs`` otherwise) and its
-    ``prune_min_weights``."""
-    recipe = compress.Recipe.parse(text or config.compression_steps())
-    for step in recipe.steps:
-        step.epochs = step.epochs or (config.qat_epochs if isinstance(step, compress.QAT) else config.prune_epochs)
-        if hasattr(step, "min_weights"):
-            step.min_weights = config.prune_min_weights
-    return recipe
+    step defaults (epochs, ``prune_min_weights``; :meth:`DistillConfig.step_defaults`)."""
+    return compress.Recipe.parse(text or config.compression_steps(), config.step_defaults())
 
 
 def check(config):

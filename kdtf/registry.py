@@ -77,6 +77,11 @@ class Registry:
             raise ValueError(f"Unknown {self.kind} {name!r}. Known: {', '.join(self.names())}")
         return self._classes[name]
 
+    def unregister(self, name):
+        """Removes ``name`` (a plug-in unloaded, a test cleaning up); unknown names are refused."""
+        self.get(name)
+        del self._classes[name]
+
     def __contains__(self, name):
         self._load()
         return name in self._classes

@@ -119,10 +119,8 @@ def render_markdown(report):
             if data["labelled"] < data["train"] else ""
         ),
         _gain_line(report),
-        f"Distillation: T = {config['temperature']}, alpha = {config['alpha']}; "
-        f"student epochs {config['epochs']}, pruning to {config['sparsity']:.0%} for "
-        f"{config['prune_epochs']} epochs, QAT {'on' if config['qat'] else 'off'} "
-        f"({config['qat_epochs']} epochs).",
+        f"Distillation: T = {config['temperature']}, alpha = {config['alpha']}; student epochs {config['epochs']}."
+        + (f" Compression (each step fine-tuned by distillation): {report['compression']}." if report.get("compression") else ""),
         "Accuracy is on the test split; `litert` means measured through the LiteRT "
         "interpreter on the exported file. "
         + (f"Latency: median (p90) over {config['latency_runs']} batch-1 invocations on LiteRT with 1 thread; "

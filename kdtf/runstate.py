@@ -98,14 +98,13 @@ class StepCheckpoint:
         if not self.state.done(f"compress:{index}"):
             return None
         record = self.state.record(f"compress:{index}")
-        return load_model(os.path.join(self.out, record["file"])), record["step"], record["pruned"], record["clustered"]
+        return load_model(os.path.join(self.out, record["file"])), record["step"]
 
     def callbacks(self, index):
         """``BackupAndRestore`` for the fine-tuning of step ``index``."""
         return self.state.callbacks(f"compress:{index}")
 
-    def save_step(self, index, model, record, pruned, clustered):
+    def save_step(self, index, model, record):
+        """Saves the model after step ``index`` and its result's record."""
         path = save_model(model, os.path.join(self.out, ".stages", f"compress-{index}.keras"))
-        self.state.complete(f"compress:{index}", {
-            "file": os.path.relpath(path, self.out), "step": record, "pruned": pruned, "clustered": clustered,
-        }, [path])
+        self.state.complete(f"compress:{index}", {"file": os.path.relpath(path, self.out), "step": record}, [path])

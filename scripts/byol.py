@@ -30,7 +30,9 @@ HELP = {
     "distill_epochs": "epochs of label-free embedding distillation",
     "prune_epochs": "epochs of pruning while distilling",
     "qat_epochs": "epochs of quantization-aware training while distilling",
-    "sparsity": "target sparsity of the pruned layers, in [0, 1)",
+    "sparsity": "shortcut: the sparsity S of the default --compress prune:S,qat, in [0, 1) (refused beside --compress)",
+    "compress": "compression steps of the distilled encoder, as scripts/distill.py's --compress (default: prune:<--sparsity>,qat)",
+    "prune_min_weights": "layers with fewer kernel weights stay dense",
     "batch_size": "batch size (BYOL uses full batches only)",
     "learning_rate": "Adam learning rate of BYOL",
     "distill_learning_rate": "Adam learning rate of the distillation (compression: a third of it)",
@@ -55,7 +57,7 @@ HELP = {
 
 SWITCHES = [
     ("--flip", "flip", "random horizontal flips in the BYOL views"),
-    ("--no-qat", "qat", "skip QAT; int8 uses post-training calibration"),
+    ("--no-qat", "qat", "shortcut: the default --compress without qat; int8 uses post-training calibration (refused beside --compress)"),
 ]
 
 

@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from kdtf import catalog  # noqa: E402  (light: no TensorFlow before the flags are checked)
 from kdtf.cli import VERBOSE_HELP, exit_on_error, load_tensorflow, parse_config  # noqa: E402
+from kdtf.compress.forms import step_forms  # noqa: E402  (pure Python, like the catalog)
 from kdtf.config import DistillConfig  # noqa: E402
 
 _MODELS = ", ".join(catalog.MODELS + catalog.BACKBONES)
@@ -53,10 +54,11 @@ HELP = {
     "finetune_learning_rate": "learning rate of backbone fine-tuning and of each compression step",
     "temperature": "distillation temperature T > 0",
     "alpha": "weight of the label cross-entropy, in [0, 1]",
-    "sparsity": "target sparsity of pruned layers, in [0, 1)",
+    "sparsity": "shortcut: the sparsity S of the default --compress prune:S,qat, in [0, 1) (refused beside --compress)",
     "distill": f"distillation terms name:weight@student_layer/teacher_layer#teacher, e.g. 'kd:1.0,fitnets:0.5@conv2/conv4' ({', '.join(catalog.TERMS)})",
     "compress": f"compression steps, e.g. 'prune:0.75,qat', 'filters:0.5,qat', '2:4,qat', 'cluster:16,qat', 'lowrank:0.9,qat' "
-                f"({', '.join(catalog.STEPS.values())}; default: from --sparsity and --no-qat)",
+                f"({', '.join(step_forms())}; default: prune:<--sparsity>,qat, without qat under --no-qat; "
+                "see docs/compression.md)",
     "labels": "keep N training labels (stratified); the rest is an unlabeled transfer set for distillation; 0 keeps all "
               "(default: 500 on the bundled demo sets mnist5k/digits/cluttered, every label on your own data)",
     "prune_min_weights": "layers with fewer kernel weights stay dense",
@@ -76,7 +78,8 @@ HELP = {
 }
 FLAG_NAMES = {"learning_rate": "--lr", "finetune_learning_rate": "--finetune-lr"}
 SWITCHES = [
-    ("--no-qat", "qat", "skip quantization-aware training; int8 uses post-training calibration"),
+    ("--no-qat", "qat", "shortcut: the default --compress without qat; int8 then uses post-training calibration "
+                        "(refused beside --compress)"),
     ("--ptq-mixed", "ptq_mixed", "with --ptq: keep the most sensitive ops in float until within --ptq-max-drop of float"),
     ("--allow-weak-teacher", "allow_weak_teacher", "go on when the teacher is barely above chance on the validation split"),
     ("--allow-collapse", "allow_collapse", "go on (with a warning) when a trained student is at chance or predicts one class"),
@@ -86,8 +89,21 @@ SWITCHES = [
 ]
 
 
+GROUPS = [
+    ("data", ["dataset", "data_dir", "image_size", "augment", "transfer_set", "labels", "seed"]),
+    ("models", ["teacher", "student", "teacher_weights", "student_weights", "unsafe_load", "allow_weak_teacher"]),
+    ("distillation", ["distill", "temperature", "alpha", "cache_teacher", "progressive_epochs"]),
+    ("training", ["teacher_epochs", "epochs", "batch_size", "learning_rate", "optimizer", "momentum", "weight_decay",
+                  "lr_schedule", "warmup_epochs", "l1", "unfreeze_layers", "finetune_epochs", "finetune_learning_rate"]),
+    ("compression and export", ["compress", "sparsity", "qat", "prune_epochs", "qat_epochs", "prune_min_weights", "ptq",
+                                "ptq_mixed", "ptq_max_drop", "latency_runs"]),
+    ("running", ["config", "output", "cache_dir", "resume", "verbose", "strategy"]),
+]
+
+
 def parse_args(argv):
-    return parse_config(DistillConfig, argv, description=__doc__, help_texts=HELP, flag_names=FLAG_NAMES, switches=SWITCHES)
+    return parse_config(DistillConfig, argv, description=__doc__, help_texts=HELP, flag_names=FLAG_NAMES, switches=SWITCHES,
+                        groups=GROUPS)
 
 
 @exit_on_error

@@ -117,7 +117,7 @@ def test_byol_script_tiny_run_writes_every_artifact_and_tflite_agrees_with_keras
     )
     assert result.returncode == 0, result.stderr[-3000:]
     expected = {"teacher_encoder.keras", "student_byol.keras", "student_encoder.keras", "student_compressed.h5",
-                "student_encoder_int8.tflite", "report.json", "report.md", "plot.png", "args.yaml"}
+                "student_encoder_int8.tflite", "model_card.json", "report.json", "report.md", "plot.png", "args.yaml"}
     assert expected <= set(os.listdir(out))
     report = json.loads((out / "report.json").read_text())
     names = [e["encoder"] for e in report["encoders"]]
@@ -126,6 +126,9 @@ def test_byol_script_tiny_run_writes_every_artifact_and_tflite_agrees_with_keras
     # int8 embeddings on LiteRT point the same way as the Keras model's: threshold 0.95
     assert report["tflite_keras_agreement"]["mean_cosine"] > 0.95
     assert report["encoders"][-1]["measured_on"] == "litert"
+    assert [s["epochs"] for s in report["compression_steps"]] == [1, 1]  # --prune-epochs, --qat-epochs
+    assert "sparsity" in report["verified_in_tflite"]
+    assert json.loads((out / "model_card.json").read_text())["output_is"].startswith("embedding")
 
 
 @pytest.mark.parametrize("args, message", [
@@ -134,6 +137,7 @@ def test_byol_script_tiny_run_writes_every_artifact_and_tflite_agrees_with_keras
     (["--teacher", "resnet"], "Unknown teacher encoder 'resnet'"),
     (["--dataset", "nope"], "Unknown data set spec 'nope' (--dataset)"),
     (["--crop-area", "0"], "Expected crop_area in (0, 1]"),
+    (["--compress", "prune:0.5,qat", "--sparsity", "0.3"], "Say it in the steps instead: --compress 'prune:0.3,qat'"),
 ])
 def test_byol_script_bad_flags_exit_2_with_one_line(tmp_path, capsys, args, message):
     sys.path.insert(0, os.path.join(ROOT, "scripts"))

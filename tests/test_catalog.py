@@ -21,14 +21,17 @@ def test_catalog_names_match_the_registries():
     assert [s for s in datasets.specs() if ":" not in s] == sorted(catalog.DATASETS)
 
 
-def test_every_catalog_step_parses_to_a_registered_step():
-    examples = {"prune": "prune:0.5", "2:4": "2:4", "cluster": "cluster:8", "qat": "qat", "lowrank": "lowrank:0.9", "filters": "filters:0.5"}
-    assert set(examples) == set(catalog.STEPS)
-    for text in examples.values():
-        assert isinstance(compress.parse_step(text), tuple(compress.recipe.STEP_TYPES))
+def test_every_registered_step_parses_from_the_form_help_shows():
+    examples = {"prune": "prune:0.5", "sparse24": "2:4", "cluster": "cluster:8", "qat": "qat", "lowrank": "lowrank:0.9",
+                "filters": "filters:0.5"}
+    assert set(examples) == set(compress.STEPS.names())
+    assert sorted(compress.step_forms()) == ["2:4", "cluster:K", "filters:F", "lowrank:E|R", "prune:S", "qat"]
+    for name, text in examples.items():
+        assert type(compress.parse_step(text)) is compress.STEPS.get(name)
 
 
 def test_catalog_and_config_import_without_tensorflow():
-    code = "import sys, kdtf.catalog, kdtf.config, kdtf.validation, kdtf.spec; print('tensorflow' in sys.modules)"
+    code = ("import sys, kdtf.catalog, kdtf.config, kdtf.validation, kdtf.spec, kdtf.compress.forms; "
+            "kdtf.compress.forms.parse_steps('filters:0.5,prune:0.5,cluster:8,qat'); print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

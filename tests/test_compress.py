@@ -187,13 +187,11 @@ def test_recipe_under_the_distiller_survives_int8_export(student, teacher, batch
 
     x, y = batch
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
-    recipe = compress.Recipe.parse(text)
-    for step in recipe.steps:
-        if hasattr(step, "min_weights"):
-            step.min_weights = 100  # only "fc" (64 x 8)
-    model, stages = recipe.run(student, FineTuner(teacher, ds), epochs=2)
-    assert [s["step"] for s in stages] == [s.name for s in recipe.steps]
-    verified = recipe.verify(export.to_tflite(model, "int8"))
+    recipe = compress.Recipe.parse(text, compress.StepDefaults(epochs=2, qat_epochs=1, min_weights=100))  # only "fc" (64 x 8)
+    model, results = recipe.run(student, FineTuner(teacher, ds))
+    assert [r.step for r in results] == [s.name for s in recipe.steps]
+    assert [r.epochs for r in results] == [2] * (len(recipe.steps) - 1) + [1]
+    verified = results.verify(export.to_tflite(model, "int8"))
     assert check in verified
     if check == "sparsity":
         assert verified["sparsity"]["fc"] == pytest.approx(0.5, abs=0.01)
@@ -218,8 +216,9 @@ def test_recipe_without_teacher_fine_tunes_by_cross_entropy(student, batch):
 
     x, y = batch
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
-    model, stages = compress.Recipe([compress.Prune(0.5, min_weights=100)]).run(student, FineTuner(None, ds), epochs=2)
-    assert stages[0]["layer_sparsity"]["fc"] == pytest.approx(0.5, abs=0.01)
+    model, results = compress.Recipe([compress.Prune(0.5, min_weights=100)]).run(student, FineTuner(None, ds), epochs=2)
+    assert results[0].layer_sparsity["fc"] == pytest.approx(0.5, abs=0.01)
+    assert results.records()[0]["target_sparsity"] == 0.5 and results.records()[0]["epochs"] == 2
 
 
 @pytest.mark.slow
@@ -234,8 +233,8 @@ def test_pruning_schedule_reaches_its_target_even_in_one_epoch(student, teacher,
     x, y = batch
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
     recipe = compress.Recipe([compress.Prune(0.75, min_weights=100)])
-    model, _ = recipe.run(student, FineTuner(teacher, ds), epochs=1)
-    assert recipe.verify(export.to_tflite(model))["sparsity"]["fc"] == pytest.approx(0.75, abs=0.01)
+    model, results = recipe.run(student, FineTuner(teacher, ds), epochs=1)
+    assert results.verify(export.to_tflite(model))["sparsity"]["fc"] == pytest.approx(0.75, abs=0.01)
 
 
 def test_recipe_run_with_a_teacher_instead_of_a_fine_tuner_names_the_fix(student, teacher, batch):

@@ -111,6 +111,11 @@ def test_saved_student_reloads_and_predicts(tiny_run):
         (["--teacher", "resnet9000"], "Unknown teacher model 'resnet9000'"),
         (["--compress", "squeeze:3"], "Unknown compression step 'squeeze:3'"),
         (["--compress", "qat,prune:0.5"], "'qat' must be the last compression step"),
+        (["--compress", "filters:0.5,qat", "--sparsity", "0.5"],
+         "--sparsity 0.5 only sets the default steps; with --compress 'filters:0.5,qat' they would be ignored. "
+         "Say it in the steps instead: --compress 'filters:0.5,prune:0.5,qat'"),
+        (["--compress", "lowrank:0.9,qat", "--no-qat"], "Say it in the steps instead: --compress 'lowrank:0.9'"),
+        (["--compress", "prune:0.5,qat", "--ptq", "int8"], "end in quantization-aware training: --compress 'prune:0.5'"),
         (["--distill", "kd,fitness:0.5"], "Unknown distillation term 'fitness'"),
         (["--distill", "kd,fitnets:0.5"], "name them"),
         (["--labels", "-5"], "Expected labels to be an integer >= 0 (0 keeps every label). Received: labels=-5"),

@@ -213,6 +213,6 @@ def test_compression_fine_tunes_with_the_spec_of_distillation(student, teacher, 
     x, y = batch
     tuner = kdtf.FineTuner(teacher, (x, y), spec=DistillSpec(temperature=2.0, alpha=0.1, terms="kd,fitnets:0.5@fc/fc"), batch_size=16)
     recipe = kdtf.compress.Recipe([kdtf.compress.Prune(0.5, min_weights=100), kdtf.compress.QAT()])
-    model, records = recipe.run(student, tuner, epochs=1)
-    assert tuner.steps_per_epoch == 4 and records[-1]["step"] == "qat"
-    assert records[0]["layer_sparsity"]["fc"] == pytest.approx(0.5, abs=0.01)
+    model, results = recipe.run(student, tuner, epochs=1)
+    assert tuner.steps_per_epoch == 4 and results[-1].step == "qat"
+    assert results[0].layer_sparsity["fc"] == pytest.approx(0.5, abs=0.01)

@@ -125,6 +125,18 @@ def test_export_for_android_writes_model_labels_and_card(tmp_path, trained, batc
         export.export_for_android(trained, str(tmp_path / "m.bin"), splits=splits)
 
 
+def test_export_for_android_of_an_encoder_writes_no_labels_and_says_embedding(tmp_path, student, batch):
+    from kdtf.data import Splits
+
+    x, y = batch
+    splits = Splits("tiny", x, y, x, y, x, y, ["a", "b", "c", "d"], "x")
+    card = export.export_for_android(student, str(tmp_path / "e.tflite"), splits=splits, mode="float32", output="embedding")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.tflite", "model_card.json"]
+    assert card["output_is"].startswith("embedding") and card["metrics_on_litert"] == {} and card["class_names"] == []
+    with pytest.raises(ValueError, match=r"Expected output in \('logits', 'embedding'\). Received: output='probabilities'"):
+        export.export_for_android(student, str(tmp_path / "p.tflite"), splits=splits, output="probabilities")
+
+
 def test_latency_side_by_side_times_every_model_in_turns(student):
     from kdtf import export
 

@@ -40,7 +40,7 @@ def trained():
 
 @pytest.mark.slow
 def test_int4w_file_holds_int4_kernels_and_runs_on_litert(trained):
-    quantized = export.quantize(trained["float"], "int4w")
+    quantized = export.post_training_quantize(trained["float"], "int4w")
     types = tensor_types(quantized)
     assert [types[name] for name in KERNELS] == ["INT4"] * 4
     assert "INT8" not in types.values() and len(quantized) < 0.2 * len(trained["float"])
@@ -52,7 +52,7 @@ def test_int4w_file_holds_int4_kernels_and_runs_on_litert(trained):
 
 
 def test_blockwise_int4_on_dense_layers_whose_inputs_divide_into_blocks(trained):
-    quantized = export.quantize(trained["float"], "int4w", block_size=32, keep_float=["CONV_2D", "fc1"])
+    quantized = export.post_training_quantize(trained["float"], "int4w", block_size=32, keep_float=["CONV_2D", "fc1"])
     types = tensor_types(quantized)
     assert types["student/logits/MatMul"] == "INT4"
     assert [types[name] for name in KERNELS[:3]] == ["FLOAT32"] * 3
@@ -61,7 +61,7 @@ def test_blockwise_int4_on_dense_layers_whose_inputs_divide_into_blocks(trained)
 
 @pytest.mark.parametrize(("mode", "io_type"), [("int8", np.int8), ("int16x8", np.int16)])
 def test_static_modes_run_and_agree_with_float(trained, mode, io_type):
-    quantized = export.quantize(trained["float"], mode, trained["calibration"])
+    quantized = export.post_training_quantize(trained["float"], mode, trained["calibration"])
     assert Interpreter(model_content=quantized).get_input_details()[0]["dtype"] == io_type
     assert all(tensor_types(quantized)[name] == "INT8" for name in KERNELS)
     reference = export.predict(trained["float"], trained["x"])
@@ -89,7 +89,7 @@ def _reference_output(flatbuffer, x):
 
 
 def test_layer_report_lists_every_quantized_op_with_errors_checked_against_numpy(trained):
-    quantized = export.quantize(trained["float"], "int8", trained["calibration"])
+    quantized = export.post_training_quantize(trained["float"], "int8", trained["calibration"])
     samples = trained["x"][:64]
     rows = export.layer_errors(trained["float"], quantized, samples)
     graph = schema.Model.GetRootAsModel(trained["float"], 0).Subgraphs(0)
@@ -128,14 +128,14 @@ def test_int16_fallback_gives_the_chosen_ops_int16_activations(trained):
 
 def test_representative_data_as_array_dataset_or_batches_calibrates_the_same(trained):
     x = trained["calibration"][:64]
-    from_array = export.quantize(trained["float"], "int8", x)
+    from_array = export.post_training_quantize(trained["float"], "int8", x)
     dataset = tf.data.Dataset.from_tensor_slices((x, np.zeros(64, np.int32))).batch(16)
-    assert export.quantize(trained["float"], "int8", dataset) == from_array
-    assert export.quantize(trained["float"], "int8", (x[i : i + 10] for i in range(0, 64, 10))) == from_array
+    assert export.post_training_quantize(trained["float"], "int8", dataset) == from_array
+    assert export.post_training_quantize(trained["float"], "int8", (x[i : i + 10] for i in range(0, 64, 10))) == from_array
 
 
 def test_quantized_file_ships_through_export_for_android(trained, tmp_path):
-    quantized = export.quantize(trained["float"], "int4w")
+    quantized = export.post_training_quantize(trained["float"], "int4w")
     path = tmp_path / "app" / "student_int4w.tflite"
     card = export.export_for_android(trained["model"], str(path), splits=trained["data"], mode="litert-quantizer int4w", flatbuffer=quantized)
     assert path.read_bytes() == quantized and (tmp_path / "app" / "labels.txt").exists()
@@ -151,7 +151,7 @@ def test_report_md_shows_the_per_op_table_when_the_report_holds_one(trained):
     with open(os.path.join(os.path.dirname(__file__), "fixtures", "report.json")) as f:
         report = json.load(f)
     assert "Per-op error" not in render_markdown(report)
-    quantized = export.quantize(trained["float"], "int8", trained["calibration"])
+    quantized = export.post_training_quantize(trained["float"], "int8", trained["calibration"])
     report["layer_errors"] = export.layer_errors(trained["float"], quantized, trained["x"][:32])
     json.dumps(report)  # report.json can hold it
     text = render_markdown(report)
@@ -170,11 +170,11 @@ def _depthwise_model():
 def test_int4_on_an_op_without_an_int4_kernel_is_one_line_naming_it():
     flatbuffer = export.to_tflite(_depthwise_model(), "float32")
     with pytest.raises(ValueError) as error:
-        export.quantize(flatbuffer, "int4w")
+        export.post_training_quantize(flatbuffer, "int4w")
     message = str(error.value)
     assert "op 0 DEPTHWISE_CONV_2D 'dwnet/dw/depthwise1'" in message and "keep_float=[0]" in message
     assert "\n" not in message
-    quantized = export.quantize(flatbuffer, "int4w", keep_float=["DEPTHWISE_CONV_2D"])
+    quantized = export.post_training_quantize(flatbuffer, "int4w", keep_float=["DEPTHWISE_CONV_2D"])
     types = tensor_types(quantized)
     assert types["dwnet/pw/Conv2D"] == "INT4" and "INT4" not in {types[n] for n in types if "/dw/" in n}
 
@@ -182,13 +182,13 @@ def test_int4_on_an_op_without_an_int4_kernel_is_one_line_naming_it():
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda fb, x: export.quantize(fb, "int3", x), r"Expected a post-training quantization mode in int8, int16x8, int4w\. Received: mode='int3'"),
-        (lambda fb, x: export.quantize(fb, "int8", np.zeros((4, 32, 32, 3))),
+        (lambda fb, x: export.post_training_quantize(fb, "int3", x), r"Expected a post-training quantization mode in int8, int16x8, int4w\. Received: mode='int3'"),
+        (lambda fb, x: export.post_training_quantize(fb, "int8", np.zeros((4, 32, 32, 3))),
          r"Expected representative_data of examples shaped \(28, 28, 1\).*Received: an array of shape \(4, 32, 32, 3\)"),
-        (lambda fb, x: export.quantize(fb, "int8"), "Received: representative_data=None"),
-        (lambda fb, x: export.quantize(fb, "int8", x, keep_float=["fc9"]), r"layer names in keep_float\. Received: 'fc9'"),
-        (lambda fb, x: export.quantize(fb, "int8", x, block_size=32), r"Received: block_size=32 with mode='int8'"),
-        (lambda fb, x: export.quantize(b"not a model", "int8", x), "Expected TFLite flatbuffer bytes"),
+        (lambda fb, x: export.post_training_quantize(fb, "int8"), "Received: representative_data=None"),
+        (lambda fb, x: export.post_training_quantize(fb, "int8", x, keep_float=["fc9"]), r"layer names in keep_float\. Received: 'fc9'"),
+        (lambda fb, x: export.post_training_quantize(fb, "int8", x, block_size=32), r"Received: block_size=32 with mode='int8'"),
+        (lambda fb, x: export.post_training_quantize(b"not a model", "int8", x), "Expected TFLite flatbuffer bytes"),
         (lambda fb, x: export.layer_errors(fb, fb, x[:, :27]), r"Received: an array of shape \(256, 27, 28, 1\)"),
         (lambda fb, x: export.mixed_precision(fb, x, np.zeros(3), 0.01), r"Expected one label per sample \(256\)\. Received: 3 labels"),
         (lambda fb, x: export.mixed_precision(fb, x, None, -0.1), r"Expected max_drop in \[0, 1\)"),

@@ -24,12 +24,11 @@ import dataclasses
 import math
 import numbers
 
-from kdtf.compress.filters import SCOPES, check_fraction, count_filters, prune_filters
-from kdtf.compress.importance import CRITERIA
-from kdtf.compress.layers import clone_with_weights
+from kdtf.compress.base import Step, StepResult, register_step
+from kdtf.compress.filter_choices import CRITERIA, SCOPES, check_fraction
 from kdtf.spec import DistillSpec
 
-__all__ = ["FilterPrune", "round_epochs", "MIN_KEEP", "RECOVERIES", "LOGIT_RECOVERY"]
+__all__ = ["FilterPrune", "FilterResult", "round_epochs", "MIN_KEEP", "RECOVERIES", "LOGIT_RECOVERY"]
 
 MIN_KEEP = 0.1  # share of each layer's original filters always kept
 RECOVERIES = ("logits", "terms")
@@ -49,8 +48,26 @@ def _positive_int(value, argument, allow_none=False):
         raise ValueError(f"Expected {argument} as an int >= 1. Received: {argument}={value!r}")
 
 
+class FilterResult(StepResult):
+    """Filters removed: each touched layer's op in the ``.tflite`` has the output
+    channels the pruned model kept (``details["filters"][layer]["kept"]``)."""
+
+    @property
+    def kept(self):
+        return {name: counts["kept"] for name, counts in self.details.get("filters", {}).items()}
+
+    def verify(self, flatbuffer_or_path):
+        from kdtf.compress.verify import verify_filters
+
+        return {"filters": verify_filters(flatbuffer_or_path, self.kept)} if self.kept else {}
+
+    def summary(self):
+        return f"{self.details['removed']:.0%} of the filters of {len(self.layers)} layer(s) removed"
+
+
+@register_step("filters", form="filters:F")
 @dataclasses.dataclass
-class FilterPrune:
+class FilterPrune(Step):
     """Remove ``fraction`` of the filters in ``rounds``, fine-tuning after each.
 
     Args:
@@ -75,6 +92,11 @@ class FilterPrune:
     self_distill: bool = False
     epochs: int = None
     recovery: str = "logits"
+
+    must_precede = ("prune", "cluster")
+    order_rule = ("'filters' must come before prune, 2:4 and cluster steps (it rebuilds the model; "
+                  "their zeros and clusters would not survive its fine-tuning).")
+    result_type = FilterResult
 
     def __post_init__(self):
         self.fraction = check_fraction(self.fraction)
@@ -123,8 +145,11 @@ class FilterPrune:
         return cls(fraction, **settings)
 
     def run(self, model, context):
-        """Prunes and fine-tunes ``model`` round by round; returns ``(model, record)``."""
-        before = count_filters(model)
+        """Prunes and fine-tunes ``model`` round by round; returns ``(model, details)``."""
+        from kdtf.compress.filters import prune_filters
+        from kdtf.compress.layers import clone_with_weights
+
+        before = _count_filters(model)
         minimum = {name: max(1, math.ceil(MIN_KEEP * n)) for name, n in before.items()}
         share = 1 - (1 - self.fraction) ** (1 / self.rounds)
         schedule = round_epochs(self.epochs or context.epochs, self.rounds)
@@ -159,7 +184,7 @@ class FilterPrune:
         return (" from the unpruned student" if self.self_distill else "") + loss
 
     def _record(self, model, before, reports, schedule, params_before):
-        after = count_filters(model)
+        after = _count_filters(model)
         order = list(before)
         touched = sorted({name for report in reports for name in report["layers"]}, key=order.index)
         return dict(
@@ -169,6 +194,12 @@ class FilterPrune:
             removed=1 - sum(after[n] for n in touched) / max(1, sum(before[n] for n in touched)),
             unprunable=reports[0]["unprunable"], params_before=params_before, params=int(model.count_params()),
         )
+
+
+def _count_filters(model):
+    from kdtf.compress.filters import count_filters
+
+    return count_filters(model)
 
 
 def _fine_tune(context, model, epochs, kwargs):

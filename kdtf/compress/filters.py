@@ -25,26 +25,15 @@ import numpy as np
 
 from kdtf._keras import keras
 from kdtf.compress.channels import PRODUCER_TYPES, ChannelGraph, filter_count
+from kdtf.compress.filter_choices import SCOPES, check_fraction
 from kdtf.compress.graph import clone_layer, rebuild
 from kdtf.compress.importance import CRITERIA, class_scores
 from kdtf.compress.layers import require_graph_model
 
 __all__ = [
     "SCOPES", "prune_filters", "prunable_groups", "unprunable_filters", "count_filters",
-    "check_fraction", "describe_pruning",
+    "check_fraction",
 ]
-
-SCOPES = ("uniform", "global")
-
-
-def check_fraction(fraction, argument="fraction"):
-    """Returns ``fraction`` as a float when it is a number in (0, 1); raises otherwise."""
-    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction < 1:
-        raise ValueError(
-            f"Expected the fraction of filters to remove in (0, 1), e.g. 0.5. Received: {argument}={fraction!r}"
-        )
-    return float(fraction)
-
 
 def count_filters(model):
     """``{layer_name: output channels}`` of every Conv2D, SeparableConv2D and Dense layer."""
@@ -239,9 +228,3 @@ def prune_filters(
         removed=len(removed) / total, params=[int(model.count_params()), int(pruned.count_params())],
     )
     return pruned, report
-
-
-def describe_pruning(report):
-    """One line per pruned layer (``conv1: 6/8 filters kept``) and per unprunable layer."""
-    lines = [f"{name}: {v['kept']}/{v['total']} filters kept" for name, v in report["layers"].items()]
-    return lines + [f"{name}: not pruned, it {why}" for name, why in report["unprunable"].items()]

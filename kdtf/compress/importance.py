@@ -20,10 +20,10 @@ SeparableConv2D filters are scored by their pointwise kernel.
 import numpy as np
 
 from kdtf._keras import keras, tf
+from kdtf.compress.filter_choices import CRITERIA
 
 __all__ = ["CRITERIA", "class_scores", "masked_cross_entropy"]
 
-CRITERIA = ("l1", "l2", "bn", "taylor")
 
 
 def _kernel(layer):

@@ -3,72 +3,73 @@ caller gives (distillation from the teacher in kdtf's pipelines, or plain cross-
 to measure what distillation adds), training wrappers stripped between steps.
 
     recipe = Recipe.parse("lowrank:0.9,prune:0.75,qat")
-    model, records = recipe.run(student, kdtf.training.FineTuner(teacher, (x, y), spec=spec))
+    model, results = recipe.run(student, kdtf.FineTuner(teacher, (x, y), spec=spec))
+    results.verify(export.to_tflite(model, "int8", representative_data=x[:256]))
 
-Steps (string form / object, see :mod:`kdtf.compress.steps`): ``prune:S`` / ``Prune(S)``,
-``2:4`` / ``Prune(m_by_n=(2, 4))``, ``cluster:K`` / ``Cluster(K)``, ``qat`` / ``QAT()``
-(last), ``lowrank:E`` or ``lowrank:R`` / ``LowRank(...)`` (first), ``filters:F`` /
-``FilterPrune(F)`` (whole filters removed, before any magnitude pruning or clustering).
+Steps (string form / object): ``prune:S`` / ``Prune(S)``, ``2:4`` /
+``Prune(m_by_n=(2, 4))``, ``cluster:K`` / ``Cluster(K)``, ``qat`` / ``QAT()`` (last),
+``lowrank:E`` or ``lowrank:R`` / ``LowRank(...)`` (first), ``filters:F`` /
+``FilterPrune(F)`` (before any magnitude pruning or clustering); any registered
+:class:`kdtf.compress.base.Step` or a user's own ``Step`` object. Each returns a
+:class:`kdtf.compress.base.StepResult`; :class:`Results` is their list.
 """
 
 import numpy as np
 
-from kdtf import catalog
 from kdtf._keras import keras
-from kdtf.compress.filter_rounds import FilterPrune
+from kdtf.compress.base import StepContext, WithCallbacks, check_order
+from kdtf.compress.forms import parse_steps
 from kdtf.compress.layers import kernel_sparsity, unique_weights
 from kdtf.compress.quantize import is_quantized
-from kdtf.compress.steps import QAT, Cluster, LowRank, Prune, StepContext
-from kdtf.compress.verify import verify_clusters, verify_filters, verify_m_by_n, verify_sparsity
 
-__all__ = ["Recipe", "STEP_TYPES", "STEP_NAMES", "parse_step"]
-
-STEP_TYPES = [LowRank, FilterPrune, Prune, Cluster, QAT]  # a new step: its class here (and its name in kdtf.catalog)
-STEP_NAMES = tuple(catalog.STEPS.values())
+__all__ = ["Recipe", "Results"]
 
 
-def parse_step(text):
-    """The step object for one step string (``"prune:0.5"``), or a ValueError."""
-    text = text.strip()
-    for kind in STEP_TYPES:
-        step = kind.parse(text)
-        if step is not None:
-            return step
-    raise ValueError(f"Unknown compression step {text!r}. Steps: {', '.join(STEP_NAMES)}")
+class Results(list):
+    """The :class:`kdtf.compress.base.StepResult` of each step, in order."""
+
+    def verify(self, flatbuffer_or_path):
+        """Every result checks its promise in the exported file (sparsity within 1 point
+        of its target, the 2:4 pattern, at most K weights per channel, output channels
+        of filter-pruned layers). Raises ValueError, or returns ``{check: measured}``."""
+        verified = {}
+        for result in self:
+            for check, measured in result.verify(flatbuffer_or_path).items():
+                verified[check] = {**verified.get(check, {}), **measured} if isinstance(measured, dict) else measured
+        return verified
+
+    def records(self):
+        """JSON-able records, one per step (:meth:`StepResult.to_record`)."""
+        return [result.to_record() for result in self]
+
+    def describe(self):
+        """``"prune 75% (4 epochs): 3 layer(s) at 75% sparsity; qat (2 epochs): ..."``."""
+        return "; ".join(result.describe() for result in self)
+
+    @property
+    def params(self):
+        """Parameters of the deployed layers after the last step."""
+        return self[-1].to_record()["params"]
 
 
 class Recipe:
     """Ordered compression steps; see the module docstring.
 
-    Attributes:
-        steps: the step objects.
-        pruned_layers, clustered_layers: after :meth:`run`, what :meth:`verify` checks in
-            the exported file (``{layer: sparsity}``, ``{layer: clusters}``).
+    Args:
+        steps: :class:`kdtf.compress.base.Step` objects (order rules checked).
+        defaults: a :class:`kdtf.compress.base.StepDefaults` filling what the steps
+            leave open (epochs, ``min_weights``), or ``None``.
     """
 
-    def __init__(self, steps):
+    def __init__(self, steps, defaults=None):
         steps = list(steps)
-        if not steps:
-            raise ValueError("A compression recipe needs at least one step.")
-        for i, step in enumerate(steps):
-            if not isinstance(step, tuple(STEP_TYPES)):
-                raise ValueError(f"Unknown compression step {step!r}. Steps: {', '.join(STEP_NAMES)}")
-            if isinstance(step, QAT) and i != len(steps) - 1:
-                raise ValueError("'qat' must be the last compression step (later steps would undo its ranges).")
-            if isinstance(step, LowRank) and i != 0:
-                raise ValueError("'lowrank' must be the first compression step (it rebuilds the model).")
-            if isinstance(step, FilterPrune) and any(isinstance(s, (Prune, Cluster)) for s in steps[:i]):
-                raise ValueError("'filters' must come before prune, 2:4 and cluster steps (it rebuilds the model; "
-                                 "their zeros and clusters would not survive its fine-tuning).")
-        self.steps = steps
-        self.pruned_layers, self.clustered_layers, self.filtered_layers = {}, {}, {}
+        check_order(steps)
+        self.steps = [step.with_defaults(defaults) for step in steps] if defaults is not None else steps
 
     @classmethod
-    def parse(cls, text):
-        """``"prune:0.75,qat"`` -> Recipe."""
-        if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"Expected compression steps like 'prune:0.75,qat'. Received: {text!r}")
-        return cls([parse_step(part) for part in text.split(",")])
+    def parse(cls, text, defaults=None):
+        """``"prune:0.75,qat"`` -> Recipe (see :func:`kdtf.compress.forms.parse_steps`)."""
+        return cls(parse_steps(text), defaults)
 
     def __repr__(self):
         return f"Recipe({self.steps!r})"
@@ -78,29 +79,38 @@ class Recipe:
         """e.g. ``"pruned+qat"``: names the stage in reports."""
         return "+".join(step.short for step in self.steps)
 
+    def describe(self):
+        """``"prune 75%, qat"``: the steps by name."""
+        return ", ".join(step.name for step in self.steps)
+
+    def restore(self, records):
+        """The :class:`Results` that :meth:`Results.records` saved, each record read by
+        its step's ``result_type``."""
+        if len(records) != len(self.steps):
+            raise ValueError(f"Expected {len(self.steps)} compression step records for {self.describe()}. "
+                             f"Received: {len(records)}")
+        return Results(step.result_type.from_record(record) for step, record in zip(self.steps, records))
+
     def run(self, student, fine_tune, *, epochs=2, steps_per_epoch=None, log=None, checkpoint=None):
         """Applies every step to ``student`` and fine-tunes after each.
 
         Args:
             student: the trained tf_keras student.
-            fine_tune: ``fine_tune(model, epochs, *, teacher=None, callbacks=None) ->
-                model``, e.g. a :class:`kdtf.training.FineTuner` (distillation with a
-                teacher, cross-entropy without); ``filters:F:logits`` also passes
-                ``spec=`` (FineTuner takes it); its ``steps_per_epoch`` and
-                ``train_data`` attributes are used when present.
+            fine_tune: a :class:`kdtf.compress.base.FineTune`, e.g. a
+                :class:`kdtf.FineTuner` (distillation with a teacher, cross-entropy
+                without).
             epochs: fine-tuning epochs of steps without their own ``epochs``.
             steps_per_epoch: optimizer steps per epoch (default: the fine-tuner's).
             log: ``log(text)`` for progress lines (default: none).
             checkpoint: for resuming, an object with ``load_step(index)`` (``(model,
-                record, pruned, clustered)`` of a completed step, or ``None``),
-                ``save_step(index, model, record, pruned, clustered)`` (called after every
-                step but the last) and ``callbacks(index)`` (extra callbacks, e.g.
-                ``BackupAndRestore``, for the fine-tuning of step ``index``).
+                record)`` of a completed step, or ``None``), ``save_step(index, model,
+                record)`` (called after every step but the last) and
+                ``callbacks(index)`` (extra callbacks, e.g. ``BackupAndRestore``).
 
         Returns:
-            ``(model, records)``: the compressed model (pruning and clustering wrappers
-            stripped; QAT wrappers kept, the converter reads them) and one record per step
-            (name, layers touched, parameters, kernel sparsity, unique values, ...).
+            ``(model, results)``: the compressed model (pruning and clustering wrappers
+            stripped; QAT wrappers kept, the converter reads them) and the
+            :class:`Results`.
         """
         if not callable(fine_tune) or isinstance(fine_tune, keras.Model):
             raise ValueError(
@@ -113,61 +123,30 @@ class Recipe:
             raise ValueError("Pass steps_per_epoch: the fine-tuning data's length is unknown.")
         context = StepContext(None, epochs, int(steps_per_epoch), log or (lambda text: None),
                               getattr(fine_tune, "train_data", None))
-        model, records = student, []
+        model, results = student, Results()
         for index, step in enumerate(self.steps):
             restored = checkpoint.load_step(index) if checkpoint is not None else None
             if restored is not None:
-                model, record, pruned, clustered = restored
-                context.pruned, context.clustered = dict(pruned), dict(clustered)
-                self.filtered_layers.update(_kept_filters(record))
-                records.append(record)
+                model, record = restored
+                result = step.result_type.from_record(record)
                 context.log(f"compress step {step.name}: completed before, resumed from its saved model")
-                continue
-            context.fine_tune = _with_callbacks(fine_tune, checkpoint.callbacks(index) if checkpoint is not None else None)
-            context.log(f"compress step {step.name}: fine-tuned for {step.epochs or epochs} epochs")
-            model, extra = step.run(model, context)
-            records.append(_record(step, model, extra))
-            self.filtered_layers.update(_kept_filters(records[-1]))
-            if checkpoint is not None and index < len(self.steps) - 1:
-                checkpoint.save_step(index, model, records[-1], dict(context.pruned), dict(context.clustered))
-        self.pruned_layers, self.clustered_layers = context.pruned, context.clustered
-        return model, records
-
-    def verify(self, flatbuffer_or_path):
-        """Checks the exported file keeps what the last :meth:`run` promised: sparsity of
-        each pruned kernel within 1 point of its target, the 2:4 pattern, at most K
-        distinct weights per channel of each clustered kernel. Raises ValueError, or
-        returns what was measured."""
-        result = {}
-        m_by_n = any(isinstance(s, Prune) and s.m_by_n for s in self.steps)
-        if self.pruned_layers:
-            if m_by_n:
-                result["2:4"] = verify_m_by_n(flatbuffer_or_path, sorted(self.pruned_layers))
             else:
-                result["sparsity"] = verify_sparsity(flatbuffer_or_path, self.pruned_layers, tolerance=0.01)
-        if self.clustered_layers:
-            clusters = max(self.clustered_layers.values())
-            result["clusters"] = verify_clusters(flatbuffer_or_path, sorted(self.clustered_layers), clusters)
-        if self.filtered_layers:
-            result["filters"] = verify_filters(flatbuffer_or_path, self.filtered_layers)
-        return result
+                context.fine_tune = WithCallbacks(fine_tune, checkpoint.callbacks(index) if checkpoint is not None else None)
+                context.log(f"compress step {step.name}: fine-tuned for {step.epochs or epochs} epochs")
+                model, details = step.run(model, context)
+                result = step.result_type(step.name, **_measured(model), details=details, epochs=step.epochs or epochs)
+                if checkpoint is not None and index < len(self.steps) - 1:
+                    checkpoint.save_step(index, model, result.to_record())
+            context.pruned.update(result.pruned)
+            context.clustered.update(result.clustered)
+            results.append(result)
+        return model, results
 
 
-def _with_callbacks(fine_tune, callbacks):
-    if not callbacks:
-        return fine_tune
-    return lambda model, epochs, **kwargs: fine_tune(model, epochs, callbacks=callbacks, **kwargs)
-
-
-def _record(step, model, extra):
+def _measured(model):
     per_layer, overall = kernel_sparsity(model)
-    record = dict(step=step.name, params=_float_params(model), sparsity=overall, layer_sparsity=per_layer,
-                  unique_weights=unique_weights(model))
-    return {**record, **extra}
-
-
-def _kept_filters(record):
-    return {name: counts["kept"] for name, counts in record.get("filters", {}).items()}
+    return dict(params=_float_params(model), sparsity=overall, layer_sparsity=per_layer,
+                unique_weights=unique_weights(model))
 
 
 def _float_params(model):

@@ -1,16 +1,17 @@
-"""The compression steps a :class:`kdtf.compress.Recipe` chains.
+"""The built-in compression steps and their results (filter pruning is
+:mod:`kdtf.compress.filter_rounds`); each registers itself with
+:func:`kdtf.compress.base.register_step`.
 
-Every step follows one protocol:
+Every step follows the :class:`kdtf.compress.base.Step` protocol: ``parse(text)``,
+``name`` / ``short``, ``epochs``, and ``run(model, context) -> (model, details)``: it
+applies the step, fine-tunes through ``context.fine_tune(model, epochs)`` (distillation
+from the teacher, or cross-entropy in the comparison mode), strips its training wrappers
+and returns the layers it touched (``details["layers"]``) with anything worth reporting.
+The recipe wraps ``details`` in the step's ``result_type``, whose ``verify`` checks the
+promise in the exported ``.tflite``.
 
-* ``parse(text)`` (classmethod): the step for its string form, or ``None`` when the text
-  names another step;
-* ``name`` (for logs and reports) and ``short`` (for file and stage names);
-* ``epochs``: fine-tuning epochs of the step (``None``: the recipe's default);
-* ``run(model, context) -> (model, record)``: applies the step, fine-tunes through
-  ``context.fine_tune(model, epochs)`` (distillation from the teacher, or cross-entropy
-  in the comparison mode), strips its training wrappers, notes what the exported file
-  must keep in ``context.pruned`` / ``context.clustered``, and returns the layers it
-  touched (``record["layers"]``) with anything worth reporting.
+This module is pure Python (``--help`` reads the registry): the TF-MOT operations are
+imported when a step runs, the flatbuffer checks when a result verifies.
 
 A step knows nothing of the Distiller: how the model is fine-tuned is the caller's
 callable.
@@ -19,39 +20,72 @@ callable.
 import dataclasses
 
 from kdtf import validation
-from kdtf.compress.cluster import cluster, cluster_wrapper, strip_clustering
-from kdtf.compress.lowrank import factorize
-from kdtf.compress.prune import check_sparsity, prune, strip_pruning
-from kdtf.compress.quantize import quantize
+from kdtf.compress.base import Step, StepContext, StepResult, register_step
 
-__all__ = ["Prune", "Cluster", "QAT", "LowRank", "StepContext"]
+__all__ = ["Prune", "Cluster", "QAT", "LowRank", "StepContext", "PruneResult", "ClusterResult", "QATResult",
+           "LowRankResult"]
 
 
-@dataclasses.dataclass
-class StepContext:
-    """What a step may use while it runs (built by :meth:`Recipe.run`).
+class PruneResult(StepResult):
+    """Magnitude or 2:4 pruning: each touched layer's sparsity (``target_sparsity``) or
+    its 2:4 pattern is checked in the flatbuffer."""
 
-    Attributes:
-        fine_tune: ``fine_tune(model, epochs, *, teacher=None) -> model``; ``teacher``
-            overrides the run's teacher (e.g. the unpruned model, for self-distillation);
-            a step may also pass ``spec=`` (a :class:`kdtf.spec.DistillSpec` for that
-            fine-tuning only, as :class:`kdtf.FineTuner` accepts).
-        epochs: the recipe's default fine-tuning epochs.
-        steps_per_epoch: optimizer steps per epoch (pruning schedules count in steps).
-        log: ``log(text)`` for progress lines.
-        train_data: the training data of ``fine_tune``, when it has some (data-driven
-            importance, e.g. Taylor scores for filter pruning).
-        pruned: ``{layer: sparsity}`` the exported file must keep.
-        clustered: ``{layer: clusters}`` the exported file must keep.
-    """
+    @property
+    def pruned(self):
+        return {name: self.details["target_sparsity"] for name in self.layers}
 
-    fine_tune: object
-    epochs: int
-    steps_per_epoch: int
-    log: object = print
-    train_data: object = None
-    pruned: dict = dataclasses.field(default_factory=dict)
-    clustered: dict = dataclasses.field(default_factory=dict)
+    @property
+    def m_by_n(self):
+        return self.step == "2:4"
+
+    def verify(self, flatbuffer_or_path):
+        from kdtf.compress.verify import verify_m_by_n, verify_sparsity
+
+        if not self.layers:
+            return {}
+        if self.m_by_n:
+            return {"2:4": verify_m_by_n(flatbuffer_or_path, sorted(self.layers))}
+        return {"sparsity": verify_sparsity(flatbuffer_or_path, self.pruned, tolerance=0.01)}
+
+    def summary(self):
+        return f"{len(self.layers)} layer(s) at {self.details['target_sparsity']:.0%} sparsity" + (
+            " in 2:4 blocks" if self.m_by_n else "")
+
+
+class ClusterResult(StepResult):
+    """Weight clustering: at most ``clusters`` distinct weights per channel of each
+    touched layer in the flatbuffer."""
+
+    @property
+    def clustered(self):
+        return {name: self.details["clusters"] for name in self.layers}
+
+    def verify(self, flatbuffer_or_path):
+        from kdtf.compress.verify import verify_clusters
+
+        if not self.layers:
+            return {}
+        return {"clusters": verify_clusters(flatbuffer_or_path, sorted(self.layers), self.details["clusters"])}
+
+    def summary(self):
+        return f"{len(self.layers)} layer(s) at {self.details['clusters']} weights each"
+
+
+class QATResult(StepResult):
+    """Quantization-aware training: the converter reads its ranges (nothing further
+    to check in the file; the earlier steps' results check what it preserved)."""
+
+    def summary(self):
+        preserve = self.details.get("preserve")
+        return "int8 ranges learned" + (f", preserving {preserve}" if preserve else "")
+
+
+class LowRankResult(StepResult):
+    """Low-rank factorization: the rank of each factorized layer."""
+
+    def summary(self):
+        ranks = self.details.get("ranks", {})
+        return f"{len(ranks)} layer(s) factorized" + (f" (ranks {min(ranks.values())}-{max(ranks.values())})" if ranks else "")
 
 
 def _pruning_schedule_steps(total_steps, steps_per_epoch):
@@ -70,8 +104,10 @@ def _value(text, kind, convert):
         raise ValueError(f"Bad value in compression step '{kind}:{text}'.") from None
 
 
+@register_step("sparse24", form="2:4")
+@register_step("prune", form="prune:S")
 @dataclasses.dataclass
-class Prune:
+class Prune(Step):
     """``prune:S``: magnitude pruning to sparsity ``S`` (polynomial schedule); ``2:4``:
     structured 2:4 sparsity. Layers with fewer than ``min_weights`` kernel weights stay
     dense."""
@@ -81,9 +117,12 @@ class Prune:
     min_weights: int = 1000
     epochs: int = None
 
+    result_type = PruneResult
+
     def __post_init__(self):
         if not self.m_by_n:
-            self.sparsity = check_sparsity(self.sparsity)
+            self.sparsity = validation.number("sparsity", self.sparsity, 0, 1, high_open=True,
+                                              what="in [0, 1) (the fraction of weights set to zero)")
 
     @classmethod
     def parse(cls, text):
@@ -96,6 +135,8 @@ class Prune:
     short = property(lambda self: "2:4" if self.m_by_n else "pruned")
 
     def run(self, model, context):
+        from kdtf.compress.prune import prune, strip_pruning
+
         epochs = self.epochs or context.epochs
         end_step, frequency = _pruning_schedule_steps(context.steps_per_epoch * epochs, context.steps_per_epoch)
         model = prune(model, self.sparsity, m_by_n=self.m_by_n, min_weights=self.min_weights,
@@ -103,12 +144,12 @@ class Prune:
         touched = [layer.layer.name for layer in model.layers if hasattr(layer, "pruning_obj")]
         model = strip_pruning(context.fine_tune(model, epochs))
         target = 0.5 if self.m_by_n else self.sparsity
-        context.pruned.update({name: target for name in touched})
         return model, {"layers": touched, "target_sparsity": target}
 
 
+@register_step("cluster", form="cluster:K")
 @dataclasses.dataclass
-class Cluster:
+class Cluster(Step):
     """``cluster:K``: weight clustering to ``K`` values per kernel (zeros kept when a
     pruning step came before)."""
 
@@ -116,6 +157,8 @@ class Cluster:
     init: str = "kmeans++"
     min_weights: int = 1000
     epochs: int = None
+
+    result_type = ClusterResult
 
     def __post_init__(self):
         self.clusters = validation.integer("clusters", self.clusters, 2)
@@ -129,21 +172,29 @@ class Cluster:
     short = property(lambda self: "clustered")
 
     def run(self, model, context):
+        from kdtf.compress.cluster import cluster, cluster_wrapper, strip_clustering
+
         model = cluster(model, self.clusters, init=self.init, preserve_sparsity=bool(context.pruned),
                         min_weights=self.min_weights)
         touched = [layer.layer.name for layer in model.layers if isinstance(layer, cluster_wrapper.ClusterWeights)]
         model = strip_clustering(context.fine_tune(model, self.epochs or context.epochs))
-        context.clustered.update({name: self.clusters for name in touched})
         return model, {"layers": touched, "clusters": self.clusters}
 
 
+@register_step("qat")
 @dataclasses.dataclass
-class QAT:
+class QAT(Step):
     """``qat``: quantization-aware training, preserving the sparsity and/or clusters of
     the steps before it (PQAT, CQAT, PCQAT). Must be last. The in-model input
     preprocessing of backbone classifiers (``preprocess_*`` layers) stays float."""
 
     epochs: int = None
+
+    last = True
+    order_rule = "'qat' must be the last compression step (later steps would undo its ranges)."
+    epochs_from = "qat_epochs"
+    result_type = QATResult
+    learns_int8_ranges = True
 
     @classmethod
     def parse(cls, text):
@@ -153,6 +204,8 @@ class QAT:
     short = property(lambda self: "qat")
 
     def run(self, model, context):
+        from kdtf.compress.quantize import quantize
+
         preserve = {(True, True): "clusters+sparsity", (False, True): "clusters", (True, False): "sparsity"}.get(
             (bool(context.pruned), bool(context.clustered))
         )
@@ -161,14 +214,19 @@ class QAT:
         return model, {"layers": [], "preserve": preserve, "float_layers": float_layers}
 
 
+@register_step("lowrank", form="lowrank:E|R")
 @dataclasses.dataclass
-class LowRank:
+class LowRank(Step):
     """``lowrank:E`` (retained energy in (0, 1)) or ``lowrank:R`` (integer rank): SVD
     factorization of Dense and Conv2D kernels. Must come first (it rebuilds the model)."""
 
     energy: float = None
     rank: int = None
     epochs: int = None
+
+    first = True
+    order_rule = "'lowrank' must be the first compression step (it rebuilds the model)."
+    result_type = LowRankResult
 
     def __post_init__(self):
         if self.rank is None:
@@ -187,6 +245,8 @@ class LowRank:
     short = property(lambda self: "lowrank")
 
     def run(self, model, context):
+        from kdtf.compress.lowrank import factorize
+
         model, ranks = factorize(model, rank=self.rank, energy=self.energy)
         model = context.fine_tune(model, self.epochs or context.epochs)
         return model, {"layers": sorted(ranks), "ranks": ranks}

@@ -13,7 +13,14 @@ from kdtf.export.flatbuffer import (
 from kdtf.export.litert import evaluate, keras_latency, latency, latency_side_by_side, load_interpreter, predict
 from kdtf.export.macs import count_macs
 from kdtf.export.package import export_for_android, model_card
-from kdtf.export.ptq import PTQ_MODES, MixedPrecision, layer_error_table, layer_errors, mixed_precision, quantize
+from kdtf.export.ptq import (
+    PTQ_MODES,
+    MixedPrecision,
+    layer_error_table,
+    layer_errors,
+    mixed_precision,
+    post_training_quantize,
+)
 from kdtf.export.sparse import check_xnnpack_sparse, to_sparse_tflite, xnnpack_sparse_layers
 from kdtf.export.tflite import MODES, save_tflite, to_tflite
 
@@ -43,9 +50,11 @@ __all__ = [
     "export_for_android",
     "model_card",
     "PTQ_MODES",
-    "quantize",
+    "post_training_quantize",
     "layer_errors",
     "layer_error_table",
     "mixed_precision",
     "MixedPrecision",
 ]
+
+quantize = post_training_quantize  # the name before 0.2 (kdtf.compress.quantize is quantization-aware training)

@@ -11,10 +11,11 @@ from ai_edge_litert import schema_py_generated as schema
 
 __all__ = [
     "read_flatbuffer", "parse", "list_ops", "operators", "op_tensors", "check_builtin_ops", "weight_tensors",
-    "zero_mask", "weight_sparsity", "sparse_tensors", "TFLiteOpError",
+    "zero_mask", "weight_sparsity", "sparse_tensors", "tensor_types", "batch_matmul_adjoint_x", "TFLiteOpError",
 ]
 
 _BUILTIN_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+_TYPE_NAMES = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
 
 
 class TFLiteOpError(ValueError):
@@ -147,6 +148,24 @@ def weight_tensors(flatbuffer_or_path, min_size=64):
             zero_points = quant.ZeroPointAsNumpy().astype(np.int64)
         found[tensor.Name().decode()] = (values.reshape(tensor.ShapeAsNumpy()), zero_points)
     return found
+
+
+def tensor_types(flatbuffer_or_path):
+    """``{tensor name: "INT8" | "INT4" | "FLOAT32" | ...}`` of the main subgraph."""
+    model, _ = parse(flatbuffer_or_path)
+    graph = model.Subgraphs(0)
+    return {graph.Tensors(i).Name().decode(): _TYPE_NAMES.get(graph.Tensors(i).Type(), str(graph.Tensors(i).Type()))
+            for i in range(graph.TensorsLength())}
+
+
+def batch_matmul_adjoint_x(op):
+    """Whether a BATCH_MATMUL ``op`` (from :func:`operators`) transposes its first input."""
+    if op.BuiltinOptionsType() != schema.BuiltinOptions.BatchMatMulOptions:
+        return False
+    options = schema.BatchMatMulOptions()
+    table = op.BuiltinOptions()
+    options.Init(table.Bytes, table.Pos)
+    return bool(options.AdjX())
 
 
 def sparse_tensors(flatbuffer_or_path):

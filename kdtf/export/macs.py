@@ -15,9 +15,8 @@ then a FULLY_CONNECTED whose stored shape says 1 row), else the stored ones.
 """
 
 import numpy as np
-from ai_edge_litert import schema_py_generated as schema
 
-from kdtf.export.flatbuffer import operators
+from kdtf.export.flatbuffer import batch_matmul_adjoint_x, operators
 from kdtf.export.litert import load_interpreter
 
 __all__ = ["MAC_OPS", "count_macs"]
@@ -42,15 +41,6 @@ def _runtime_shapes(flatbuffer_or_path):
     return {d["index"]: d["shape"] for d in interpreter.get_tensor_details()}
 
 
-def _adjoint_x(op):
-    if op.BuiltinOptionsType() != schema.BuiltinOptions.BatchMatMulOptions:
-        return False
-    options = schema.BatchMatMulOptions()
-    table = op.BuiltinOptions()
-    options.Init(table.Bytes, table.Pos)
-    return bool(options.AdjX())
-
-
 def _macs(name, op, graph, shapes):
     output_name, output = _tensor(graph, op, -1, shapes)
     size = int(np.prod(output)) if output else 1
@@ -67,7 +57,7 @@ def _macs(name, op, graph, shapes):
         macs = size * shape[-1]
     else:  # BATCH_MATMUL: the first input is (..., M, K), or (..., K, M) with adj_x
         _, first = _tensor(graph, op, 0, shapes)
-        macs = size * first[-2 if _adjoint_x(op) else -1]
+        macs = size * first[-2 if batch_matmul_adjoint_x(op) else -1]
     return output_name, weights, shape, output, macs
 
 

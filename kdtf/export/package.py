@@ -9,7 +9,7 @@ from kdtf.export.litert import evaluate, load_interpreter
 from kdtf.export.tflite import save_tflite, to_tflite
 from kdtf.io import gzip_size, write_text
 
-__all__ = ["export_for_android", "model_card"]
+__all__ = ["export_for_android", "model_card", "OUTPUTS"]
 
 EVALUATION_BATCH = 64  # LiteRT evaluation batch: the interpreter holds activations for the whole batch
 
@@ -26,7 +26,13 @@ def _io(name, detail):
     }
 
 
-def model_card(path, *, mode, class_names, normalization, source_stages=(), metrics=None):
+OUTPUTS = {
+    "logits": "logits: softmax(output) gives the probability of each class in class_names (labels.txt) order",
+    "embedding": "embedding: a float vector per input (an encoder); compare vectors by cosine similarity",
+}
+
+
+def model_card(path, *, mode, class_names, normalization, source_stages=(), metrics=None, output="logits"):
     """The facts an app developer needs to feed and read the model, from the file itself.
 
     ``input`` and ``output`` carry the signature names (``input``, ``logits``, stable
@@ -43,7 +49,7 @@ def model_card(path, *, mode, class_names, normalization, source_stages=(), metr
         "signature": key,
         "input": _io(names["inputs"][0], interpreter.get_input_details()[0]),
         "output": _io(names["outputs"][0], interpreter.get_output_details()[0]),
-        "output_is": "logits: softmax(output) gives the probability of each class in class_names (labels.txt) order",
+        "output_is": OUTPUTS[output],
         "normalization": normalization,
         "how_to_feed": (
             "apply the normalization to raw pixels; for integer inputs then quantize: "
@@ -81,6 +87,17 @@ def _evaluation(evaluation, splits):
     return evaluation, None
 
 
+def _card_facts(output, splits, class_names, normalization):
+    """The class names (none for an embedding) and normalisation the card states."""
+    if output not in OUTPUTS:
+        raise ValueError(f"Expected output in {tuple(OUTPUTS)}. Received: output={output!r}")
+    class_names = [] if output == "embedding" else class_names if class_names is not None else getattr(splits, "class_names", None)
+    normalization = normalization if normalization is not None else getattr(splits, "normalization", None)
+    if class_names is None or normalization is None:
+        raise ValueError("Expected splits=... or class_names=... and normalization=... for the model card. Received: neither")
+    return class_names, normalization
+
+
 def export_for_android(
     model,
     path,
@@ -97,6 +114,7 @@ def export_for_android(
     class_names=None,
     normalization=None,
     flatbuffer=None,
+    output="logits",
 ):
     """Converts, checks, writes and verifies one model for Android.
 
@@ -121,19 +139,19 @@ def export_for_android(
         evaluation: ``(x, y)`` arrays or a dataset of ``(x, y)`` batches instead of the
             test split.
         class_names, normalization: for the card, without ``splits``.
-        flatbuffer: an already converted model (e.g. from :func:`kdtf.export.quantize`)
+        flatbuffer: an already converted model (e.g. from :func:`kdtf.export.post_training_quantize`)
             to check, write and verify instead of converting ``model``, which then only
             serves as the Keras reference for the agreement; ``mode`` names it in the card.
+        output: ``"logits"`` (a classifier: ``labels.txt`` and the accuracy on LiteRT)
+            or ``"embedding"`` (an encoder: no labels; the caller measures it, e.g. by
+            cosine agreement with Keras).
 
     Returns:
         The model card dict.
     """
     if not os.fspath(path).endswith(".tflite"):
         raise ValueError(f"Expected a path ending in .tflite. Received: path={path!r}")
-    class_names = class_names if class_names is not None else getattr(splits, "class_names", None)
-    normalization = normalization if normalization is not None else getattr(splits, "normalization", None)
-    if class_names is None or normalization is None:
-        raise ValueError("Expected splits=... or class_names=... and normalization=... for the model card. Received: neither")
+    class_names, normalization = _card_facts(output, splits, class_names, normalization)
     if flatbuffer is None:
         integer = mode in ("int8", "int16x8")
         calibration = _representative(representative, splits, representative_examples, representative_seed) if integer else None
@@ -141,12 +159,13 @@ def export_for_android(
                                max_examples=representative_examples)
     check_builtin_ops(flatbuffer)
     save_tflite(flatbuffer, path)
-    metrics = evaluate(path, *_evaluation(evaluation, splits), keras_model=model)
     folder = os.path.dirname(os.path.abspath(path))
-    write_text(os.path.join(folder, "labels.txt"), "\n".join(class_names) + "\n")
-    card = model_card(
-        path, mode=mode, class_names=class_names, normalization=normalization,
-        source_stages=source_stages, metrics=dict(metrics, split="test" if evaluation is None else "given"),
-    )
+    metrics = {}
+    if output == "logits":
+        metrics = evaluate(path, *_evaluation(evaluation, splits), keras_model=model)
+        metrics["split"] = "test" if evaluation is None else "given"
+        write_text(os.path.join(folder, "labels.txt"), "\n".join(class_names) + "\n")
+    card = model_card(path, mode=mode, class_names=class_names, normalization=normalization,
+                      source_stages=source_stages, metrics=metrics, output=output)
     write_text(os.path.join(folder, "model_card.json"), json.dumps(card, indent=2) + "\n")
     return card

@@ -30,11 +30,11 @@ import warnings
 import numpy as np
 
 from kdtf import catalog
-from kdtf.export.flatbuffer import read_flatbuffer
+from kdtf.export.flatbuffer import read_flatbuffer, tensor_types
 from kdtf.export.litert import predict
 from kdtf.export.samples import representative_samples
 
-__all__ = ["PTQ_MODES", "MixedPrecision", "layer_error_table", "layer_errors", "mixed_precision", "quantize"]
+__all__ = ["PTQ_MODES", "MixedPrecision", "layer_error_table", "layer_errors", "mixed_precision", "post_training_quantize"]
 
 PTQ_MODES = catalog.PTQ_MODES
 BLOCK_SIZES = (0, 32, 64, 128, 256)
@@ -238,7 +238,7 @@ def _run_quantizer(quantizer, ranges, mode):
     return bytes(result.quantized_model)
 
 
-def quantize(float_tflite, mode, representative_data=None, *, keep_float=(), int16_ops=(), block_size=0, max_examples=256):
+def post_training_quantize(float_tflite, mode, representative_data=None, *, keep_float=(), int16_ops=(), block_size=0, max_examples=256):
     """Quantizes a float ``.tflite`` after training with litert-quantizer.
 
     Args:
@@ -282,13 +282,6 @@ def _ranges(model, mode, representative_data, max_examples):
     return _calibrate(_quantizer(model, mode, (), (), 0), model, samples)
 
 
-def _tensor_types(flatbuffer):
-    """``{tensor name: "INT8" | "INT4" | "FLOAT32" | ...}`` of the main subgraph."""
-    lq = _lq()
-    model = lq.flatbuffer.read_model(flatbuffer)
-    return {t.name.decode(): lq.flatbuffer.TENSOR_CODE_TO_TYPE[t.type] for t in model.subgraphs[0].tensors}
-
-
 def _compare(model, quantized, samples):
     """litert-quantizer's side-by-side run (every tensor preserved, no XNNPACK, so each
     op's output exists): ``{tensor name: {"snr": ratio, "cosine_similarity": c, "mse": m}}``."""
@@ -323,8 +316,8 @@ def layer_errors(float_tflite, quantized_tflite, samples, *, max_examples=256):
 
     Args:
         float_tflite, quantized_tflite: flatbuffer bytes or paths; the quantized one made
-            from the float one (by :func:`quantize`).
-        samples: inputs, as ``representative_data`` of :func:`quantize`.
+            from the float one (by :func:`post_training_quantize`).
+        samples: inputs, as ``representative_data`` of :func:`post_training_quantize`.
         max_examples: examples read from ``samples``.
 
     Returns:
@@ -338,7 +331,7 @@ def layer_errors(float_tflite, quantized_tflite, samples, *, max_examples=256):
     model = _FloatModel(float_tflite)
     quantized = read_flatbuffer(quantized_tflite)
     samples = representative_samples(samples, model.input_shape, "samples", max_examples)
-    compared, dtypes = _compare(model, quantized, samples), _tensor_types(quantized)
+    compared, dtypes = _compare(model, quantized, samples), tensor_types(quantized)
     rows = []
     for op in model.ops:
         result = compared.get(op.output)
@@ -432,7 +425,7 @@ def mixed_precision(float_tflite, samples, labels=None, max_drop=0.01, *, mode="
         mode: ``"int8"``, ``"int16x8"`` or ``"int4w"``.
         representative_data: calibration inputs (default ``samples``).
         fallback: ``"float"``, or ``"int16"`` (int16 activations; mode ``int8`` only).
-        keep_float: ops in float from the start (see :func:`quantize`).
+        keep_float: ops in float from the start (see :func:`post_training_quantize`).
         max_examples: examples read from ``samples``.
 
     Returns:

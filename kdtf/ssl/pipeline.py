@@ -117,6 +117,7 @@ def render_markdown(report):
     t.update(report["timings"])  # a resumed run times only what it ran
     lines += [
         "",
+        f"Compression (each step fine-tuned by embedding distillation): {report.get('compression', 'not recorded')}.",
         f"int8 TFLite embeddings vs the Keras compressed student: mean cosine {a['mean_cosine']:.4f} (min {a['min_cosine']:.4f}).",
         f"Wall time {t['total_s']:.0f} s on {report['machine']['cpus']} CPUs (BYOL teacher {t['byol_teacher_s']:.0f} s, "
         f"BYOL student {t['byol_student_s']:.0f} s, distill {t['distill_s']:.0f} s, compress {t['compress_s']:.0f} s, export {t['export_s']:.0f} s).",

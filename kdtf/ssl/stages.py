@@ -233,14 +233,15 @@ class EmbeddingDistillStage(_EncoderStage):
 
 @dataclasses.dataclass
 class EncoderCompressRecord(Record):
-    """The compressed encoder's file, each step's record, the pruned layers."""
+    """The compressed encoder's file, each step's result as a record
+    (:meth:`kdtf.compress.Results.records`) and the line they describe themselves with."""
 
     file: str
     compression_steps: list
-    pruned: dict
+    compression: str
 
     def report_sections(self):
-        return {"compression_steps": self.compression_steps}
+        return {"compression_steps": self.compression_steps, "compression": self.compression}
 
 
 @dataclasses.dataclass
@@ -258,20 +259,22 @@ class EncoderCompressStage(Stage):
 
     def __post_init__(self):
         config = self.ctx.config
-        self.recipe = compress.Recipe.parse(config.compression_steps())
-        for step in self.recipe.steps:
-            step.epochs = config.qat_epochs if isinstance(step, compress.QAT) else config.prune_epochs
-        self.step_records = None
+        self.recipe = compress.Recipe.parse(config.compression_steps(), config.step_defaults())
+        self.step_results = None
 
     def describe(self):
-        return f"{', '.join(s.name for s in self.recipe.steps)}, each fine-tuned by embedding distillation"
+        return f"{self.recipe.describe()}, each fine-tuned by embedding distillation"
+
+    def results(self):
+        """The steps' :class:`kdtf.compress.Results`, restored from the stage's record."""
+        return self.recipe.restore(self.record.compression_steps)
 
     def train(self, callbacks):
         ctx, config = self.ctx, self.ctx.config
         fine_tuner = FineTuner(self.teacher.product, self.outputs.product, spec=SPEC,
                                optimizer=lambda epochs, steps: ctx.optimizer(epochs, steps, config.distill_learning_rate / 3, False),
                                steps_per_epoch=ctx.steps, verbose=ctx.verbose)
-        model, self.step_records = self.recipe.run(self.student.product, fine_tuner, log=ctx.log,
+        model, self.step_results = self.recipe.run(self.student.product, fine_tuner, log=ctx.log,
                                                    checkpoint=StepCheckpoint(ctx.state, ctx.out))
         return model
 
@@ -279,10 +282,9 @@ class EncoderCompressStage(Stage):
         return [save_model(model, os.path.join(self.ctx.out, "student_compressed.keras"))]
 
     def measure(self, model, paths):
-        return EncoderCompressRecord(os.path.basename(paths[0]), self.step_records, self.recipe.pruned_layers)
+        return EncoderCompressRecord(os.path.basename(paths[0]), self.step_results.records(), self.step_results.describe())
 
     def load(self, record):
-        self.recipe.pruned_layers = record.pruned
         return load_model(os.path.join(self.ctx.out, record.file))
 
 
@@ -316,20 +318,17 @@ class EncoderExportStage(Stage):
         return "int8 TFLite embedding model, evaluated on LiteRT"
 
     def train(self, callbacks):
-        config, data = self.ctx.config, self.ctx.data
-        flatbuffer = export.to_tflite(
-            self.compressed.product, "int8", output_type=tf.float32,
-            representative_data=None if config.qat else data.sample("train", 320, seed=None)[0],
-        )
-        export.check_builtin_ops(flatbuffer)
-        return export.save_tflite(flatbuffer, self.path)
+        compressed = self.compressed
+        sources = [compressed.teacher.name, compressed.student.name] + [result.step for result in compressed.results()]
+        return export.export_for_android(compressed.product, self.path, splits=self.ctx.data, mode="int8",
+                                         output_type=tf.float32, source_stages=sources, output="embedding")
 
-    def save(self, path):
-        return [path]
+    def save(self, card):
+        return [self.path]
 
-    def measure(self, path, paths):
+    def measure(self, card, paths):
         ctx, config, data, compressed = self.ctx, self.ctx.config, self.ctx.data, self.compressed
-        verified = compressed.recipe.verify(self.path)
+        verified = compressed.results().verify(self.path)
         keras_emb, _ = outputs_and_labels(lambda x: embed(compressed.product, x), data.dataset("test", config.batch_size))
         lite_emb, lite_y = outputs_and_labels(lambda x: export.predict(self.path, x), data.dataset("test", config.batch_size))
         cosine = np.sum(keras_emb * lite_emb, -1) / (np.linalg.norm(keras_emb, axis=-1) * np.linalg.norm(lite_emb, axis=-1) + 1e-12)

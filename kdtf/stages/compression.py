@@ -19,17 +19,15 @@ __all__ = ["CompressStage", "CompressRecord"]
 
 @dataclasses.dataclass
 class CompressRecord(ModelRecord):
-    """The compressed student's row, each step's record, and what the recipe's
-    :meth:`~kdtf.compress.Recipe.verify` checks in the ``.tflite`` later (layer names
-    with their sparsity, clusters, kept filters)."""
+    """The compressed student's row, each step's result as a record
+    (:meth:`kdtf.compress.Results.records`: what it did and what its ``verify`` checks in
+    the ``.tflite`` later) and the line the results describe themselves with."""
 
     compression_steps: list
-    pruned: dict
-    clustered: dict
-    filtered: dict
+    compression: str
 
     def report_sections(self):
-        return {**super().report_sections(), "compression_steps": self.compression_steps}
+        return {**super().report_sections(), "compression_steps": self.compression_steps, "compression": self.compression}
 
 
 @dataclasses.dataclass
@@ -48,18 +46,21 @@ class CompressStage(ModelStage):
 
     def __post_init__(self):
         self.filename = f"student_{self.recipe.short_name.replace('+', '_').replace(':', '')}.keras"
-        self.step_records = None
+        self.step_results = None
 
     def describe(self):
-        steps = ", ".join(step.name for step in self.recipe.steps)
-        return f"{steps}, each fine-tuned by distillation ({self.ctx.spec.describe()})"
+        return f"{self.recipe.describe()}, each fine-tuned by distillation ({self.ctx.spec.describe()})"
+
+    def results(self):
+        """The steps' :class:`kdtf.compress.Results`, restored from the stage's record."""
+        return self.recipe.restore(self.record.compression_steps)
 
     def train(self, callbacks):
         ctx, config = self.ctx, self.ctx.config
         fine_tuner = FineTuner(self.teacher.product, self.outputs.product, spec=ctx.spec,
                                optimizer=ctx.optimizer(config.finetune_learning_rate, warmup=False),
                                validation_data=ctx.val_ds, steps_per_epoch=ctx.steps, verbose=ctx.verbose)
-        model, self.step_records = self.recipe.run(self.student.product, fine_tuner, epochs=config.prune_epochs, log=ctx.log,
+        model, self.step_results = self.recipe.run(self.student.product, fine_tuner, epochs=config.prune_epochs, log=ctx.log,
                                                    checkpoint=StepCheckpoint(ctx.state, ctx.out))
         return model
 
@@ -67,12 +68,9 @@ class CompressStage(ModelStage):
         return [save_model(model, os.path.join(self.ctx.out, self.filename))]
 
     def measure(self, model, paths):
-        recipe = self.recipe  # low-rank changes the parameter count: the last step's count
-        row = self.ctx.measured(recipe.short_name, model, paths, params=self.step_records[-1]["params"])
-        return CompressRecord(row=row, compression_steps=self.step_records, pruned=recipe.pruned_layers,
-                              clustered=recipe.clustered_layers, filtered=recipe.filtered_layers)
+        results = self.step_results  # low-rank changes the parameter count: the last step's count
+        row = self.ctx.measured(self.recipe.short_name, model, paths, params=results.params)
+        return CompressRecord(row=row, compression_steps=results.records(), compression=results.describe())
 
     def load(self, record):
-        recipe = self.recipe
-        recipe.pruned_layers, recipe.clustered_layers, recipe.filtered_layers = record.pruned, record.clustered, record.filtered
         return load_model(os.path.join(self.ctx.out, record.row["file"]))

@@ -33,7 +33,7 @@ def post_training_quantized(ctx, model):
         ctx.log(f"stage export: mixed precision kept {len(result.kept)} op(s) in float ({result.accuracy:.4f} on val, "
                 f"float {result.float_accuracy:.4f})")
     else:
-        flatbuffer = export.quantize(float_file, config.ptq, calibration)
+        flatbuffer = export.post_training_quantize(float_file, config.ptq, calibration)
     return flatbuffer, ptq, export.layer_errors(float_file, flatbuffer, x_val[:256])
 
 
@@ -58,7 +58,7 @@ class ExportRecord(ModelRecord):
 @dataclasses.dataclass
 class ExportStage(Stage):
     """Exports the product of ``compressed`` (:func:`kdtf.export.export_for_android`)
-    and verifies the file with the recipe of ``compressed``."""
+    and verifies the file with the results of ``compressed``."""
 
     ctx: RunContext
     compressed: CompressStage
@@ -81,7 +81,7 @@ class ExportStage(Stage):
         flatbuffer = None
         if ctx.config.ptq:
             flatbuffer, self.ptq, self.layer_errors = post_training_quantized(ctx, compressed.product)
-        sources = [compressed.teacher.name, compressed.student.name] + [step["step"] for step in compressed.record.compression_steps]
+        sources = [compressed.teacher.name, compressed.student.name] + [result.step for result in compressed.results()]
         return export.export_for_android(
             compressed.product, self.path, splits=ctx.data, mode=f"litert-quantizer {self.mode}" if ctx.config.ptq else self.mode,
             flatbuffer=flatbuffer, source_stages=sources,
@@ -93,11 +93,12 @@ class ExportStage(Stage):
     def measure(self, card, paths):
         ctx, mode = self.ctx, self.mode
         # int4 weights are not read by the flatbuffer checks: what the steps promised is checked on int8 files
-        verified = self.compressed.recipe.verify(self.path) if mode != "int4w" else {"skipped": "int4 weights"}
+        results = self.compressed.results()
+        verified = results.verify(self.path) if mode != "int4w" else {"skipped": "int4 weights"}
         ctx.log(f"stage tflite-{mode}: verified in the flatbuffer: {verified}")
         result, runs = card["metrics_on_litert"], ctx.config.latency_runs
         timing = export.latency(self.path, num_threads=1, runs=runs) if runs else None
-        row = stage_record(f"tflite-{mode}", result["accuracy"], "litert", self.compressed.record.compression_steps[-1]["params"],
+        row = stage_record(f"tflite-{mode}", result["accuracy"], "litert", results.params,
                            self.path, card["weight_sparsity"], timing, "litert, 1 thread, batch 1")
         row.update(agreement_with_keras=result["agreement"], ops=card["ops"])
         ctx.log(f"stage tflite-{mode}: LiteRT test accuracy {result['accuracy']:.4f} (agreement with Keras "
