@@ -18,9 +18,20 @@ from kdtf.compress.forms import parse_steps
 from kdtf.spec import DistillSpec, TrainingRecipe
 from kdtf.view_options import check_views_option, is_views_option
 
-__all__ = ["RunConfig", "DistillConfig", "ByolConfig", "is_model_file", "DEMO_LABELS"]
+__all__ = ["RunConfig", "DistillConfig", "ByolConfig", "is_model_file", "run_slug", "DEMO_LABELS"]
 
 DEMO_LABELS = 500  # labels kept on the bundled demo sets unless --labels says otherwise
+
+
+def run_slug(dataset):
+    """A data set spec as a folder name: ``folder:/data/photos`` -> ``folder-photos``,
+    ``tfds:cifar10:3.0.2`` -> ``tfds-cifar10-3.0.2``; no colon, slash or space."""
+    kind, _, rest = dataset.partition(":")
+    if kind == "folder":
+        rest = os.path.basename(os.path.normpath(os.path.expanduser(rest))) or "root"
+    text = f"{kind}-{rest}" if rest else kind
+    slug = "".join(c if c.isalnum() or c in "._-" else "-" for c in text)
+    return "-".join(part for part in slug.split("-") if part) or "data"
 
 
 def is_model_file(name):
@@ -260,7 +271,7 @@ class DistillConfig(RunConfig):
 
     def default_output(self):
         """``saved_models/<dataset>-<YYYYmmdd-HHMMSS>``: the run folder when none is given."""
-        return os.path.join("saved_models", f"{self.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+        return os.path.join("saved_models", f"{run_slug(self.dataset)}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 @dataclasses.dataclass
@@ -306,4 +317,4 @@ class ByolConfig(RunConfig):
 
     def default_output(self):
         """``saved_models/byol-<dataset>-<YYYYmmdd-HHMMSS>``."""
-        return os.path.join("saved_models", f"byol-{self.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+        return os.path.join("saved_models", f"byol-{run_slug(self.dataset)}-{time.strftime('%Y%m%d-%H%M%S')}")

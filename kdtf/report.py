@@ -11,7 +11,8 @@ from kdtf.export.profile import render_profile
 from kdtf.export.ptq import layer_error_table
 from kdtf.io import atomic_path, gzip_size, write_text
 
-__all__ = ["run_report", "merge_sections", "write_report", "render_markdown", "render_plot", "load_report", "report_header", "stage_record", "per_image"]
+__all__ = ["run_report", "merge_sections", "write_report", "render_markdown", "render_summary", "render_plot", "load_report", "report_header", "stage_record",
+           "per_image"]
 
 _COLUMNS = ("stage", "test accuracy", "measured on", "params", "file", "size (KB)", "gzip (KB)", "entropy-coded (KB)", "sparsity", "latency ms/image (p90)")
 
@@ -99,6 +100,27 @@ def _gain_line(report):
         f"-> {accuracy['distilled']:.2%}{closed}); one run, seed {report['config']['seed']} "
         "(`benchmarks/labels_sweep.py` measures the spread over seeds)."
     )
+
+
+_SUMMARY_COLUMNS = ("stage", "accuracy", "measured on", "size (KB)", "latency ms/image")
+
+
+def render_summary(report, folder):
+    """The run's result table as plain text for the terminal, then where its files are:
+    what ``kdtf distill`` prints when it ends (``report.md`` has the full table)."""
+    rows = [
+        (s["stage"], f"{100 * s['accuracy']:.2f} %", s["accuracy_measured_on"], f"{s['size_bytes'] / 1024:.1f}",
+         "not timed" if s["latency_ms"] is None else f"{s['latency_ms']:.3f}")
+        for s in report["stages"]
+    ]
+    widths = [max(len(str(r[i])) for r in rows + [_SUMMARY_COLUMNS]) for i in range(len(_SUMMARY_COLUMNS))]
+    line = lambda cells: "  ".join(str(c).ljust(w) if i < 3 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    shipped = [n for n in ("student_int8.tflite", "labels.txt", "model_card.json") if os.path.exists(os.path.join(folder, n))]
+    lines = [line(_SUMMARY_COLUMNS), line(["-" * w for w in widths])] + [line(r) for r in rows]
+    lines += ["", f"run folder: {folder}  (report.md, report.json, plot.png; tensorboard --logdir {os.path.join(folder, 'logs')})"]
+    if shipped:
+        lines.append(f"for Android: {', '.join(shipped)}")
+    return "\n".join(lines)
 
 
 def render_markdown(report):

@@ -82,8 +82,13 @@ class RunState:
         return os.path.join(self.folder, ".backup", stage.replace(":", "-").replace("/", "-"))
 
     def callbacks(self, stage):
-        """``BackupAndRestore`` for the fit of ``stage``: resumes from its last epoch."""
-        return [keras.callbacks.BackupAndRestore(self.backup_dir(stage))]
+        """For the fit of ``stage``: ``BackupAndRestore`` (resumes from its last epoch) and
+        ``TensorBoard`` logs under ``RUN_DIR/logs/<stage>`` (``tensorboard --logdir RUN_DIR/logs``)."""
+        logs = os.path.join(self.folder, "logs", stage.replace(":", "-").replace("/", "-"))
+        return [
+            keras.callbacks.BackupAndRestore(self.backup_dir(stage)),
+            keras.callbacks.TensorBoard(logs, write_graph=False, profile_batch=0),
+        ]
 
 
 class StepCheckpoint:

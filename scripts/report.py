@@ -7,27 +7,11 @@
 import os
 import sys
 
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import argparse  # noqa: E402
-
-from kdtf.cli import ArgumentParser, exit_on_error  # noqa: E402
-
-
-@exit_on_error
-def main(argv=None):
-    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir", help="run folder holding report.json")
-    args = parser.parse_args(argv)
-    from kdtf.report import load_report, write_report
-
-    report = load_report(args.run_dir)
-    if not isinstance(report, dict) or not isinstance(report.get("stages"), list):
-        raise ValueError(f"{args.run_dir!r}: report.json has no 'stages' list; it was not written by kdtf.")
-    write_report(report, args.run_dir)
-    print(f"wrote {os.path.join(args.run_dir, 'report.md')} and plot.png")
-    return 0
-
+from kdtf.commands.report import main  # noqa: E402,F401  (the same as `kdtf report`)
 
 if __name__ == "__main__":
     sys.exit(main())

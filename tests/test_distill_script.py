@@ -460,3 +460,29 @@ def test_a_keras3_teacher_file_runs_the_whole_chain(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "converted the Keras 3 model 'k3_teacher' to tf_keras" in result.stdout
     assert json.loads((out / "report.json").read_text())["stages"][0]["stage"] == "teacher"
+
+
+@pytest.mark.slow
+def test_the_run_prints_its_table_and_where_the_android_files_are(tiny_run):
+    out, result = tiny_run
+    lines = result.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("stage ") and "accuracy" in line)
+    rows = [line.split()[0] for line in lines[header + 2:header + 7]]
+    assert rows == ["teacher", "scratch", "distilled", "pruned+qat", "tflite-int8"]
+    assert f"run folder: {out}" in result.stdout
+    assert "for Android: student_int8.tflite, labels.txt, model_card.json" in result.stdout
+
+
+@pytest.mark.slow
+def test_tensorboard_logs_hold_a_loss_and_accuracy_curve_per_training_stage(tiny_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out, _ = tiny_run
+    logs = out / "logs"
+    for stage in ("teacher", "scratch", "distilled", "compress-0", "compress-1"):
+        events = EventAccumulator(str(logs / stage / "train"), size_guidance={"tensors": 0})
+        events.Reload()
+        tags = set(events.Tags()["tensors"]) | set(events.Tags()["scalars"])
+        assert {"epoch_loss", "epoch_accuracy"} <= tags, (stage, tags)
+        curve = events.Tensors("epoch_loss") if "epoch_loss" in events.Tags()["tensors"] else events.Scalars("epoch_loss")
+        assert len(curve) >= 1
