@@ -12,8 +12,6 @@ ratio, and accuracy agreement with it is reported.
 import os
 import sys
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from kdtf.commands.bench_tflite import main  # noqa: E402,F401  (the same as `kdtf bench-tflite`)

@@ -13,8 +13,6 @@ saved as args.yaml in the run folder.
 import os
 import sys
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from kdtf.commands.byol import main, parse_args  # noqa: E402,F401  (the same as `kdtf byol`)
