@@ -27,7 +27,7 @@ import numpy as np
 
 from kdtf._keras import keras, tf
 
-__all__ = ["CollapseError", "CollapseGuard", "Diagnosis", "diagnose", "check_collapse", "FIXES"]
+__all__ = ["CollapseError", "CollapseGuard", "Diagnosis", "diagnose", "check_collapse", "with_guard", "FIXES"]
 
 FIXES = ("lower the learning rate (e.g. --lr 0.01 for SGD), a warm-up (--warmup-epochs), "
          "gradient clipping (optimizer global_clipnorm=1.0)")
@@ -192,3 +192,12 @@ class CollapseGuard(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         model = self.checked or self.model
         self.diagnosis = check_collapse(model, self.data, stage=self.stage, action=self.action)
+
+
+def with_guard(callbacks, data, stage, action="warn"):
+    """``callbacks`` plus a :class:`CollapseGuard` on a few batches of ``data`` (unless one
+    is there, ``action`` is ``None``, or ``data`` cannot be read twice)."""
+    if not action or any(isinstance(c, CollapseGuard) for c in callbacks):
+        return callbacks
+    probe = probe_batches(data)
+    return callbacks if probe is None else callbacks + [CollapseGuard(probe, stage=stage, action=action)]

@@ -11,7 +11,7 @@ from tensorflow_model_optimization.sparsity import keras as sparsity
 from kdtf import keras3_objects
 from kdtf._keras import keras, tf
 from kdtf.callbacks import StopOnNonFiniteLoss
-from kdtf.collapse import CollapseGuard, probe_batches
+from kdtf.collapse import with_guard
 from kdtf.compress.prune import is_pruned
 from kdtf.data.teacher_outputs import CACHED_KEY, TeacherOutputs
 from kdtf.data.view_store import ViewStore
@@ -101,17 +101,9 @@ class Distiller(keras.Model):
         self.term_trackers = [keras.metrics.Mean(name=n) for n in log_names(self.terms)] if len(self.terms) > 1 else []
         self.built = True  # every part is built: summary, BackupAndRestore and saving work before fit
 
-    @property
-    def temperature(self):
-        return self.spec.temperature
-
-    @property
-    def alpha(self):
-        return self.spec.alpha
-
-    @property
-    def teacher_weights(self):
-        return self.spec.for_teachers(len(self.teachers))
+    temperature = property(lambda self: self.spec.temperature)
+    alpha = property(lambda self: self.spec.alpha)
+    teacher_weights = property(lambda self: self.spec.for_teachers(len(self.teachers)))
 
     # -- Keras API ---------------------------------------------------------------------
     @property
@@ -261,14 +253,11 @@ class Distiller(keras.Model):
         ``None`` for off; on the validation data, else a few training batches) and, for a
         pruned student, ``UpdatePruningStep`` (unless given); Keras 3 callbacks are
         rebuilt as tf_keras ones, or refused naming the replacement."""
-        callbacks = keras3_objects.callbacks(callbacks)
-        if collapse_guard and not any(isinstance(c, CollapseGuard) for c in callbacks):
-            given = kwargs.get("validation_data")
-            probe = probe_batches(given if given is not None else (args[0] if args else kwargs.get("x")))
-            if probe is not None:
-                callbacks.append(CollapseGuard(probe, stage=f"{self.name} (student '{self.student.name}')", action=collapse_guard))
+        stage, given = f"{self.name} (student '{self.student.name}')", kwargs.get("validation_data")
+        probe = given if given is not None else (args[0] if args else kwargs.get("x"))
+        callbacks = with_guard(keras3_objects.callbacks(callbacks), probe, stage, collapse_guard)
         if not any(isinstance(c, StopOnNonFiniteLoss) for c in callbacks):
-            callbacks.append(StopOnNonFiniteLoss(stage=f"{self.name} (student '{self.student.name}')"))
+            callbacks.append(StopOnNonFiniteLoss(stage=stage))
         if is_pruned(self.student) and not any(isinstance(c, sparsity.UpdatePruningStep) for c in callbacks):
             callbacks.append(sparsity.UpdatePruningStep())
         return super().fit(*args, callbacks=callbacks, **kwargs)
