@@ -76,7 +76,7 @@ def one_seed(seed, args):
     from kdtf.data import load
     from kdtf.data.augment import augment_dataset
     from kdtf.models import build
-    from kdtf.optim import TrainingRecipe, build_optimizer
+    from kdtf.optim import TrainingSettings, build_optimizer
 
     data = load(args.dataset, seed=seed)
     steps = int(np.ceil(len(data.x_train) / args.batch_size))
@@ -89,7 +89,7 @@ def one_seed(seed, args):
     def accuracy(model):
         return float(np.mean(model.predict(data.x_test, batch_size=256, verbose=0).argmax(-1) == data.y_test))
 
-    recipe = TrainingRecipe(lr_schedule="cosine")
+    recipe = TrainingSettings(lr_schedule="cosine")
     out, timing = {"seed": seed, "train": len(data.x_train), "test": len(data.x_test)}, {}
     started = time.time()
     keras.utils.set_random_seed(seed)

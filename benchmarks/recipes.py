@@ -27,7 +27,7 @@ its first updates; with momentum 0.9 and no BatchNormalization in ``student_cnn`
 first steps switch every ReLU off and the network outputs one class for good (at T = 1
 it survived, 88.4 %; a warm-up of 2 epochs did not help: 71.8 % after the first epoch,
 10 % once the rate reached 0.1). kdtf now clips SGD's global gradient norm to 1.0 by
-default (``TrainingRecipe.clip_norm``, ``--clip-norm``), so both SGD rows train with it
+default (``TrainingSettings.clip_norm``, ``--clip-norm``), so both SGD rows train with it
 (seed 0, 20 epochs: 91.8 % distilled), and a student that still collapses is stopped
 by the collapse guard (:mod:`kdtf.collapse`).
 * ``adamw+cosine``: AdamW 1e-3, decoupled weight decay 0.01, cosine to 0.
@@ -48,7 +48,7 @@ import json  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-RECIPES = {  # name -> kdtf.optim.TrainingRecipe fields
+RECIPES = {  # name -> kdtf.optim.TrainingSettings fields
     "adam": {},
     "sgd+cosine": {"optimizer": "sgd", "learning_rate": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "lr_schedule": "cosine"},
     "sgd+cosine lr 0.01": {"optimizer": "sgd", "learning_rate": 0.01, "momentum": 0.9, "weight_decay": 5e-4, "lr_schedule": "cosine"},
@@ -75,7 +75,7 @@ def train_student(setup, recipe, epochs, teacher=None):
 
 
 def one_seed(seed, names, args):
-    from kdtf.optim import TrainingRecipe
+    from kdtf.optim import TrainingSettings
 
     from label_scarce import LabelScarce
 
@@ -83,7 +83,7 @@ def one_seed(seed, names, args):
     teacher = setup.supervised("teacher_cnn", args.teacher_epochs, seed_offset=0)
     result = {"teacher": setup.accuracy(teacher)}
     for name in names:
-        recipe = TrainingRecipe(**RECIPES[name])
+        recipe = TrainingSettings(**RECIPES[name])
         result[name] = {"scratch": train_student(setup, recipe, args.epochs), "distilled": train_student(setup, recipe, args.epochs, teacher)}
         print(f"seed {seed} {name}: {result[name]}", file=sys.stderr, flush=True)
     return result

@@ -15,7 +15,7 @@ import time
 from kdtf import catalog, validation
 from kdtf.compress.base import StepDefaults
 from kdtf.compress.forms import parse_steps
-from kdtf.spec import DistillSpec, TrainingRecipe
+from kdtf.spec import DistillSpec, TrainingSettings
 from kdtf.view_options import check_views_option, is_views_option
 
 __all__ = ["RunConfig", "DistillConfig", "ByolConfig", "is_model_file", "run_slug", "DEMO_LABELS"]
@@ -113,9 +113,9 @@ class RunConfig:
         validation.integer("prune_min_weights", self.prune_min_weights, 0, what="an integer >= 0")
         return parse_steps(self.compression_steps())
 
-    def training_recipe(self):
-        """The :class:`kdtf.spec.TrainingRecipe` every stage builds its optimizer from."""
-        return TrainingRecipe.from_config(self)
+    def training_settings(self):
+        """The :class:`kdtf.spec.TrainingSettings` every stage builds its optimizer from."""
+        return TrainingSettings.from_config(self)
 
     def validate(self):
         """Raises ValueError naming the first bad setting; returns ``self``."""
@@ -126,7 +126,7 @@ class RunConfig:
         for name in self.RATES:
             validation.number(name, getattr(self, name), 0, low_open=True)
         validation.number("sparsity", self.sparsity, 0, 1, high_open=True)
-        recipe = self.training_recipe()
+        recipe = self.training_settings()
         for flag, epochs in self.warmed_up_epochs().items():
             recipe.check_epochs(epochs, flag)
         _check_data_spec(self.dataset, "--dataset", "Image folder")

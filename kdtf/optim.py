@@ -1,16 +1,16 @@
 """How a stage trains: optimizer, learning-rate schedule and kernel regularisation.
 
-One :class:`TrainingRecipe` is settled once (from the config's ``optimizer``,
+One :class:`TrainingSettings` is settled once (from the config's ``optimizer``,
 ``learning_rate``, ``momentum``, ``weight_decay``, ``lr_schedule``, ``warmup_epochs`` and
 ``l1``) and every stage builds its optimizer from it with :func:`build_optimizer`::
 
-    recipe = TrainingRecipe(optimizer="sgd", learning_rate=0.1, weight_decay=5e-4,
+    settings = TrainingSettings(optimizer="sgd", learning_rate=0.1, weight_decay=5e-4,
                             lr_schedule="cosine")
-    add_kernel_regularization(student, *recipe.kernel_penalties)
-    distiller.compile(build_optimizer(recipe, steps_per_epoch, epochs))
+    add_kernel_regularization(student, *settings.kernel_penalties)
+    distiller.compile(build_optimizer(settings, steps_per_epoch, epochs))
 
 SGD clips the global gradient norm to 1.0 unless ``clip_norm`` says otherwise
-(``TrainingRecipe.clip_norm``): without it the mission's SGD 0.1 / 0.9 / 5e-4 cosine
+(``TrainingSettings.clip_norm``): without it the mission's SGD 0.1 / 0.9 / 5e-4 cosine
 recipe turned the BatchNormalization-free ``student_cnn`` into a constant predictor
 under distillation (the KD term at ``T = 4`` scales the logits' gradient by up to 4).
 
@@ -36,12 +36,12 @@ import math
 
 from kdtf import validation
 from kdtf._keras import keras, tf
-from kdtf.spec import OPTIMIZERS, SCHEDULES, TrainingRecipe
+from kdtf.spec import OPTIMIZERS, SCHEDULES, TrainingSettings
 
 __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
-    "TrainingRecipe",
+    "TrainingSettings",
     "WarmupSchedule",
     "add_kernel_regularization",
     "build_optimizer",
@@ -100,41 +100,41 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
-def build_optimizer(recipe, steps_per_epoch, epochs, learning_rate=None):
+def build_optimizer(settings, steps_per_epoch, epochs, learning_rate=None):
     """A fresh tf_keras optimizer for one stage of ``epochs`` epochs.
 
     Args:
-        recipe: a :class:`TrainingRecipe`.
+        settings: a :class:`TrainingSettings`.
         steps_per_epoch: optimizer steps per epoch (the ``steps_per_epoch`` given to fit).
         epochs: the stage's epochs; the schedule ends with them and the warm-up must be
             shorter.
-        learning_rate: the stage's peak rate, instead of ``recipe.learning_rate`` (e.g.
+        learning_rate: the stage's peak rate, instead of ``settings.learning_rate`` (e.g.
             the lower rate of compression fine-tuning).
 
     Returns:
         ``SGD``, ``Adam`` or ``AdamW``. A constant rate without warm-up is a plain float
-        (the optimizer is then exactly ``Adam(learning_rate)`` for the default recipe);
+        (the optimizer is then exactly ``Adam(learning_rate)`` for the default settings);
         otherwise a :class:`WarmupSchedule`.
     """
-    if not isinstance(recipe, TrainingRecipe):
-        raise TypeError(f"Expected a kdtf.optim.TrainingRecipe. Received: recipe={recipe!r}")
+    if not isinstance(settings, TrainingSettings):
+        raise TypeError(f"Expected a kdtf.optim.TrainingSettings. Received: settings={settings!r}")
     validation.check(isinstance(steps_per_epoch, int) and not isinstance(steps_per_epoch, bool) and steps_per_epoch >= 1,
            "a positive integer", "steps_per_epoch", steps_per_epoch)
-    recipe.check_epochs(epochs)
+    settings.check_epochs(epochs)
     if learning_rate is not None:
-        recipe = dataclasses.replace(recipe, learning_rate=learning_rate)  # validates it
-    rate = recipe.learning_rate
-    if recipe.lr_schedule != "constant" or recipe.warmup_epochs:
+        settings = dataclasses.replace(settings, learning_rate=learning_rate)  # validates it
+    rate = settings.learning_rate
+    if settings.lr_schedule != "constant" or settings.warmup_epochs:
         rate = WarmupSchedule(
-            recipe.learning_rate, steps_per_epoch * epochs, steps_per_epoch * recipe.warmup_epochs,
-            decay=recipe.lr_schedule, milestones=recipe.milestones, gamma=recipe.gamma,
+            settings.learning_rate, steps_per_epoch * epochs, steps_per_epoch * settings.warmup_epochs,
+            decay=settings.lr_schedule, milestones=settings.milestones, gamma=settings.gamma,
         )
-    clip = recipe.global_clipnorm  # 1.0 for SGD unless set (see TrainingRecipe.clip_norm)
-    if recipe.optimizer == "sgd":
-        return keras.optimizers.SGD(rate, momentum=recipe.momentum, global_clipnorm=clip)
-    if recipe.optimizer == "adam":
+    clip = settings.global_clipnorm  # 1.0 for SGD unless set (see TrainingSettings.clip_norm)
+    if settings.optimizer == "sgd":
+        return keras.optimizers.SGD(rate, momentum=settings.momentum, global_clipnorm=clip)
+    if settings.optimizer == "adam":
         return keras.optimizers.Adam(rate, global_clipnorm=clip)
-    optimizer = keras.optimizers.AdamW(rate, weight_decay=recipe.weight_decay, global_clipnorm=clip)
+    optimizer = keras.optimizers.AdamW(rate, weight_decay=settings.weight_decay, global_clipnorm=clip)
     optimizer.exclude_from_weight_decay(var_names=[_NOT_A_KERNEL])
     return optimizer
 

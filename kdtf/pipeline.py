@@ -140,5 +140,5 @@ def _prepare(config, spec, strategy_text, resume):
     # epoch as the Distiller, which sees every training example (unlabeled ones as -1).
     labelled_ds, train_ds = training_pipelines(config, data)
     ctx = RunContext(config, spec, data, out, state, steps, labelled_ds, train_ds, validation_pipeline(config, data),
-                     config.training_recipe(), log)
+                     config.training_settings(), log)
     return ctx, user_teacher

@@ -1,6 +1,6 @@
 """The specs a run settles once: what the teacher teaches (:class:`DistillSpec`:
 temperature, alpha, terms, teacher weights) and how every stage trains
-(:class:`TrainingRecipe`: optimizer, schedule, weight decay, L1).
+(:class:`TrainingSettings`: optimizer, schedule, weight decay, L1).
 
 A :class:`DistillSpec` is built where settings enter kdtf (a config file, the command
 line, the arguments of :class:`kdtf.Distiller`) and travels whole to the Distiller,
@@ -24,7 +24,7 @@ import dataclasses
 
 from kdtf import validation
 
-__all__ = ["DistillSpec", "TermSpec", "parse_terms", "TrainingRecipe", "OPTIMIZERS", "SCHEDULES"]
+__all__ = ["DistillSpec", "TermSpec", "parse_terms", "TrainingSettings", "TrainingRecipe", "OPTIMIZERS", "SCHEDULES"]
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 FLAGS = ("standardize",)  # term options written as a bare word: "kd:standardize"
@@ -214,7 +214,7 @@ class DistillSpec:
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainingRecipe:
+class TrainingSettings:
     """The optimizer settings shared by every stage; validated when built.
 
     Field names are the config keys (the flags with ``-`` for ``_``).
@@ -301,3 +301,6 @@ class TrainingRecipe:
                 f"Expected --warmup-epochs below the {epochs} epochs of {flag}. Received: "
                 f"--warmup-epochs {self.warmup_epochs}"
             )
+
+
+TrainingRecipe = TrainingSettings  # the name before 0.2: "recipe" now means a compression Recipe only

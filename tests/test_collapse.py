@@ -107,7 +107,7 @@ def test_the_missions_sgd_recipe_distils_with_the_default_clip_and_is_stopped_wi
     kdtf's default clip for SGD (global norm 1.0) it learns."""
     from kdtf.data import keep_labels, load
     from kdtf.models import build
-    from kdtf.optim import TrainingRecipe, add_kernel_regularization, build_optimizer
+    from kdtf.optim import TrainingSettings, add_kernel_regularization, build_optimizer
 
     data = load("mnist5k", seed=0)
     x, y = data.x_train, keep_labels(data.y_train, 500, seed=0)
@@ -118,7 +118,7 @@ def test_the_missions_sgd_recipe_distils_with_the_default_clip_and_is_stopped_wi
     fields = dict(optimizer="sgd", learning_rate=0.1, momentum=0.9, weight_decay=5e-4, lr_schedule="cosine")
 
     def distil(clip):  # clip 0: off (as before); None: kdtf's default for SGD
-        recipe = TrainingRecipe(**fields, clip_norm=clip)
+        recipe = TrainingSettings(**fields, clip_norm=clip)
         keras.utils.set_random_seed(1)
         student = add_kernel_regularization(build("student_cnn", data.input_shape, 10), *recipe.kernel_penalties)
         distiller = Distiller(student, teacher, temperature=4.0, alpha=0.5)

@@ -13,7 +13,7 @@ import yaml
 import kdtf
 from kdtf import compress, keras
 from kdtf._keras import tf
-from kdtf.optim import OPTIMIZERS, SCHEDULES, TrainingRecipe, add_kernel_regularization, build_optimizer
+from kdtf.optim import OPTIMIZERS, SCHEDULES, TrainingSettings, add_kernel_regularization, build_optimizer
 
 from helpers import CLASSES, INPUT_SHAPE, tiny_cnn
 
@@ -51,7 +51,7 @@ def _mse_gradients(kernel, bias, x, y):
 @pytest.mark.parametrize("schedule", SCHEDULES)
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_each_optimizer_and_schedule_trains_a_few_steps(optimizer, schedule):
-    recipe = TrainingRecipe(optimizer=optimizer, learning_rate=0.05, weight_decay=1e-3, lr_schedule=schedule, warmup_epochs=1, l1=1e-4)
+    recipe = TrainingSettings(optimizer=optimizer, learning_rate=0.05, weight_decay=1e-3, lr_schedule=schedule, warmup_epochs=1, l1=1e-4)
     model = add_kernel_regularization(tiny_cnn(4, 8, "student"), *recipe.kernel_penalties)
     rng = np.random.default_rng(0)
     x, y = rng.random((16,) + INPUT_SHAPE, np.float32), rng.integers(0, CLASSES, 16)
@@ -66,7 +66,7 @@ def test_each_optimizer_and_schedule_trains_a_few_steps(optimizer, schedule):
 @pytest.mark.parametrize("schedule", SCHEDULES)
 def test_applied_learning_rate_follows_the_closed_form_schedule(schedule):
     # SGD without momentum on a constant gradient of 1 moves the variable by -lr(step).
-    recipe = TrainingRecipe(optimizer="sgd", momentum=0.0, learning_rate=0.2, lr_schedule=schedule, warmup_epochs=1)
+    recipe = TrainingSettings(optimizer="sgd", momentum=0.0, learning_rate=0.2, lr_schedule=schedule, warmup_epochs=1)
     optimizer = build_optimizer(recipe, steps_per_epoch=5, epochs=4)
     variable = tf.Variable(0.0)
     applied = []
@@ -85,14 +85,14 @@ def test_applied_learning_rate_follows_the_closed_form_schedule(schedule):
 
 
 def test_default_recipe_is_plain_adam_at_a_constant_rate():
-    optimizer = build_optimizer(TrainingRecipe(), steps_per_epoch=3, epochs=2)
+    optimizer = build_optimizer(TrainingSettings(), steps_per_epoch=3, epochs=2)
     assert type(optimizer) is keras.optimizers.Adam
     assert float(optimizer.learning_rate) == pytest.approx(1e-3)
 
 
 def test_sgd_weight_decay_equals_an_explicit_l2_term_over_two_steps():
     lr, momentum, decay = 0.1, 0.9, 5e-4
-    recipe = TrainingRecipe(optimizer="sgd", learning_rate=lr, momentum=momentum, weight_decay=decay, clip_norm=0)
+    recipe = TrainingSettings(optimizer="sgd", learning_rate=lr, momentum=momentum, weight_decay=decay, clip_norm=0)
     model, x, y = _dense_problem()
     add_kernel_regularization(model, *recipe.kernel_penalties)
     kernel, bias = (w.astype(np.float64) for w in model.get_weights())
@@ -110,7 +110,7 @@ def test_sgd_weight_decay_equals_an_explicit_l2_term_over_two_steps():
 
 def test_adamw_decay_is_decoupled_from_the_adam_moments():
     lr, decay, beta_1, beta_2, eps = 0.01, 0.1, 0.9, 0.999, 1e-7
-    recipe = TrainingRecipe(optimizer="adamw", learning_rate=lr, weight_decay=decay)
+    recipe = TrainingSettings(optimizer="adamw", learning_rate=lr, weight_decay=decay)
     assert recipe.kernel_penalties == (0.0, 0.0)  # nothing is added to the loss
     model, x, y = _dense_problem()
     kernel, bias = (w.astype(np.float64) for w in model.get_weights())
@@ -149,7 +149,7 @@ def test_distiller_objective_includes_the_kernel_penalty():
     teacher = tiny_cnn(8, 16, "teacher", seed=1)
     rng = np.random.default_rng(0)
     x, y = rng.random((8,) + INPUT_SHAPE, np.float32), rng.integers(0, CLASSES, 8)
-    recipe = TrainingRecipe(optimizer="sgd", learning_rate=0.1, momentum=0.0, clip_norm=0)
+    recipe = TrainingSettings(optimizer="sgd", learning_rate=0.1, momentum=0.0, clip_norm=0)
     updated = []
     for l2 in (0.0, 0.05):
         student = add_kernel_regularization(tiny_cnn(4, 8, "student"), l2=l2)
@@ -164,7 +164,7 @@ def test_distiller_objective_includes_the_kernel_penalty():
 
 
 def test_cosine_sgd_fine_tunes_a_pruned_student_under_the_distiller_and_checkpoints(tmp_path):
-    recipe = TrainingRecipe(optimizer="sgd", learning_rate=0.05, weight_decay=5e-4, lr_schedule="cosine")
+    recipe = TrainingSettings(optimizer="sgd", learning_rate=0.05, weight_decay=5e-4, lr_schedule="cosine")
     student = compress.prune(add_kernel_regularization(tiny_cnn(4, 8, "student"), *recipe.kernel_penalties), 0.5)
     assert len(student.losses) == 3
     distiller = kdtf.Distiller(student, tiny_cnn(8, 16, "teacher", seed=1))
@@ -195,7 +195,7 @@ def test_byol_objective_includes_the_encoder_kernel_penalty():
         encoder = keras.Sequential([keras.Input(INPUT_SHAPE), keras.layers.Conv2D(4, 3, name="conv"), keras.layers.GlobalAveragePooling2D()])
         start = encoder.get_weights()[0]
         byol = BYOL(add_kernel_regularization(encoder, l2=l2), projection_dim=4, hidden_dim=8)
-        byol.compile(build_optimizer(TrainingRecipe(optimizer="sgd", learning_rate=0.1, momentum=0.0, clip_norm=0), steps_per_epoch=1, epochs=1))
+        byol.compile(build_optimizer(TrainingSettings(optimizer="sgd", learning_rate=0.1, momentum=0.0, clip_norm=0), steps_per_epoch=1, epochs=1))
         byol.train_on_batch(views)
         updated.append(encoder.get_weights()[0])
     np.testing.assert_allclose(updated[1] - updated[0], -0.1 * 2 * 0.05 * start, atol=1e-6)
@@ -217,21 +217,21 @@ def test_byol_objective_includes_the_encoder_kernel_penalty():
 )
 def test_bad_setting_gives_one_line_naming_the_flag_and_the_value(settings, flag, value):
     with pytest.raises(ValueError) as error:
-        TrainingRecipe(**settings)
+        TrainingSettings(**settings)
     message = str(error.value)
     assert f"Received: {flag} {value}" in message and "\n" not in message
 
 
 def test_warmup_as_long_as_the_stage_is_refused():
     with pytest.raises(ValueError, match=r"below the 3 epochs of --epochs\. Received: --warmup-epochs 3$"):
-        build_optimizer(TrainingRecipe(warmup_epochs=3), steps_per_epoch=10, epochs=3)
+        build_optimizer(TrainingSettings(warmup_epochs=3), steps_per_epoch=10, epochs=3)
     with pytest.raises(ValueError, match=r"Received: --lr -1"):
-        build_optimizer(TrainingRecipe(), steps_per_epoch=10, epochs=3, learning_rate=-1)
+        build_optimizer(TrainingSettings(), steps_per_epoch=10, epochs=3, learning_rate=-1)
 
 
 def test_recipe_from_config_reads_the_config_keys():
     config = types.SimpleNamespace(optimizer="adamw", learning_rate=3e-4, weight_decay=0.05, epochs=7, dataset="digits")
-    recipe = TrainingRecipe.from_config(config)
+    recipe = TrainingSettings.from_config(config)
     assert (recipe.optimizer, recipe.learning_rate, recipe.weight_decay, recipe.lr_schedule) == ("adamw", 3e-4, 0.05, "constant")
     assert dataclasses.replace(recipe, warmup_epochs=2).warmup_epochs == 2
 
@@ -247,7 +247,7 @@ def test_cifar10_resnet_yaml_holds_the_mission_recipe():
     assert (values["temperature"], values["alpha"]) == (5.0, 0.5)
     assert (values["teacher"], values["student"]) == ("resnet50", "resnet18_cifar")
     assert values["student"] in kdtf.models.names() and kdtf.models.is_backbone(values["teacher"])
-    recipe = TrainingRecipe.from_config(types.SimpleNamespace(**values))
+    recipe = TrainingSettings.from_config(types.SimpleNamespace(**values))
     assert (recipe.optimizer, recipe.learning_rate, recipe.momentum, recipe.weight_decay, recipe.lr_schedule) == (
         "sgd", 0.1, 0.9, 5e-4, "cosine"
     )

@@ -67,11 +67,11 @@ class ByolContext:
         config = self.config
         keras.utils.set_random_seed(config.seed + seed_offset)
         encoder = ENCODERS[getattr(config, name)](self.data.input_shape, dim=config.dim, name=name)
-        return add_kernel_regularization(encoder, *config.training_recipe().kernel_penalties)
+        return add_kernel_regularization(encoder, *config.training_settings().kernel_penalties)
 
     def optimizer(self, epochs, steps, learning_rate, warmup=True):
         """An optimizer of the run's training recipe for ``epochs`` of ``steps`` batches."""
-        training = self.config.training_recipe()
+        training = self.config.training_settings()
         if not warmup:
             training = dataclasses.replace(training, warmup_epochs=0)
         return build_optimizer(training, steps, epochs, learning_rate=learning_rate)

@@ -36,7 +36,7 @@ class RunContext:
         steps: optimizer steps per epoch (every training example, labelled or not).
         labelled_ds, train_ds, val_ds: the repeated labelled-only and whole training
             pipelines, and the validation pipeline.
-        training: the :class:`kdtf.spec.TrainingRecipe` (optimizer, schedule, penalties).
+        training: the :class:`kdtf.spec.TrainingSettings` (optimizer, schedule, penalties).
         log: the progress-line function.
     """
 
