@@ -238,3 +238,25 @@ def test_a_stage_added_to_the_distillation_stages_runs_records_and_reports(tmp_p
     assert list(rows) == ["teacher", "scratch", "distilled", "pruned+qat", "tflite-int8"]
     assert report["float16"]["params"] == rows["distilled"]["params"] and report["float16"]["max_difference"] < 1e-2
     assert report["timings"]["float16_s"] > 0
+
+
+@pytest.mark.parametrize(
+    "teacher_shape, data_shape, expected",
+    [
+        ((8, 8, 1), (8, 8, 3), r"trained on grey \(1 channel\) images and the data is colour \(3 channels\); --image-size cannot change channels"),
+        ((16, 16, 3), (8, 8, 3), r"pass --image-size 16 \(the teacher's input size\)"),
+    ],
+)
+def test_a_user_teacher_that_does_not_fit_the_data_gets_the_fix_that_can_work(tmp_path, teacher_shape, data_shape, expected):
+    import types
+
+    from kdtf import keras
+    from kdtf.stages.teacher import load_user_teacher
+
+    inputs = keras.Input(teacher_shape)
+    path = str(tmp_path / "teacher.keras")
+    keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs))).save(path)
+    config = types.SimpleNamespace(teacher=path, unsafe_load=False)
+    data = types.SimpleNamespace(input_shape=data_shape, num_classes=3, name="photos")
+    with pytest.raises(ValueError, match=expected):
+        load_user_teacher(config, data)

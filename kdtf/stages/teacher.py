@@ -75,15 +75,23 @@ def teacher_cache_path(config, data):
     return os.path.join(config.cache_dir, f"teacher-{slug}-{teacher_cache_key(config, data)[:10]}.keras")
 
 
+def _input_mismatch(path, wanted, given):
+    """The one line for a teacher whose input does not fit the data, with the fix that can work."""
+    line = f"Teacher {path!r} takes inputs of shape {wanted}, but the data set gives {given}"
+    if len(wanted) == 3 and len(given) == 3 and wanted[-1] != given[-1]:
+        kinds = {1: "grey (1 channel)", 3: "colour (3 channels)"}
+        return (f"{line}: it was trained on {kinds.get(wanted[-1], f'{wanted[-1]}-channel')} images and the data is "
+                f"{kinds.get(given[-1], f'{given[-1]}-channel')}; --image-size cannot change channels. Use a teacher "
+                f"trained on {given[-1]}-channel images (or save yours behind a first layer that converts them).")
+    return f"{line}; pass --image-size {wanted[0]} (the teacher's input size) or a teacher for this data."
+
+
 def load_user_teacher(config, data):
     """A teacher the user trained: ``--teacher PATH.keras`` (safe mode unless
     ``--unsafe-load``), checked against the data's input shape and class count."""
     teacher = load_model(config.teacher, safe_mode=not config.unsafe_load)
     if tuple(teacher.input_shape[1:]) != tuple(data.input_shape):
-        raise ValueError(
-            f"Teacher {config.teacher!r} takes inputs of shape {tuple(teacher.input_shape[1:])}, but the data "
-            f"set gives {tuple(data.input_shape)}; pass --image-size or a teacher for this data."
-        )
+        raise ValueError(_input_mismatch(config.teacher, tuple(teacher.input_shape[1:]), tuple(data.input_shape)))
     classes = int(teacher.output_shape[-1])
     if classes != data.num_classes:
         raise ValueError(
