@@ -11,12 +11,13 @@ import dataclasses
 import functools
 import logging
 import os
+import re
 import sys
 
 from kdtf.io import write_text
 
 __all__ = ["ArgumentParser", "parse_config", "load_yaml_defaults", "exit_on_error", "save_args", "log",
-           "keras_verbosity", "resume_args", "load_tensorflow", "show_library_logs", "VERBOSE_HELP"]
+           "keras_verbosity", "resume_args", "load_tensorflow", "show_library_logs", "validated", "VERBOSE_HELP"]
 
 VERBOSE_HELP = "Keras verbosity: 0 silent, 1 progress bars, 2 one line per epoch (default: 1 on a terminal, 2 in a log file)"
 
@@ -159,6 +160,19 @@ def exit_on_error(main):
             return 130
 
     return wrapper
+
+
+def validated(config, flag_names=None):
+    """``config.validate()`` with each setting whose flag is not ``--its-name`` named by the
+    flag the user typed too: "Expected learning_rate (--lr) > 0"."""
+    try:
+        config.validate()
+    except ValueError as error:
+        text = str(error)
+        for field, flag in (flag_names or {}).items():
+            text = re.sub(rf"\b{field}\b(?! \()", f"{field} ({flag})", text, count=1)
+        raise ValueError(text) from None
+    return config
 
 
 def load_tensorflow():

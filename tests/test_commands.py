@@ -51,3 +51,9 @@ def test_kdtf_distill_help_answers_without_tensorflow(command):
 )
 def test_run_folder_names_have_no_colon_slash_or_space(dataset, slug):
     assert run_slug(dataset) == slug
+
+
+def test_a_bad_value_of_a_renamed_flag_names_the_flag_the_user_typed(capsys):
+    assert main(["distill", "--lr", "-1", "--output", "/nonexistent/never-written"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: Expected learning_rate (--lr) > 0. Received: learning_rate=-1.0"

@@ -13,7 +13,7 @@ saved as args.yaml in the run folder.
 import os
 
 from kdtf import catalog  # light: no TensorFlow before the flags are checked
-from kdtf.cli import VERBOSE_HELP, exit_on_error, load_tensorflow, parse_config
+from kdtf.cli import VERBOSE_HELP, exit_on_error, load_tensorflow, parse_config, validated
 from kdtf.compress.forms import step_forms  # pure Python, like the catalog
 from kdtf.config import DistillConfig
 
@@ -103,7 +103,7 @@ def parse_args(argv):
 @exit_on_error
 def main(argv=None):
     config, resume = parse_args(argv)
-    config.validate()  # before TensorFlow loads
+    validated(config, FLAG_NAMES)  # before TensorFlow loads
     config.output = config.output or config.default_output()
     if not resume and os.path.exists(os.path.join(config.output, "manifest.json")):
         raise ValueError(f"--output {config.output!r} already holds a run; continue it with --resume {config.output}, or choose another --output.")
