@@ -24,11 +24,18 @@ def on_files(files, config):
     return files
 
 
+IMAGE = re.compile(r"!\[(?P<alt>[^\]]*)\]\((?P<target>[^):/]+\.png)\)")
+
+
 def _include(match):
     path = ROOT / match.group("path")
     if not path.is_file():
         raise PluginError(f"A docs page includes {match.group('path')}, which does not exist. Run the benchmark that writes it.")
-    return path.read_text(encoding="utf-8").strip() + f"\n\n<small>From `{match.group('path')}`.</small>\n"
+    text = path.read_text(encoding="utf-8").strip()
+    if RESULTS in path.parents:  # a plot beside the results file is published under results/
+        folder = path.parent.relative_to(RESULTS).as_posix()
+        text = IMAGE.sub(lambda m: f"![{m.group('alt')}](results/{folder}/{m.group('target')})", text)
+    return text + f"\n\n<small>From `{match.group('path')}`.</small>\n"
 
 
 def on_page_markdown(markdown, page, config, files):
