@@ -143,7 +143,7 @@ def check_collapse(model, x, labels=None, stage="training", num_classes=None, ac
 def _unbatch(ds):
     xs, ys = [], []
     for batch in ds:
-        x, y = batch if isinstance(batch, tuple) else (batch, None)
+        x, y = (batch[0], batch[1] if len(batch) > 1 else None) if isinstance(batch, tuple) else (batch, None)
         if isinstance(x, dict):  # cached teacher outputs travel as {"x": ..., "teacher_outputs": ...}
             x = x["x"]
         xs.append(np.asarray(x))
@@ -196,8 +196,10 @@ class CollapseGuard(keras.callbacks.Callback):
 
 def with_guard(callbacks, data, stage, action="warn"):
     """``callbacks`` plus a :class:`CollapseGuard` on a few batches of ``data`` (unless one
-    is there, ``action`` is ``None``, or ``data`` cannot be read twice)."""
+    is there, ``action`` is ``None``, ``data`` has no labels or cannot be read twice)."""
     if not action or any(isinstance(c, CollapseGuard) for c in callbacks):
         return callbacks
     probe = probe_batches(data)
-    return callbacks if probe is None else callbacks + [CollapseGuard(probe, stage=stage, action=action)]
+    labelled = probe is not None and isinstance(probe.element_spec, tuple) and len(probe.element_spec) > 1
+    # Label-free training (an embedding student, BYOL) has no classes to collapse onto.
+    return callbacks + [CollapseGuard(probe, stage=stage, action=action)] if labelled else callbacks

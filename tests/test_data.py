@@ -19,7 +19,7 @@ def test_digits_loads_offline():
 
 
 def test_unknown_spec_lists_the_known_ones():
-    with pytest.raises(ValueError, match="Unknown data set spec 'mnist'. Known: digits, mnist5k"):
+    with pytest.raises(ValueError, match="Unknown data set spec 'mnist'. Known: cluttered, digits, mnist5k"):
         load("mnist")
 
 

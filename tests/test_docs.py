@@ -2,8 +2,11 @@
 
 Each page's ```python blocks run in order in one namespace (a page reads like one
 session), after the page's hidden setup: an HTML comment ``<!-- setup ... -->`` that
-builds tiny data and models, invisible on the site. Each page runs in its own Python
-process (a page may register a term or set a Keras global) in a temporary folder.
+builds tiny data and models, invisible on the site. A page may also say
+``<!-- test: "60 epochs" -> "1 epochs" -->``: that literal text of its code is replaced
+before the run (a long schedule shown to the reader, a short one tested). Each page runs
+in its own Python process (a page may register a term or set a Keras global) in a
+temporary folder.
 """
 
 import os
@@ -17,6 +20,7 @@ import pytest
 DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs"
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 SETUP = re.compile(r"^<!-- setup\n(.*?)^-->", re.MULTILINE | re.DOTALL)
+REPLACE = re.compile(r'^<!-- test: "(.*?)" -> "(.*?)" -->$', re.MULTILINE)
 
 
 def _pages():
@@ -26,7 +30,12 @@ def _pages():
 def page_code(path):
     """The setup and the Python blocks of a page, in order, as one program."""
     text = path.read_text(encoding="utf-8")
-    return "\n".join(SETUP.findall(text) + BLOCK.findall(text))
+    code = "\n".join(SETUP.findall(text) + BLOCK.findall(text))
+    for old, new in REPLACE.findall(text):
+        if old not in code:
+            raise ValueError(f"{path.name}: the test replacement {old!r} is not in the page's code")
+        code = code.replace(old, new)
+    return code
 
 
 def test_docs_pages_with_code_are_found():

@@ -229,7 +229,8 @@ def test_a_stage_added_to_the_distillation_stages_runs_records_and_reports(tmp_p
         return stages + [Float16Stage(ctx.out, distilled)]
 
     config = DistillConfig(dataset="digits", teacher_epochs=1, epochs=1, prune_epochs=1, qat_epochs=1, latency_runs=0,
-                           verbose=0, allow_weak_teacher=True, output=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"))
+                           verbose=0, allow_weak_teacher=True, allow_collapse=True, output=str(tmp_path / "run"),
+                           cache_dir=str(tmp_path / "cache"))
     report = pipeline.run(config, stages=with_float16)
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert list(manifest["stages"])[-2:] == ["export", "float16"]

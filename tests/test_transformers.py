@@ -280,7 +280,7 @@ def test_attention_and_hidden_terms_keep_teaching_through_pruning_and_qat():
     x, y = images(32), np.arange(32) % 10
     tuner = FineTuner(teacher, (x, y), spec=DistillSpec(terms="kd,attention,hidden"), batch_size=16)
     compressed, record = compress.Recipe.parse("prune,qat").run(student, tuner, epochs=1)
-    assert [step["step"] for step in record] == ["prune 75%", "qat"]
+    assert [result.step for result in record] == ["prune 75%", "qat"]
     assert vit.block_layer_names(compressed, "attention") == ["block0_attention_scores", "block1_attention_scores"]
     view = tap(compressed, vit.block_layer_names(compressed, "hidden"))
     assert [tuple(o.shape) for o in view(x[:2])] == [(2, 10), (2, 16, 32), (2, 16, 32)]
