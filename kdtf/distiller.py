@@ -254,7 +254,8 @@ class Distiller(keras.Model):
         pruned student, ``UpdatePruningStep`` (unless given); Keras 3 callbacks are
         rebuilt as tf_keras ones, or refused naming the replacement."""
         stage, given = f"{self.name} (student '{self.student.name}')", kwargs.get("validation_data")
-        probe = given if given is not None else (args[0] if args else kwargs.get("x"))
+        x, y = args[0] if args else kwargs.get("x"), args[1] if len(args) > 1 else kwargs.get("y")
+        probe = given if given is not None else (x if y is None else (x, y))
         callbacks = with_guard(keras3_objects.callbacks(callbacks), probe, stage, collapse_guard)
         if not any(isinstance(c, StopOnNonFiniteLoss) for c in callbacks):
             callbacks.append(StopOnNonFiniteLoss(stage=stage))
