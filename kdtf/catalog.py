@@ -18,7 +18,7 @@ from kdtf.registry import scan_names
 __all__ = ["MODELS", "BACKBONES", "ENCODERS", "TERMS", "AUGMENTATIONS", "STRATEGIES", "DATASETS",
            "DATA_PREFIXES", "PTQ_MODES", "data_specs", "parse_augment"]
 
-MODELS = ("teacher_cnn", "student_cnn", "resnet18_cifar", "vit_teacher", "vit_student")
+MODELS = ("teacher_cnn", "student_cnn", "photo_teacher", "photo_student", "resnet18_cifar", "vit_teacher", "vit_student")
 BACKBONES = ("efficientnet_b0", "mobilenet_v2", "mobilenet_v2_035", "resnet50")
 ENCODERS = ("teacher_encoder", "student_encoder")
 TERMS = scan_names(os.path.join(os.path.dirname(os.path.abspath(__file__)), "losses"), "register_term")

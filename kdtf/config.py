@@ -15,6 +15,7 @@ import time
 from kdtf import catalog, validation
 from kdtf.compress.base import StepDefaults
 from kdtf.compress.forms import parse_steps
+from kdtf.defaults import AUTO
 from kdtf.spec import DistillSpec, TrainingSettings
 from kdtf.view_options import check_views_option, is_views_option
 
@@ -149,11 +150,13 @@ class DistillConfig(RunConfig):
 
     data_dir: str = ""
     image_size: int = 0
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
     augment: str = ""
     transfer_set: str = ""
     target_set: str = ""
-    teacher: str = "teacher_cnn"
-    student: str = "student_cnn"
+    teacher: str = AUTO  # kdtf.defaults: teacher_cnn/student_cnn up to 28 px, photo_teacher/photo_student above
+    student: str = AUTO
     teacher_weights: str = ""
     student_weights: str = ""
     unfreeze_layers: int = 30
@@ -187,6 +190,8 @@ class DistillConfig(RunConfig):
         super().validate()
         if self.labels is not None:
             validation.integer("labels", self.labels, 0, what="an integer >= 0 (0 keeps every label)")
+        for name in ("val_fraction", "test_fraction"):  # where the split is drawn from the data (no val/test folder)
+            validation.number(name, getattr(self, name), 0, 0.5, low_open=True, high_open=True)
         if 0 < self.image_size < 8:
             raise ValueError(f"Expected an image size of at least 8 pixels (or 0: the data set's own). Received: image_size={self.image_size}")
         spec = self.spec()
@@ -242,6 +247,11 @@ class DistillConfig(RunConfig):
         for name in ("teacher", "student"):
             model, weights = getattr(self, name), getattr(self, f"{name}_weights")
             if name == "teacher" and is_model_file(model):
+                continue
+            if model == AUTO and weights:
+                raise ValueError(f"--{name}-weights needs --{name} naming its backbone ({', '.join(catalog.BACKBONES)}); "
+                                 f"the default {name} trains from scratch. Received: {name}_weights={weights!r}")
+            if model == AUTO:
                 continue
             if model not in known:
                 raise ValueError(f"Unknown {name} model {model!r} (--{name}). Known: {', '.join(known)}")

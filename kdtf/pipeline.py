@@ -21,6 +21,7 @@ from kdtf import compress
 from kdtf._keras import keras
 from kdtf.cli import log, save_args
 from kdtf.config import DistillConfig, is_model_file
+from kdtf.defaults import resolve_models
 from kdtf.distiller import Distiller
 from kdtf.distribute import describe, make_strategy, worker_scratch
 from kdtf.export.profile import slower_line
@@ -126,6 +127,7 @@ def _prepare(config, spec, strategy_text, resume):
         log(f"strategy: {strategy_text}; global batch {config.batch_size}")
     check_writable_dir(config.cache_dir, "--cache-dir")  # the image cache is written while loading
     data = load_run_data(config, log)
+    resolve_models(config, data.input_shape, log)  # --teacher/--student auto: by image size
     user_teacher = _check_models(config, spec, data)
     keras.utils.set_random_seed(config.seed)  # the check drew initial weights
     out = check_writable_dir(config.output, "--output")

@@ -10,6 +10,7 @@ from kdtf.export.entropy import size_fields
 from kdtf.export.profile import render_profile
 from kdtf.export.ptq import layer_error_table
 from kdtf.io import atomic_path, gzip_size, write_text
+from kdtf.split_sizes import small_split_warning, split_sizes_line
 
 __all__ = ["run_report", "merge_sections", "write_report", "render_markdown", "render_summary", "render_plot", "load_report", "report_header", "stage_record",
            "per_image"]
@@ -102,6 +103,14 @@ def _gain_line(report):
     )
 
 
+def _split_lines(report):
+    """Under the stage table: the split sizes, and the small-split warning of the run."""
+    data, config = report["data"], report["config"]
+    fractions = {split: config[f"{split}_fraction"] for split in ("val", "test") if f"{split}_fraction" in config}
+    warning = small_split_warning(data.get("small_splits"), fractions if len(fractions) == 2 else None)
+    return [split_sizes_line(data)] + ([warning] if warning else [])
+
+
 _SUMMARY_COLUMNS = ("stage", "accuracy", "measured on", "size (KB)", "latency ms/image")
 
 
@@ -116,7 +125,7 @@ def render_summary(report, folder):
     widths = [max(len(str(r[i])) for r in rows + [_SUMMARY_COLUMNS]) for i in range(len(_SUMMARY_COLUMNS))]
     line = lambda cells: "  ".join(str(c).ljust(w) if i < 3 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
     shipped = [n for n in ("student_int8.tflite", "labels.txt", "model_card.json") if os.path.exists(os.path.join(folder, n))]
-    lines = [line(_SUMMARY_COLUMNS), line(["-" * w for w in widths])] + [line(r) for r in rows]
+    lines = [line(_SUMMARY_COLUMNS), line(["-" * w for w in widths])] + [line(r) for r in rows] + _split_lines(report)
     lines += ["", f"run folder: {folder}  (report.md, report.json, plot.png; tensorboard --logdir {os.path.join(folder, 'logs')})"]
     if shipped:
         lines.append(f"for Android: {', '.join(shipped)}")
@@ -129,6 +138,7 @@ def render_markdown(report):
     lines.append("| " + " | ".join(_COLUMNS) + " |")
     lines.append("|" + "|".join("---" for _ in _COLUMNS) + "|")
     lines += ["| " + " | ".join(_row(s)) + " |" for s in report["stages"]]
+    lines += [""] + _split_lines(report)
     config, data, timings = report["config"], report["data"], report["timings"]
     lines += [
         "",

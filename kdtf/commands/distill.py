@@ -25,9 +25,12 @@ HELP = {
     "augment": f"keras-cv augmentation in tf.data, comma-separated: {', '.join(catalog.AUGMENTATIONS)}",
     "transfer_set": "extra unlabeled images for distillation, e.g. folder:PATH",
     "target_set": "unlabeled target-domain images (folder:PATH or a spec) for the alignment terms mmd/coral, e.g. --distill kd,mmd@fc1/fc1",
+    "val_fraction": "fraction of the examples held out for validation where the data set has no validation split",
+    "test_fraction": "fraction of the examples held out for the test split where the data set has no test split",
     "seed": "seed of the split, the initial weights and the shuffling",
-    "teacher": f"teacher: {_MODELS} (trained here), or your own trained model file PATH.keras (tf_keras or Keras 3)",
-    "student": f"student: {_MODELS}",
+    "teacher": f"teacher: auto (teacher_cnn up to 28 px, photo_teacher above), {_MODELS} (trained here), "
+               "or your own trained model file PATH.keras (tf_keras or Keras 3)",
+    "student": f"student: auto (student_cnn up to 28 px, photo_student above), {_MODELS}",
     "teacher_weights": f"local no-top weights file of a backbone teacher ({', '.join(catalog.BACKBONES)})",
     "student_weights": "local no-top weights of a backbone student (teacher-assisted fine-tuning)",
     "unfreeze_layers": "backbone layers unfrozen in the second fine-tuning phase",
@@ -84,7 +87,7 @@ SWITCHES = [
 
 
 GROUPS = [
-    ("data", ["dataset", "data_dir", "image_size", "augment", "transfer_set", "labels", "seed"]),
+    ("data", ["dataset", "data_dir", "image_size", "augment", "transfer_set", "labels", "val_fraction", "test_fraction", "seed"]),
     ("models", ["teacher", "student", "teacher_weights", "student_weights", "unsafe_load", "allow_weak_teacher"]),
     ("distillation", ["distill", "temperature", "alpha", "cache_teacher", "progressive_epochs"]),
     ("training", ["teacher_epochs", "epochs", "batch_size", "learning_rate", "optimizer", "momentum", "weight_decay",

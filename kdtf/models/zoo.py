@@ -2,6 +2,7 @@
 :mod:`kdtf.models.vit`. All output logits."""
 
 from kdtf._keras import keras
+from kdtf.models.photo import photo_student, photo_teacher
 from kdtf.models.resnet import resnet18_cifar
 from kdtf.models.transfer import BACKBONES, backbone_classifier
 from kdtf.models.vit import vit_student, vit_teacher
@@ -84,8 +85,8 @@ def student_encoder(input_shape=(28, 28, 1), dim=128, name="student_encoder"):
     )
 
 
-_ZOO = {"teacher_cnn": teacher_cnn, "student_cnn": student_cnn, "resnet18_cifar": resnet18_cifar,
-        "vit_teacher": vit_teacher, "vit_student": vit_student}
+_ZOO = {"teacher_cnn": teacher_cnn, "student_cnn": student_cnn, "photo_teacher": photo_teacher, "photo_student": photo_student,
+        "resnet18_cifar": resnet18_cifar, "vit_teacher": vit_teacher, "vit_student": vit_student}
 ENCODERS = {"teacher_encoder": teacher_encoder, "student_encoder": student_encoder}
 
 

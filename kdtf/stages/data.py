@@ -7,6 +7,7 @@ from kdtf.data import keep_labels, load
 from kdtf.data.augment import mixes_labels
 from kdtf.data.target_set import add_target_set
 from kdtf.distribute import several_workers
+from kdtf.split_sizes import small_split_warning, small_splits
 
 __all__ = ["load_run_data", "training_pipelines", "validation_pipeline", "data_section"]
 
@@ -28,8 +29,12 @@ def load_run_data(config, log=print):
     added as target rows (label -2); ``data.meta`` gets ``labelled`` and ``transfer_set``
     (and ``target_set``)."""
     data = load(config.dataset, seed=config.seed, image_size=config.image_size or None, data_dir=config.data_dir or None,
-                cache_dir=config.cache_dir)
+                cache_dir=config.cache_dir, val_fraction=config.val_fraction, test_fraction=config.test_fraction)
     _log_loaded(data, log)
+    data.meta["small_splits"] = small_splits({split: data.size(split) for split in ("val", "test")})
+    warning = small_split_warning(data.meta["small_splits"], {"val": config.val_fraction, "test": config.test_fraction})
+    if warning:  # one example moves accuracy by more than a point: said once, recorded in report.json
+        log(warning)
     labels = config.labels_kept()
     data.meta["labelled"] = labels or data.size("train")
     if labels:
@@ -77,6 +82,7 @@ def data_section(config, data):
         "name": data.name, "train": data.size("train"), "labelled": data.meta["labelled"],
         "transfer_set": data.meta["transfer_set"], "target_set": data.meta.get("target_set", 0), "augment": config.augment,
         "skipped_images": data.meta.get("skipped", 0), "val": data.size("val"), "test": data.size("test"),
+        "small_splits": data.meta.get("small_splits", []),
         "image_cache": data.meta.get("image_cache"),
         "input_shape": list(data.input_shape), "normalization": data.normalization, "class_names": data.class_names,
     }

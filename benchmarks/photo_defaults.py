@@ -1,0 +1,276 @@
+#!/usr/bin/env python
+"""The default models on a small photo folder, and the teacher stage's memory at 224 px.
+
+    python benchmarks/photo_defaults.py                       # accuracy, seeds 0 1 2; memory
+    python benchmarks/photo_defaults.py --part accuracy --seeds 0
+    python benchmarks/photo_defaults.py --part memory --memory-images 12000
+
+(a) **accuracy**: a generated folder of photo-like 128 px JPEGs (``--classes`` shapes:
+circle, square, triangle, cross, star; random colours, size, position and rotation, on a
+random gradient with clutter lines and small shapes of every class, blur and noise;
+deterministic for the seed), ``--train-images`` in ``train/`` (the user's small folder:
+kdtf splits a tenth off for validation) and ``--test-images`` in ``test/`` (a large test
+split, so that one image is a fraction of a point). For each seed and each pair of
+models, the run of ``scripts/distill.py --dataset folder:PATH`` with its defaults (96 px,
+teacher 12 epochs, students 20, Adam 1e-3, batch 64, T = 4, alpha = 0.5, every label,
+no augmentation) up to the distilled student (``kdtf.pipeline.run`` with the teacher,
+scratch, teacher-output and distilled stages; no compression or export). Pairs: the old
+defaults ``teacher_cnn -> student_cnn``, the new ``photo_teacher -> photo_student``, and
+``photo_teacher -> student_cnn``. ``--allow-weak-teacher``/``--allow-collapse`` are on so
+every number is recorded.
+
+(b) **memory**: the teacher stage alone (``kdtf.pipeline.run`` with the teacher stage only,
+the same code as a run) of each teacher at 224 px on a folder of ``--memory-images``
+generated 256 px JPEGs, in a fresh process each, one epoch cut to ``--memory-steps``
+optimizer steps of batch 64 (the whole folder is decoded into the image cache first and
+the data are streamed, so the peak does not grow with the number of images: see
+``benchmarks/data_scale.py``), then evaluated on the validation and test splits as a run
+does. Peak RSS from ``getrusage`` of the child.
+
+Writes ``benchmarks/results/photo_defaults/photo_defaults.{json,md}``.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KINDS = ("circle", "square", "triangle", "cross", "star")
+PAIRS = (("teacher_cnn", "student_cnn"), ("photo_teacher", "photo_student"), ("photo_teacher", "student_cnn"))
+
+
+def _outline(kind, cx, cy, r, angle):
+    """The corners of a polygon ``kind`` of radius ``r`` turned by ``angle``."""
+    if kind == "cross":
+        w = 0.35
+        unit = [(w, 1), (w, w), (1, w), (1, -w), (w, -w), (w, -1), (-w, -1), (-w, -w), (-1, -w), (-1, w), (-w, w), (-w, 1)]
+        unit = [(x * np.cos(angle) - y * np.sin(angle), x * np.sin(angle) + y * np.cos(angle)) for x, y in unit]
+    else:
+        corners, inner = {"square": (4, 1.0), "triangle": (3, 1.0), "star": (10, 0.45)}[kind]
+        turn = angle + (np.pi / 4 if kind == "square" else 0)
+        unit = [((1 if k % 2 == 0 else inner) * np.cos(turn + 2 * np.pi * k / corners),
+                 (1 if k % 2 == 0 else inner) * np.sin(turn + 2 * np.pi * k / corners)) for k in range(corners)]
+    return [(cx + r * x, cy + r * y) for x, y in unit]
+
+
+def _shape(draw, kind, cx, cy, r, angle, fill):
+    if kind == "circle":
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
+    else:
+        draw.polygon(_outline(kind, cx, cy, r, angle), fill=fill)
+
+
+def photo(rng, label, classes, side=128):
+    """One photo-like image of class ``label``: its shape, large, on a gradient with
+    clutter (lines and small shapes of any class), blurred and noisy. uint8 HxWx3."""
+    from PIL import Image, ImageDraw, ImageFilter
+
+    yy, xx = np.mgrid[0:side, 0:side] / side
+    start, end, angle = rng.uniform(30, 225, 3), rng.uniform(30, 225, 3), rng.uniform(0, 2 * np.pi)
+    ramp = xx * np.cos(angle) + yy * np.sin(angle)
+    ramp = (ramp - ramp.min()) / (np.ptp(ramp) + 1e-6)
+    image = Image.fromarray(np.clip(start + (end - start) * ramp[..., None], 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    colour = lambda: tuple(int(v) for v in rng.uniform(0, 255, 3))  # noqa: E731
+    for _ in range(rng.integers(4, 9)):
+        if rng.random() < 0.5:
+            draw.line([tuple(rng.uniform(0, side, 2)), tuple(rng.uniform(0, side, 2))], fill=colour(), width=int(rng.integers(1, 4)))
+        else:
+            _shape(draw, classes[rng.integers(len(classes))], *rng.uniform(0, side, 2), side * rng.uniform(0.04, 0.08),
+                   rng.uniform(0, 2 * np.pi), colour())
+    radius = side * rng.uniform(0.16, 0.3)
+    cx, cy = rng.uniform(radius, side - radius, 2)
+    _shape(draw, classes[label], cx, cy, radius, rng.uniform(0, 2 * np.pi), colour())
+    image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.2)))
+    pixels = np.asarray(image).astype(np.float32) + rng.normal(0, rng.uniform(5, 25), (side, side, 3))
+    return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+def generate(folder, splits, classes, seed=0, side=128):
+    """``{split: count}`` JPEGs in ``folder/<split>/<class>/`` (``split`` "" for a flat
+    folder), classes in turn; reused when ``folder`` holds the same request."""
+    from PIL import Image
+
+    request = {"splits": splits, "classes": list(classes), "seed": seed, "side": side}
+    marker = os.path.join(folder, ".generated.json")
+    if os.path.exists(marker):
+        with open(marker) as f:
+            if json.load(f) == request:
+                return folder
+        shutil.rmtree(folder)
+    rng = np.random.default_rng(seed)
+    for split, count in splits.items():
+        for i in range(count):
+            label = i % len(classes)
+            path = os.path.join(folder, split, classes[label], f"{i:06d}.jpg")
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            Image.fromarray(photo(rng, label, classes, side)).save(path, quality=90)
+    with open(marker, "w") as f:
+        json.dump(request, f)
+    return folder
+
+
+def _config(folder, **settings):
+    from kdtf.config import DistillConfig
+
+    return DistillConfig(dataset=f"folder:{folder}", latency_runs=0, verbose=0, allow_weak_teacher=True,
+                         allow_collapse=True, **settings)
+
+
+def accuracy_worker(folder, seed, pairs, work):
+    """(a) for one seed, in this process: every pair's teacher, scratch and distilled
+    test accuracy (teachers are trained once and reused from the cache)."""
+    from kdtf.pipeline import run
+    from kdtf.stages.students import DistilledStage, ScratchStage
+    from kdtf.stages.teacher import TeacherStage
+    from kdtf.stages.teacher_outputs import TeacherOutputsStage
+
+    def stages(ctx, user_teacher):
+        teacher = TeacherStage(ctx, user_teacher)
+        outputs = TeacherOutputsStage(ctx, teacher)
+        return [teacher, ScratchStage(ctx), outputs, DistilledStage(ctx, teacher, outputs)]
+
+    rows = []
+    for teacher, student in pairs:
+        started = time.perf_counter()
+        config = _config(folder, seed=seed, teacher=teacher, student=student, output=os.path.join(work, f"{teacher}-{student}-{seed}"),
+                         cache_dir=os.path.join(work, f"cache-{seed}"))
+        report = run(config, stages=stages)
+        accuracy = {s["stage"]: s["accuracy"] for s in report["stages"]}
+        params = {s["stage"]: s["params"] for s in report["stages"]}
+        rows.append({"seed": seed, "pair": f"{teacher} -> {student}", **accuracy, "teacher_params": params["teacher"],
+                     "student_params": params["scratch"], "split_sizes": [report["data"][k] for k in ("train", "val", "test")],
+                     "teacher_reused": report["teacher_cache"]["reused"], "wall_s": round(time.perf_counter() - started, 1)})
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    return rows
+
+
+def memory_worker(folder, teacher, image_size, steps, work):
+    """(b) in this process: the teacher stage alone at ``image_size``, ``steps`` steps."""
+    import resource
+
+    from kdtf.pipeline import run
+    from kdtf.stages.teacher import TeacherStage
+
+    def stages(ctx, user_teacher):
+        ctx.steps = min(ctx.steps, steps)  # one epoch cut short: the peak is reached in the first steps
+        return [TeacherStage(ctx, user_teacher)]
+
+    started = time.perf_counter()
+    config = _config(folder, teacher=teacher, image_size=image_size, teacher_epochs=1, output=os.path.join(work, "run"),
+                     cache_dir=os.path.join(work, "cache"))
+    report = run(config, stages=stages)
+    return {"teacher": teacher, "image_size": image_size, "images": report["data"]["image_cache"]["decoded"],
+            "steps": steps, "params": report["stages"][0]["params"],
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "wall_s": round(time.perf_counter() - started, 1)}
+
+
+def _child(*args):
+    command = [sys.executable, os.path.abspath(__file__), *args]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=dict(os.environ, PYTHONPATH=ROOT))
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _cell(values):
+    values = 100 * np.asarray(values)
+    return f"{values.mean():.1f} ± {values.std():.1f}" if len(values) > 1 else f"{values[0]:.1f}"
+
+
+def accuracy_table(rows):
+    lines = ["| teacher -> student | teacher params | student params | teacher (%) | scratch (%) | distilled (%) | "
+             "teacher - scratch | distilled - scratch | seeds |", "|---|---|---|---|---|---|---|---|---|"]
+    for pair in dict.fromkeys(r["pair"] for r in rows):
+        mine = [r for r in rows if r["pair"] == pair]
+        gap = [r["teacher"] - r["scratch"] for r in mine]
+        gain = [r["distilled"] - r["scratch"] for r in mine]
+        lines.append(f"| {pair} | {mine[0]['teacher_params']:,} | {mine[0]['student_params']:,} | "
+                     f"{_cell([r['teacher'] for r in mine])} | {_cell([r['scratch'] for r in mine])} | {_cell([r['distilled'] for r in mine])} | "
+                     f"{_cell(gap)} | {_cell(gain)} | {len(mine)} |")
+    return "\n".join(lines)
+
+
+def memory_table(rows):
+    lines = ["| teacher | params | images @ px | steps | peak RSS (MB) | under 3 GB | wall (s) |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['teacher']} | {r['params']:,} | {r['images']}@{r['image_size']} | {r['steps']} | {r['peak_rss_mb']:.0f} | "
+                     f"{'yes' if r['peak_rss_mb'] < 3072 else 'NO'} | {r['wall_s']:.0f} |")
+    return "\n".join(lines)
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--part", choices=("all", "accuracy", "memory"), default="all")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--classes", type=int, default=5)
+    parser.add_argument("--train-images", type=int, default=300)
+    parser.add_argument("--test-images", type=int, default=1000)
+    parser.add_argument("--pairs", nargs="+", default=[f"{t}:{s}" for t, s in PAIRS], help="TEACHER:STUDENT pairs")
+    parser.add_argument("--memory-images", type=int, default=12000)
+    parser.add_argument("--memory-steps", type=int, default=20)
+    parser.add_argument("--memory-teachers", nargs="+", default=["photo_teacher", "teacher_cnn"])
+    parser.add_argument("--root", default="/tmp/kdtf_photo_defaults")
+    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "photo_defaults"))
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = _parse(argv)
+    if args.worker:  # in a child process: print one JSON line
+        kind, *rest = args.worker.split("::")
+        work = tempfile.mkdtemp(prefix="kdtf-photo-defaults-")
+        try:
+            if kind == "accuracy":
+                result = accuracy_worker(rest[0], int(rest[1]), [tuple(p.split(":")) for p in args.pairs], work)
+            else:
+                result = memory_worker(rest[0], rest[1], int(rest[2]), int(rest[3]), work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        print(json.dumps(result))
+        return
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, "photo_defaults.json")
+    results = json.load(open(path)) if os.path.exists(path) else {}
+    classes = KINDS[:args.classes]
+    if args.part in ("all", "accuracy"):
+        folder = generate(os.path.join(args.root, f"photos-{args.train_images}"), {"train": args.train_images, "test": args.test_images}, classes)
+        rows = []
+        for seed in args.seeds:
+            rows += _child("--worker", f"accuracy::{folder}::{seed}", "--pairs", *args.pairs)
+        results["accuracy"] = {"rows": rows, "classes": list(classes), "train_images": args.train_images, "test_images": args.test_images}
+    if args.part in ("all", "memory"):
+        folder = generate(os.path.join(args.root, f"memory-{args.memory_images}"), {"": args.memory_images}, classes, side=256)
+        results["memory"] = [_child("--worker", f"memory::{folder}::{teacher}::224::{args.memory_steps}") for teacher in args.memory_teachers]
+    with open(path, "w") as f:
+        json.dump(results, f, indent=2)
+    text = ["# Default models on a small photo folder", ""]
+    if "accuracy" in results:
+        a = results["accuracy"]
+        sizes = a["rows"][0]["split_sizes"]
+        text += [f"{len(a['classes'])} classes, {a['train_images']} training photos ({sizes[0]} train / {sizes[1]} val after the split) "
+                 f"and {sizes[2]} test photos, 96 px; test accuracy, mean ± std over seeds {sorted({r['seed'] for r in a['rows']})}.", "",
+                 accuracy_table(a["rows"]), ""]
+    if "memory" in results:
+        text += ["Teacher stage alone at 224 px, batch 64, peak RSS of a fresh process:", "", memory_table(results["memory"]), ""]
+    with open(os.path.join(args.out, "photo_defaults.md"), "w") as f:
+        f.write("\n".join(text))
+    print("\n".join(text))
+
+
+if __name__ == "__main__":
+    main()
