@@ -5,10 +5,9 @@
     python benchmarks/photo_defaults.py --part accuracy --seeds 0
     python benchmarks/photo_defaults.py --part memory --memory-images 12000
 
-(a) **accuracy**: a generated folder of photo-like 128 px JPEGs (``--classes`` shapes:
-circle, square, triangle, cross, star; random colours, size, position and rotation, on a
-random gradient with clutter lines and small shapes of every class, blur and noise;
-deterministic for the seed), ``--train-images`` in ``train/`` (the user's small folder:
+(a) **accuracy**: a generated folder of photo-like 128 px JPEGs (``--classes`` shapes of
+circle, square, triangle, cross, star; random colour, size, position and rotation, on a
+random gradient with clutter lines and blobs, blur and noise; deterministic for the seed), ``--train-images`` in ``train/`` (the user's small folder:
 kdtf splits a tenth off for validation) and ``--test-images`` in ``test/`` (a large test
 split, so that one image is a fraction of a point). For each seed and each pair of
 models, the run of ``scripts/distill.py --dataset folder:PATH`` with its defaults (96 px,
@@ -24,8 +23,10 @@ the same code as a run) of each teacher at 224 px on a folder of ``--memory-imag
 generated 256 px JPEGs, in a fresh process each, one epoch cut to ``--memory-steps``
 optimizer steps of batch 64 (the whole folder is decoded into the image cache first and
 the data are streamed, so the peak does not grow with the number of images: see
-``benchmarks/data_scale.py``), then evaluated on the validation and test splits as a run
-does. Peak RSS from ``getrusage`` of the child.
+``benchmarks/data_scale.py``), then evaluated on the validation and test splits in
+batches of 64 as a run does (``--memory-fraction`` of the images each, 1 %: the
+evaluation's memory is that of one batch, its time that of every image). Peak RSS from
+``getrusage`` of the child.
 
 Writes ``benchmarks/results/photo_defaults/photo_defaults.{json,md}``.
 """
@@ -73,8 +74,9 @@ def _shape(draw, kind, cx, cy, r, angle, fill):
 
 
 def photo(rng, label, classes, side=128):
-    """One photo-like image of class ``label``: its shape, large, on a gradient with
-    clutter (lines and small shapes of any class), blurred and noisy. uint8 HxWx3."""
+    """One photo-like image of class ``label``: its shape, large, in a random colour,
+    size, place and rotation, on a gradient with clutter (lines, small blobs), blurred
+    and noisy. uint8 HxWx3."""
     from PIL import Image, ImageDraw, ImageFilter
 
     yy, xx = np.mgrid[0:side, 0:side] / side
@@ -84,17 +86,17 @@ def photo(rng, label, classes, side=128):
     image = Image.fromarray(np.clip(start + (end - start) * ramp[..., None], 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(image)
     colour = lambda: tuple(int(v) for v in rng.uniform(0, 255, 3))  # noqa: E731
-    for _ in range(rng.integers(4, 9)):
+    for _ in range(rng.integers(3, 7)):  # clutter: lines and small blobs, never a class's shape
         if rng.random() < 0.5:
             draw.line([tuple(rng.uniform(0, side, 2)), tuple(rng.uniform(0, side, 2))], fill=colour(), width=int(rng.integers(1, 4)))
         else:
-            _shape(draw, classes[rng.integers(len(classes))], *rng.uniform(0, side, 2), side * rng.uniform(0.04, 0.08),
-                   rng.uniform(0, 2 * np.pi), colour())
-    radius = side * rng.uniform(0.16, 0.3)
+            cx, cy, r = *rng.uniform(0, side, 2), side * rng.uniform(0.03, 0.07)
+            draw.ellipse([cx - r, cy - r * rng.uniform(0.4, 1), cx + r, cy + r], fill=colour())
+    radius = side * rng.uniform(0.2, 0.32)
     cx, cy = rng.uniform(radius, side - radius, 2)
     _shape(draw, classes[label], cx, cy, radius, rng.uniform(0, 2 * np.pi), colour())
     image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.2)))
-    pixels = np.asarray(image).astype(np.float32) + rng.normal(0, rng.uniform(5, 25), (side, side, 3))
+    pixels = np.asarray(image).astype(np.float32) + rng.normal(0, rng.uniform(5, 20), (side, side, 3))
     return np.clip(pixels, 0, 255).astype(np.uint8)
 
 
@@ -157,7 +159,7 @@ def accuracy_worker(folder, seed, pairs, work):
     return rows
 
 
-def memory_worker(folder, teacher, image_size, steps, work):
+def memory_worker(folder, teacher, image_size, steps, fraction, work):
     """(b) in this process: the teacher stage alone at ``image_size``, ``steps`` steps."""
     import resource
 
@@ -170,10 +172,10 @@ def memory_worker(folder, teacher, image_size, steps, work):
 
     started = time.perf_counter()
     config = _config(folder, teacher=teacher, image_size=image_size, teacher_epochs=1, output=os.path.join(work, "run"),
-                     cache_dir=os.path.join(work, "cache"))
+                     cache_dir=os.path.join(work, "cache"), val_fraction=fraction, test_fraction=fraction)
     report = run(config, stages=stages)
     return {"teacher": teacher, "image_size": image_size, "images": report["data"]["image_cache"]["decoded"],
-            "steps": steps, "params": report["stages"][0]["params"],
+            "splits": [report["data"][k] for k in ("train", "val", "test")], "steps": steps, "params": report["stages"][0]["params"],
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "wall_s": round(time.perf_counter() - started, 1)}
 
@@ -205,9 +207,11 @@ def accuracy_table(rows):
 
 
 def memory_table(rows):
-    lines = ["| teacher | params | images @ px | steps | peak RSS (MB) | under 3 GB | wall (s) |", "|---|---|---|---|---|---|---|"]
+    lines = ["| teacher | params | images @ px | train / val / test | steps | peak RSS (MB) | under 3 GB | wall (s) |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['teacher']} | {r['params']:,} | {r['images']}@{r['image_size']} | {r['steps']} | {r['peak_rss_mb']:.0f} | "
+        lines.append(f"| {r['teacher']} | {r['params']:,} | {r['images']}@{r['image_size']} | {' / '.join(map(str, r['splits']))} | "
+                     f"{r['steps']} | {r['peak_rss_mb']:.0f} | "
                      f"{'yes' if r['peak_rss_mb'] < 3072 else 'NO'} | {r['wall_s']:.0f} |")
     return "\n".join(lines)
 
@@ -216,12 +220,13 @@ def _parse(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=("all", "accuracy", "memory"), default="all")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--classes", type=int, default=5)
-    parser.add_argument("--train-images", type=int, default=300)
+    parser.add_argument("--classes", type=int, default=4)
+    parser.add_argument("--train-images", type=int, default=400)
     parser.add_argument("--test-images", type=int, default=1000)
     parser.add_argument("--pairs", nargs="+", default=[f"{t}:{s}" for t, s in PAIRS], help="TEACHER:STUDENT pairs")
     parser.add_argument("--memory-images", type=int, default=12000)
-    parser.add_argument("--memory-steps", type=int, default=20)
+    parser.add_argument("--memory-steps", type=int, default=10)
+    parser.add_argument("--memory-fraction", type=float, default=0.01, help="--val-fraction and --test-fraction of the memory run")
     parser.add_argument("--memory-teachers", nargs="+", default=["photo_teacher", "teacher_cnn"])
     parser.add_argument("--root", default="/tmp/kdtf_photo_defaults")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "photo_defaults"))
@@ -238,7 +243,7 @@ def main(argv=None):
             if kind == "accuracy":
                 result = accuracy_worker(rest[0], int(rest[1]), [tuple(p.split(":")) for p in args.pairs], work)
             else:
-                result = memory_worker(rest[0], rest[1], int(rest[2]), int(rest[3]), work)
+                result = memory_worker(rest[0], rest[1], int(rest[2]), int(rest[3]), float(rest[4]), work)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         print(json.dumps(result))
@@ -248,29 +253,36 @@ def main(argv=None):
     results = json.load(open(path)) if os.path.exists(path) else {}
     classes = KINDS[:args.classes]
     if args.part in ("all", "accuracy"):
-        folder = generate(os.path.join(args.root, f"photos-{args.train_images}"), {"train": args.train_images, "test": args.test_images}, classes)
-        rows = []
-        for seed in args.seeds:
-            rows += _child("--worker", f"accuracy::{folder}::{seed}", "--pairs", *args.pairs)
-        results["accuracy"] = {"rows": rows, "classes": list(classes), "train_images": args.train_images, "test_images": args.test_images}
+        folder = generate(os.path.join(args.root, f"photos-{args.classes}x{args.train_images}"),
+                          {"train": args.train_images, "test": args.test_images}, classes)
+        results["accuracy"] = {"rows": [], "classes": list(classes), "train_images": args.train_images, "test_images": args.test_images}
+        for seed in args.seeds:  # written after each seed
+            results["accuracy"]["rows"] += _child("--worker", f"accuracy::{folder}::{seed}", "--pairs", *args.pairs)
+            _write(results, args.out)
     if args.part in ("all", "memory"):
         folder = generate(os.path.join(args.root, f"memory-{args.memory_images}"), {"": args.memory_images}, classes, side=256)
-        results["memory"] = [_child("--worker", f"memory::{folder}::{teacher}::224::{args.memory_steps}") for teacher in args.memory_teachers]
-    with open(path, "w") as f:
+        results["memory"] = []
+        for teacher in args.memory_teachers:
+            results["memory"].append(_child("--worker", f"memory::{folder}::{teacher}::224::{args.memory_steps}::{args.memory_fraction}"))
+            _write(results, args.out)
+    print(_write(results, args.out))
+
+
+def _write(results, out):
+    with open(os.path.join(out, "photo_defaults.json"), "w") as f:
         json.dump(results, f, indent=2)
     text = ["# Default models on a small photo folder", ""]
-    if "accuracy" in results:
+    if results.get("accuracy", {}).get("rows"):
         a = results["accuracy"]
         sizes = a["rows"][0]["split_sizes"]
-        text += [f"{len(a['classes'])} classes, {a['train_images']} training photos ({sizes[0]} train / {sizes[1]} val after the split) "
-                 f"and {sizes[2]} test photos, 96 px; test accuracy, mean ± std over seeds {sorted({r['seed'] for r in a['rows']})}.", "",
-                 accuracy_table(a["rows"]), ""]
-    if "memory" in results:
+        text += [f"{len(a['classes'])} classes ({', '.join(a['classes'])}), {a['train_images']} training photos ({sizes[0]} train / "
+                 f"{sizes[1]} val after the split) and {sizes[2]} test photos, 96 px; test accuracy (%), mean ± std over seeds "
+                 f"{sorted({r['seed'] for r in a['rows']})}.", "", accuracy_table(a["rows"]), ""]
+    if results.get("memory"):
         text += ["Teacher stage alone at 224 px, batch 64, peak RSS of a fresh process:", "", memory_table(results["memory"]), ""]
-    with open(os.path.join(args.out, "photo_defaults.md"), "w") as f:
+    with open(os.path.join(out, "photo_defaults.md"), "w") as f:
         f.write("\n".join(text))
-    print("\n".join(text))
-
+    return "\n".join(text)
 
 if __name__ == "__main__":
     main()

@@ -319,6 +319,11 @@ def test_a_120_image_folder_runs_with_no_other_flags_and_keeps_every_label(tmp_p
     report = json.loads((out / "report.json").read_text())
     assert report["data"]["labelled"] == report["data"]["train"] == 96  # no label-scarce default on a user's data
     assert report["config"]["labels"] is None
+    # the photo defaults (above 28 px), and the 12-image splits said once, recorded and under the table
+    assert (report["config"]["teacher"], report["config"]["student"]) == ("photo_teacher", "photo_student")
+    assert result.stdout.count("warning: small evaluation splits (test: 12 examples, 8.33 points") == 2  # the log line, the table
+    assert [s["split"] for s in report["data"]["small_splits"]] == ["test", "val"]
+    assert "splits: 96 train / 12 val / 12 test examples (one test example = 8.33 points)" in result.stdout
 
 
 @pytest.mark.slow
@@ -469,6 +474,7 @@ def test_the_run_prints_its_table_and_where_the_android_files_are(tiny_run):
     header = next(i for i, line in enumerate(lines) if line.startswith("stage ") and "accuracy" in line)
     rows = [line.split()[0] for line in lines[header + 2:header + 7]]
     assert rows == ["teacher", "scratch", "distilled", "pruned+qat", "tflite-int8"]
+    assert lines[header + 7].startswith("splits: 3999 train / ") and "small evaluation split" not in result.stdout  # 500-example splits
     assert f"run folder: {out}" in result.stdout
     assert "for Android: student_int8.tflite, labels.txt, model_card.json" in result.stdout
 

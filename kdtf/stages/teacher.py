@@ -16,6 +16,7 @@ import os
 import re
 
 from kdtf._keras import keras
+from kdtf.defaults import AUTO, default_models
 from kdtf.distribute import several_workers
 from kdtf.models import builder
 from kdtf.saving import load_model, save_model
@@ -58,7 +59,8 @@ def teacher_cache_key(config, data):
     """A hex digest of everything that can change the teacher ``config`` trains on
     ``data``: its settings (:func:`_teacher_settings`), the training inputs and labels,
     the Keras version and the source of the module of the teacher's builder."""
-    source = inspect.getsource(inspect.getmodule(builder(config.teacher)))
+    name = default_models(data.input_shape)["teacher"] if config.teacher == AUTO else config.teacher  # a run resolves it first
+    source = inspect.getsource(inspect.getmodule(builder(name)))
     material = {
         "settings": _teacher_settings(config),
         "data": [data.name, list(data.input_shape), data.fingerprint("train"),
