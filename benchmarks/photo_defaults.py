@@ -5,9 +5,10 @@
     python benchmarks/photo_defaults.py --part accuracy --seeds 0
     python benchmarks/photo_defaults.py --part memory --memory-images 12000
 
-(a) **accuracy**: a generated folder of photo-like 128 px JPEGs (``--classes`` shapes of
-circle, square, triangle, cross, star; random colour, size, position and rotation, on a
-random gradient with clutter lines and blobs, blur and noise; deterministic for the seed), ``--train-images`` in ``train/`` (the user's small folder:
+(a) **accuracy**: a generated folder of photo-like 128 px JPEGs (``--classes`` textures:
+stripes, checks, dots, rings, each in two random colours at a random scale, angle and
+phase, in a random ellipse on a random gradient, with clutter lines, blur and noise;
+deterministic for the seed), ``--train-images`` in ``train/`` (the user's small folder:
 kdtf splits a tenth off for validation) and ``--test-images`` in ``test/`` (a large test
 split, so that one image is a fraction of a point). For each seed and each pair of
 models, the run of ``scripts/distill.py --dataset folder:PATH`` with its defaults (96 px,
@@ -48,54 +49,55 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-KINDS = ("circle", "square", "triangle", "cross", "star")
-PAIRS = (("teacher_cnn", "student_cnn"), ("photo_teacher", "photo_student"), ("photo_teacher", "student_cnn"))
+KINDS = ("stripes", "checks", "dots", "rings")
+PAIRS = (("photo_teacher", "photo_student"), ("teacher_cnn", "student_cnn"), ("photo_teacher", "student_cnn"))
 
 
-def _outline(kind, cx, cy, r, angle):
-    """The corners of a polygon ``kind`` of radius ``r`` turned by ``angle``."""
-    if kind == "cross":
-        w = 0.35
-        unit = [(w, 1), (w, w), (1, w), (1, -w), (w, -w), (w, -1), (-w, -1), (-w, -w), (-1, -w), (-1, w), (-w, w), (-w, 1)]
-        unit = [(x * np.cos(angle) - y * np.sin(angle), x * np.sin(angle) + y * np.cos(angle)) for x, y in unit]
-    else:
-        corners, inner = {"square": (4, 1.0), "triangle": (3, 1.0), "star": (10, 0.45)}[kind]
-        turn = angle + (np.pi / 4 if kind == "square" else 0)
-        unit = [((1 if k % 2 == 0 else inner) * np.cos(turn + 2 * np.pi * k / corners),
-                 (1 if k % 2 == 0 else inner) * np.sin(turn + 2 * np.pi * k / corners)) for k in range(corners)]
-    return [(cx + r * x, cy + r * y) for x, y in unit]
-
-
-def _shape(draw, kind, cx, cy, r, angle, fill):
-    if kind == "circle":
-        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
-    else:
-        draw.polygon(_outline(kind, cx, cy, r, angle), fill=fill)
+def _texture(kind, rng, side):
+    """A ``side`` x ``side`` pattern in [0, 1] of ``kind``, at a random scale, angle and phase."""
+    yy, xx = np.mgrid[0:side, 0:side].astype(np.float64)
+    angle, freq = rng.uniform(0, np.pi), rng.uniform(0.07, 0.14)  # cycles per pixel at 128 px
+    u = xx * np.cos(angle) + yy * np.sin(angle) + rng.uniform(0, 100)
+    v = -xx * np.sin(angle) + yy * np.cos(angle) + rng.uniform(0, 100)
+    wave = lambda t: np.sin(2 * np.pi * freq * t)  # noqa: E731
+    if kind == "stripes":
+        return (wave(u) > 0).astype(np.float64)
+    if kind == "checks":
+        return (wave(u) * wave(v) > 0).astype(np.float64)
+    if kind == "dots":
+        return (np.minimum(wave(u), wave(v)) > 0.55).astype(np.float64)
+    if kind == "rings":
+        cx, cy = rng.uniform(0, side, 2)
+        return (wave(np.hypot(xx - cx, yy - cy)) > 0).astype(np.float64)
+    raise ValueError(f"Unknown texture {kind!r}")
 
 
 def photo(rng, label, classes, side=128):
-    """One photo-like image of class ``label``: its shape, large, in a random colour,
-    size, place and rotation, on a gradient with clutter (lines, small blobs), blurred
-    and noisy. uint8 HxWx3."""
+    """One photo-like image of class ``label``: a patch of its texture (two random
+    colours, random scale, angle and phase) in a random ellipse covering about a third
+    of the image, on a random gradient with clutter lines, blurred and noisy. uint8 HxWx3."""
     from PIL import Image, ImageDraw, ImageFilter
 
     yy, xx = np.mgrid[0:side, 0:side] / side
     start, end, angle = rng.uniform(30, 225, 3), rng.uniform(30, 225, 3), rng.uniform(0, 2 * np.pi)
     ramp = xx * np.cos(angle) + yy * np.sin(angle)
     ramp = (ramp - ramp.min()) / (np.ptp(ramp) + 1e-6)
-    image = Image.fromarray(np.clip(start + (end - start) * ramp[..., None], 0, 255).astype(np.uint8))
+    pixels = start + (end - start) * ramp[..., None]
+    mask = Image.new("L", (side, side))
+    rx, ry = side * rng.uniform(0.22, 0.36, 2)
+    cx, cy = rng.uniform(rx, side - rx), rng.uniform(ry, side - ry)
+    ImageDraw.Draw(mask).ellipse([cx - rx, cy - ry, cx + rx, cy + ry], fill=255)
+    mask = (np.asarray(mask) > 0)[..., None]
+    light = rng.uniform(60, 255, 3)
+    dark = light * rng.uniform(0.1, 0.6)
+    texture = _texture(classes[label], rng, side)[..., None]
+    pixels = np.where(mask, dark + (light - dark) * texture, pixels)
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(image)
-    colour = lambda: tuple(int(v) for v in rng.uniform(0, 255, 3))  # noqa: E731
-    for _ in range(rng.integers(3, 7)):  # clutter: lines and small blobs, never a class's shape
-        if rng.random() < 0.5:
-            draw.line([tuple(rng.uniform(0, side, 2)), tuple(rng.uniform(0, side, 2))], fill=colour(), width=int(rng.integers(1, 4)))
-        else:
-            cx, cy, r = *rng.uniform(0, side, 2), side * rng.uniform(0.03, 0.07)
-            draw.ellipse([cx - r, cy - r * rng.uniform(0.4, 1), cx + r, cy + r], fill=colour())
-    radius = side * rng.uniform(0.2, 0.32)
-    cx, cy = rng.uniform(radius, side - radius, 2)
-    _shape(draw, classes[label], cx, cy, radius, rng.uniform(0, 2 * np.pi), colour())
-    image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.2)))
+    for _ in range(rng.integers(3, 7)):  # clutter lines, over the patch too
+        colour = tuple(int(c) for c in rng.uniform(0, 255, 3))
+        draw.line([tuple(rng.uniform(0, side, 2)), tuple(rng.uniform(0, side, 2))], fill=colour, width=int(rng.integers(1, 4)))
+    image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.0)))
     pixels = np.asarray(image).astype(np.float32) + rng.normal(0, rng.uniform(5, 20), (side, side, 3))
     return np.clip(pixels, 0, 255).astype(np.uint8)
 
@@ -220,7 +222,7 @@ def _parse(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=("all", "accuracy", "memory"), default="all")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--classes", type=int, default=4)
+    parser.add_argument("--classes", type=int, default=4, help="1 to 4")
     parser.add_argument("--train-images", type=int, default=400)
     parser.add_argument("--test-images", type=int, default=1000)
     parser.add_argument("--pairs", nargs="+", default=[f"{t}:{s}" for t, s in PAIRS], help="TEACHER:STUDENT pairs")
