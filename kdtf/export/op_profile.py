@@ -162,15 +162,19 @@ def profile_ops(flatbuffer_or_path, num_threads=1, runs=200, warmup=10):
     """
     from kdtf.export.flatbuffer import read_flatbuffer
 
-    session = _Profiled(_static_batch(read_flatbuffer(flatbuffer_or_path)), num_threads)
-    try:
-        session.run(warmup)
-        _check(session.lib.LiteRtStartProfiler(session.profiler), "LiteRtStartProfiler")
-        session.run(runs)
-        _check(session.lib.LiteRtStopProfiler(session.profiler), "LiteRtStopProfiler")
-        events = session.events()
-    finally:
-        session.close()
+    from kdtf.io import captured_stderr
+
+    data = _static_batch(read_flatbuffer(flatbuffer_or_path))
+    with captured_stderr():  # the C API logs every environment it creates and destroys
+        session = _Profiled(data, num_threads)
+        try:
+            session.run(warmup)
+            _check(session.lib.LiteRtStartProfiler(session.profiler), "LiteRtStartProfiler")
+            session.run(runs)
+            _check(session.lib.LiteRtStopProfiler(session.profiler), "LiteRtStopProfiler")
+            events = session.events()
+        finally:
+            session.close()
     return _summarize(events)
 
 
