@@ -161,7 +161,6 @@ def profile_ops(flatbuffer_or_path, num_threads=1, runs=200, warmup=10):
         invocations. All values >= 0 (events are whole microseconds).
     """
     from kdtf.export.flatbuffer import read_flatbuffer
-
     from kdtf.io import captured_stderr
 
     data = _static_batch(read_flatbuffer(flatbuffer_or_path))
