@@ -68,7 +68,9 @@ def _static_batch(data):
     dimension reads as its stored size 1 (the C API sizes buffers from static shapes)."""
     from ai_edge_litert.tools import flatbuffer_utils
 
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
+    from kdtf.export.flatbuffer import model_object
+
+    model = model_object(data)
     changed = False
     for graph in model.subgraphs:
         for tensor in graph.tensors:

@@ -18,7 +18,7 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.tools import flatbuffer_utils
 
-from kdtf.export.flatbuffer import read_flatbuffer
+from kdtf.export.flatbuffer import model_object, read_flatbuffer
 
 __all__ = ["symmetric_matmul_operands", "matmul_rhs_zero_points", "xnnpack_int8"]
 
@@ -62,7 +62,7 @@ def symmetric_matmul_operands(flatbuffer_or_path):
         a group produced by an operator with fixed output parameters (``SOFTMAX``) is left
         as it is.
     """
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(read_flatbuffer(flatbuffer_or_path)))
+    model = model_object(flatbuffer_or_path)
     graph, names = model.subgraphs[0], _op_names(model)
     producer, consumers = {}, collections.defaultdict(list)
     for i, op in enumerate(graph.operators):
@@ -111,7 +111,7 @@ def _shared_group(graph, names, producer, consumers, start):
     return group
 
 
-def xnnpack_int8(float_tflite, representative_data, *, max_examples=256, rounds=2):
+def xnnpack_int8(float_tflite, representative_data, *, keep_float=(), max_examples=256, rounds=2):
     """An int8 file XNNPACK runs whole: int8 where it has an int8 kernel, float elsewhere.
 
     Quantizes ``float_tflite`` with litert-quantizer (:func:`kdtf.export.post_training_quantize`,
@@ -125,13 +125,17 @@ def xnnpack_int8(float_tflite, representative_data, *, max_examples=256, rounds=
     plain litert-quantizer int8 file. Export with ``to_tflite(model, "float32",
     batch_size=1)`` first for a Transformer (no run-time shape ops).
 
+    Args:
+        keep_float: op types kept in float from the start (e.g. ``"DEPTHWISE_CONV_2D"``,
+            whose int8 XNNPACK kernel is slower than the float one on x86 with AVX-512).
+
     Returns:
         ``(flatbuffer bytes, kept_float)``: the op types left in float.
     """
     from kdtf.export.profile import delegation
     from kdtf.export.ptq import post_training_quantize
 
-    kept = ()
+    kept = tuple(keep_float)
     for _ in range(rounds + 1):
         quantized = post_training_quantize(float_tflite, "int8", representative_data, keep_float=kept,
                                            max_examples=max_examples)
