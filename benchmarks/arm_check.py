@@ -18,9 +18,9 @@ MobileNetV2 0.35 at 160 px (float32, int8).
 
 Instruction counts per inference come from a QEMU TCG plugin (``arm/insn_count.c``, built
 by ``arm/setup.sh`` for Debian 12's dynamic ``qemu-aarch64``, which accepts ``-plugin``;
-the static one does not): each file runs twice under it, with 2 + 1 and 2 + 3
-invocations, and the difference of the counts over 2 is one inference's guest
-instructions. They do not depend on the machine's load; they are not latencies (an ARM
+the static one does not): each file runs under it with 2 warm-up invocations and 3
+counted ones between two marks (``getppid()`` calls the plugin notes), and the count
+between the marks over 3 is one inference's guest instructions. They do not depend on the machine's load; they are not latencies (an ARM
 core retires NEON and scalar instructions at different rates, caches are not modelled),
 and neither is emulated time, which follows them. Not part of the test suite: it prints
 one SKIP line and exits 0 where emulation cannot run, and says so where counting cannot.
@@ -75,20 +75,22 @@ def _in_arm_namespace(root, qemu_command):
     return ["unshare", "-m", "bash", "-c", f"mount --bind {root}/cpuinfo /proc/cpuinfo && {qemu_command}"]
 
 
-def instructions_per_inference(root, work, file, timeout):
-    """Guest instructions of one batch-1 invocation of ``work/file`` on the aarch64 LiteRT."""
+def instructions_per_inference(root, work, file, timeout, invocations=3):
+    """Guest instructions of one batch-1 invocation of ``work/file`` on the aarch64 LiteRT:
+    the plugin's counts at the two marks around ``invocations`` invocations, their
+    difference over ``invocations``."""
     script = os.path.join(HERE, "arm", "run_on_arm.py")
-    counts = []
-    for invocations in (1, 3):
-        out = os.path.join(work, f"count_{invocations}.txt")
-        qemu = (f"qemu-aarch64 -cpu neoverse-n1 -plugin {root}/libinsn_count.so,out={out} -L {root}/rootfs "
-                f"-E PYTHONPATH={root}/site {root}/rootfs/usr/bin/python3.11 {script} --count {work}/{file} {invocations}")
-        result = subprocess.run(_in_arm_namespace(root, qemu), capture_output=True, text=True, timeout=timeout)
-        if result.returncode:
-            raise RuntimeError(f"counting {file} failed ({result.returncode}): {result.stderr[-800:]}")
-        with open(out) as f:
-            counts.append(int(f.read().split()[1]))
-    return (counts[1] - counts[0]) / 2
+    out = os.path.join(work, "count.txt")
+    qemu = (f"qemu-aarch64 -cpu neoverse-n1 -plugin {root}/libinsn_count.so,out={out} -L {root}/rootfs "
+            f"-E PYTHONPATH={root}/site {root}/rootfs/usr/bin/python3.11 {script} --count {work}/{file} {invocations}")
+    result = subprocess.run(_in_arm_namespace(root, qemu), capture_output=True, text=True, timeout=timeout)
+    if result.returncode:
+        raise RuntimeError(f"counting {file} failed ({result.returncode}): {result.stderr[-800:]}")
+    with open(out) as f:
+        marks = [int(v) for line in f if line.startswith("marks") for v in line.split()[1:]]
+    if len(marks) < 2:
+        raise RuntimeError(f"counting {file}: the plugin saw {len(marks)} getppid marks, expected 2")
+    return (marks[-1] - marks[-2]) / invocations
 
 
 def sparse_pattern_net(size, width):
@@ -135,9 +137,9 @@ def build_files(run_dir, work, sparsity, size, width):
     extra = x86_slow_int8_files()
     files.update(extra)
     x_test = np.asarray(data.x_test, np.float32)
-    random = {f"random{shape[0]}": rng.random((8,) + shape, dtype=np.float32) for shape in {s for _, s in extra.values()}}
+    random = {f"random{shape[0]}": rng.random((2,) + shape, dtype=np.float32) for shape in {s for _, s in extra.values()}}
     np.savez(os.path.join(work, "inputs.npz"), test=x_test, sparse=x_sparse, **random)
-    manifest = {"files": {}, "labels": np.asarray(data.y_test).tolist(), "sparsity": sparsity}
+    manifest = {"files": {}, "labels": np.asarray(data.y_test).tolist(), "sparsity": sparsity, "rounds": 3, "runs_per_round": 2}
     x86 = {}
     for i, (name, flatbuffer) in enumerate(files.items()):
         file = f"model{i}.tflite"
@@ -246,11 +248,12 @@ def markdown(rows, plugin_problem_line, sparsity):
         "",
         "Instruction counts: " + (plugin_problem_line or
                                   "guest (aarch64) instructions of one batch-1 invocation, from a QEMU TCG plugin (benchmarks/arm/insn_count.c) "
-                                  "under the dynamic qemu-aarch64 -cpu neoverse-n1: the count of 2 + 3 invocations less that of 2 + 1, halved. "
+                                  "under the dynamic qemu-aarch64 -cpu neoverse-n1: counted between two marks around 3 invocations "
+                                  "(after 2 warm-up invocations), divided by 3. "
                                   "Independent of the machine's load; NOT latencies (an ARM core retires NEON and scalar instructions at "
                                   "different rates, and caches are not modelled), and neither is emulated time."),
         "aarch64 LiteRT under qemu-aarch64-static -cpu neoverse-n1, 1 thread, batch 1; x86 figures from this machine's LiteRT. "
-        "vit_student and mobilenet_v2_035 rows: random weights (export_latency.py's models), 8 random inputs.",
+        "vit_student and mobilenet_v2_035 rows: random weights (export_latency.py's models), 2 random inputs.",
     ]
     return "\n".join(lines) + "\n"
 

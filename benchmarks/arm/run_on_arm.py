@@ -2,7 +2,7 @@
 qemu-user). numpy and ai_edge_litert only, so it runs in the bare arm64 root.
 
     python run_on_arm.py WORK_DIR        # reads WORK_DIR/manifest.json, writes WORK_DIR/arm.npz and arm.json
-    python run_on_arm.py --count FILE K  # FILE invoked 2 + K times and nothing else (instruction counting)
+    python run_on_arm.py --count FILE K  # 2 invocations, a getppid() mark, K invocations, a mark
 """
 
 import json
@@ -63,15 +63,19 @@ def main(work):
 
 
 def count(path, invocations):
-    """Loads ``path`` and invokes it twice (XNNPACK packs weights on the first) and then
-    ``invocations`` times: run with two values under an instruction-counting plugin, the
-    difference over the difference of ``invocations`` is the count per inference."""
+    """Loads ``path``, invokes it twice (XNNPACK packs weights on the first), then
+    ``invocations`` times between two ``getppid()`` system calls: the marks at which the
+    instruction-counting plugin (``insn_count.c``) notes its count."""
     interpreter = Interpreter(model_path=path, num_threads=1)
     interpreter.allocate_tensors()
     inp = interpreter.get_input_details()[0]
     interpreter.set_tensor(inp["index"], np.zeros(inp["shape"], dtype=inp["dtype"]))
-    for _ in range(2 + invocations):
+    for _ in range(2):
         interpreter.invoke()
+    os.getppid()
+    for _ in range(invocations):
+        interpreter.invoke()
+    os.getppid()
 
 
 if __name__ == "__main__":
