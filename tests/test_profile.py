@@ -169,3 +169,13 @@ def test_litert_op_profiler_names_kernels_and_never_reports_a_negative_time():
     assert all(0 <= row["p10_ms"] <= row["ms"] <= row["p90_ms"] and row["runs"] == 30 for row in rows)
     truncated = profile.op_times(export.to_tflite(model, "float32"), runs=12, rounds=3, method="truncated")
     assert all(row["ms"] >= 0 and row["p10_ms"] >= 0 for row in truncated)
+
+
+@pytest.mark.slow
+def test_profile_export_times_the_xnnpack_int8_export_of_an_attention_model():
+    model = _attention()
+    calibration = np.random.default_rng(0).normal(size=(16, 4, 8)).astype(np.float32)
+    int8 = export.to_tflite(model, "int8", representative_data=calibration)
+    result = profile.profile_export(model, int8, runs=20, op_runs=20, representative_data=calibration)
+    assert set(result["alternatives_ms"]["1"]) == {"dynamic", "int8 xnnpack (batch 1)"}
+    assert result["recommended"] in {"float32", "int8", "dynamic", "int8 xnnpack (batch 1)"}

@@ -272,14 +272,25 @@ def slower_line(profile):
             f"fastest here: {profile.get('recommended')}")
 
 
-def profile_export(float_model, int8_file, runs=100, op_runs=30, name="int8"):
+def profile_export(float_model, int8_file, runs=100, op_runs=30, name="int8", representative_data=None):
     """The export stage's latency check: the float32 export of ``float_model`` (the model
     the int8 file replaces, converted here and not saved) against ``int8_file``, by
     :func:`latency_profile` at 1 and 2 threads, with its dynamic-range export (int8
-    weights, float activations) timed alongside for the recommendation."""
-    alternatives = {"dynamic": to_tflite(float_model, "dynamic")} if name != "dynamic" else None
+    weights, float activations) timed alongside for the recommendation. With
+    ``representative_data`` and an int8 file that leaves operators on builtin kernels (a
+    Transformer's attention, LayerNorm, softmax), kdtf's ``int8 xnnpack`` export
+    (:func:`kdtf.export.symmetric.xnnpack_int8` of the batch-1 float32 file) is timed too."""
+    alternatives = {"dynamic": to_tflite(float_model, "dynamic")} if name != "dynamic" else {}
+    if representative_data is not None and delegation(int8_file)["builtin"]:
+        from kdtf.export.symmetric import xnnpack_int8
+
+        try:
+            fixed = to_tflite(float_model, "float32", batch_size=1)
+            alternatives["int8 xnnpack (batch 1)"], _ = xnnpack_int8(fixed, representative_data)
+        except ValueError as error:  # a model litert-quantizer cannot take: the check goes on without it
+            _log.warning("int8 xnnpack export skipped in the latency check: %s", error)
     result = latency_profile(to_tflite(float_model, "float32"), int8_file, runs=runs, op_runs=op_runs,
-                             names=("float32", name), alternatives=alternatives)
+                             names=("float32", name), alternatives=alternatives or None)
     result["float32_file"] = f"float32 export of '{float_model.name}' (converted for this check, not saved)"
     return result
 
