@@ -4,22 +4,27 @@
     python benchmarks/export_latency.py                        # every model below
     python benchmarks/export_latency.py --models student --reps 1 --runs 50    # quicker
 
-Models (random weights: latency depends on shapes and on which kernels run, not on the
-weights' values; ``--run RUN_DIR`` adds a trained run's student and its own int8 file):
-the default student (``student_cnn``, 28x28x1), the filters:0.5 student (half of its
-filters removed by :func:`kdtf.compress.prune_filters`), MobileNetV2 0.35
-(``mobilenet_v2_035``) at 96 and 160 px (RGB) and the ViT student (``vit_student``,
-28x28x1). Exports of each: float32, float16 (float16 weights), dynamic (int8 weights,
-float activations), int8 (full integer, int8 input/output, calibrated on 32 random
-inputs), each with the batch dimension dynamic (as kdtf exports by default) and, for the
-ViT, also fixed to 1 (``to_tflite(batch_size=1)``: no shape-computation ops).
+Models (random weights, BatchNormalization statistics taken from 32 random inputs:
+latency depends on shapes and on which kernels run, not on the weights' values; ``--run
+RUN_DIR`` adds a trained run's student and its own int8 file): the default student
+(``student_cnn``, 28x28x1), the filters:0.5 student (half of its filters removed by
+:func:`kdtf.compress.prune_filters`), MobileNetV2 0.35 (``mobilenet_v2_035``) at 96 and
+160 px (RGB) and the ViT student (``vit_student``, 28x28x1). Exports of each: float32,
+float16 (float16 weights), dynamic (int8 weights, float activations), int8 (the
+converter's full integer, int8 input/output, calibrated on 32 random inputs), each with the
+batch dimension dynamic (as kdtf exports by default) and, for the ViT, also fixed to 1
+(``to_tflite(batch_size=1)``: no shape-computation ops); and ``int8 xnnpack``
+(:func:`kdtf.export.symmetric.xnnpack_int8`: litert-quantizer int8, zero-point 0 on the
+BATCH_MATMUL right-hand operands, float only where XNNPACK has no int8 kernel; for
+MobileNetV2 also with DEPTHWISE_CONV_2D kept in float).
 
 All files of one model are timed in turns in one process (batch 1, after warm-up), at 1
 and 2 threads, ``--reps`` times; the machine is shared with other jobs, so the ratios
 to float32 are the figures to read, not the milliseconds. Each file: XNNPACK-delegated
 ops / all ops and partitions (:func:`kdtf.export.profile.delegation`), top-1 agreement
-with the float32 file on 64 random inputs, and for float32 and int8 the op types that
-take the time (truncated graphs). The recommended export has the lowest latency ratio to
+with the float32 file and the output SNR against it on 64 random inputs, and for the
+float32 and int8 files the operator types that take the time (LiteRT's op profiler,
+:mod:`kdtf.export.op_profile`). The recommended export has the lowest latency ratio to
 float32 at its worse thread count among files whose top-1 agreement with float32 is at
 least ``--min-agreement`` (the fastest file overall is marked too: an int8 file of random
 weights can collapse to one class, which says nothing of a trained model's int8).
