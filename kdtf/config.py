@@ -249,8 +249,8 @@ class DistillConfig(RunConfig):
             if name == "teacher" and is_model_file(model):
                 continue
             if model == AUTO and weights:
-                raise ValueError(f"--{name}-weights needs --{name} naming its backbone ({', '.join(catalog.BACKBONES)}); "
-                                 f"the default {name} trains from scratch. Received: {name}_weights={weights!r}")
+                raise ValueError(f"--{name}-weights is for backbones ({', '.join(catalog.BACKBONES)}): name one with --{name} "
+                                 f"(the default {name} trains from scratch). Received: {name}_weights={weights!r}")
             if model == AUTO:
                 continue
             if model not in known:

@@ -38,7 +38,7 @@ def test_auto_picks_the_small_cnns_up_to_28_px_and_the_photo_models_above():
 def test_the_default_model_takes_no_weights_file_and_the_fractions_are_checked(tmp_path):
     weights = tmp_path / "w.h5"
     weights.write_bytes(b"0")
-    with pytest.raises(ValueError, match="--teacher-weights needs --teacher naming its backbone"):
+    with pytest.raises(ValueError, match="--teacher-weights is for backbones .*: name one with --teacher"):
         DistillConfig(teacher_weights=str(weights)).validate()
     with pytest.raises(ValueError, match=r"Expected test_fraction in \(0, 0.5\). Received: test_fraction=0.5"):
         DistillConfig(test_fraction=0.5).validate()
