@@ -13,7 +13,7 @@ from kdtf.io import atomic_path, gzip_size, write_text
 from kdtf.split_sizes import small_split_warning, split_sizes_line
 
 __all__ = ["run_report", "merge_sections", "write_report", "render_markdown", "render_summary", "render_plot", "load_report", "report_header", "stage_record",
-           "per_image"]
+           "per_image", "weaker_teacher_line"]
 
 _COLUMNS = ("stage", "test accuracy", "measured on", "params", "file", "size (KB)", "gzip (KB)", "entropy-coded (KB)", "sparsity", "latency ms/image (p90)")
 
@@ -104,11 +104,23 @@ def _gain_line(report):
 
 
 def _split_lines(report):
-    """Under the stage table: the split sizes, and the small-split warning of the run."""
+    """Under the stage table: the split sizes, the small-split warning of the run, and a
+    warning when the teacher is below the scratch student."""
     data, config = report["data"], report["config"]
     fractions = {split: config[f"{split}_fraction"] for split in ("val", "test") if f"{split}_fraction" in config}
-    warning = small_split_warning(data.get("small_splits"), fractions if len(fractions) == 2 else None)
-    return [split_sizes_line(data)] + ([warning] if warning else [])
+    warnings = [small_split_warning(data.get("small_splits"), fractions if len(fractions) == 2 else None), weaker_teacher_line(report)]
+    return [split_sizes_line(data)] + [line for line in warnings if line]
+
+
+def weaker_teacher_line(report):
+    """One line when the teacher scored below the scratch student on the test split
+    (``None`` otherwise): distilling from it teaches its mistakes."""
+    accuracy = {s["stage"]: s["accuracy"] for s in report["stages"]}
+    if "teacher" not in accuracy or "scratch" not in accuracy or accuracy["teacher"] >= accuracy["scratch"]:
+        return None
+    return (f"warning: the teacher ({accuracy['teacher']:.1%}) is below the scratch student ({accuracy['scratch']:.1%}) on the "
+            "test split, so distillation copies a weaker model. Fixes: a pretrained teacher (--teacher BACKBONE --teacher-weights "
+            "FILE, or --teacher PATH.keras trained on more data), --augment flip,crop, more --teacher-epochs.")
 
 
 _SUMMARY_COLUMNS = ("stage", "accuracy", "measured on", "size (KB)", "latency ms/image")

@@ -84,3 +84,14 @@ def test_the_split_sizes_are_printed_under_the_result_table_and_in_report_md():
     assert summary[rows].startswith("splits: 192 train / 24 val / 24 test examples (one test example = 4.17 points)")
     assert summary[rows + 1].startswith("warning: small evaluation splits (test: 24 examples")
     assert "warning: small evaluation splits" in render_markdown(report)
+    assert "is below the scratch student" not in "\n".join(summary)  # the fixture's teacher is the stronger
+
+
+def test_a_teacher_below_the_scratch_student_is_said_under_the_table():
+    with open(FIXTURE) as f:
+        report = json.load(f)
+    accuracy = {s["stage"]: s for s in report["stages"]}
+    accuracy["teacher"]["accuracy"], accuracy["scratch"]["accuracy"] = 0.554, 0.644
+    line = next(line for line in render_summary(report, "out").splitlines() if "is below the scratch student" in line)
+    assert line.startswith("warning: the teacher (55.4%) is below the scratch student (64.4%) on the test split")
+    assert "--teacher-weights" in line and line in render_markdown(report)
