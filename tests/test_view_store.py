@@ -11,6 +11,7 @@ import pytest
 from kdtf import Distiller, keras
 from kdtf._keras import tf
 from kdtf.data import Splits
+from kdtf.data import view_store
 from kdtf.data.view_store import ViewStore, expand_top_k, parse_views_option
 from kdtf.data.views import ViewPolicy, check_replayable, example_reader, view_batches
 
@@ -99,10 +100,13 @@ def test_stored_soft_labels_equal_the_teachers_outputs_on_that_view(teacher, tmp
         np.testing.assert_allclose(stored[0], np.take_along_axis(expected, top, 1), atol=1e-3)
 
 
-def test_training_batches_carry_the_teachers_view_and_the_labels(teacher, tmp_path):
+def test_training_batches_carry_the_teachers_view_and_the_labels(teacher, tmp_path, monkeypatch):
     data = _splits()
     store = _store(data, teacher, tmp_path, top_k="all").build()
     inputs, y, w = next(iter(store.dataset(8, seed=3, sample_weight=np.arange(40, dtype=np.float32))))
+    monkeypatch.setattr(view_store, "IN_MEMORY_BYTES", 0)  # a large store: rows read from disk per batch
+    from_disk = next(iter(store.dataset(8, seed=3)))[0]["teacher_outputs"][0]
+    np.testing.assert_array_equal(from_disk.numpy(), inputs["teacher_outputs"][0].numpy())
     assert set(inputs) == {"x", "teacher_outputs"} and len(inputs["teacher_outputs"]) == 1
     expected = _softmax(teacher.predict(inputs["x"].numpy(), verbose=0).astype(np.float64), 2.0)
     np.testing.assert_allclose(_softmax(inputs["teacher_outputs"][0].numpy(), 2.0), expected, atol=1e-3)

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 _META, _PROGRESS = "store.json", "progress.json"
+IN_MEMORY_BYTES = 64 * 2**20  # stores up to this size are read once into memory for training
 _TINY = 1e-12  # floor of an expanded probability before its log (float16 underflows to 0)
 
 
@@ -403,21 +404,31 @@ class ViewStore:
         """
         if sample_weight is not None and not labels:
             raise ValueError("Expected labels=True with sample_weight= (Keras reads (x, y, weight)). Received: labels=False")
-        readers = self._readers()
-        dtypes = [tf.as_dtype(r.dtype) for r in readers]
         weights = None if sample_weight is None else tf.constant(np.asarray(sample_weight, np.float32))
-
-        def read(p, v):
-            return self.read(p, v)
+        gather = self._gather()
 
         def attach(x, y, p, v):
-            stored = tf.numpy_function(read, [p, v], dtypes, stateful=False)
-            for tensor, reader in zip(stored, readers):
-                tensor.set_shape((None,) + tuple(reader.row_shape))
-            inputs = {"x": x, CACHED_KEY: self.teacher_outputs(stored)}
+            inputs = {"x": x, CACHED_KEY: self.teacher_outputs(gather(p, v))}
             element = (inputs, y) if labels else (inputs,)
             return element + (tf.gather(weights, p),) if weights is not None else element
 
-        ds = view_batches(self.data, self.split, batch_size, self.policy, views=self.views, seed=seed,
-                          positions=positions, shuffle=shuffle)
-        return ds.map(attach, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+        return view_batches(self.data, self.split, batch_size, self.policy, views=self.views, seed=seed,
+                            positions=positions, shuffle=shuffle, finish=attach)
+
+    def _gather(self):
+        """``(positions, views) -> stored tensors`` inside the pipeline's graph: a
+        ``tf.gather`` from memory when the store is at most :data:`IN_MEMORY_BYTES` (read
+        once), else rows read from disk per batch (``pread``, memory bounded)."""
+        readers = self._readers()
+        if sum(r.rows * r.row_bytes for r in readers) <= IN_MEMORY_BYTES:
+            tables = [tf.constant(r.read(np.arange(r.rows))) for r in readers]
+            return lambda p, v: [tf.gather(t, p * self.views + v) for t in tables]
+        dtypes = [tf.as_dtype(r.dtype) for r in readers]
+
+        def gather(p, v):
+            stored = tf.numpy_function(self.read, [p, v], dtypes, stateful=False)
+            for tensor, reader in zip(stored, readers):
+                tensor.set_shape((None,) + tuple(reader.row_shape))
+            return stored
+
+        return gather
