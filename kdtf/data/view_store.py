@@ -211,6 +211,12 @@ class ViewStore:
         layout = layout or self._probe()
         return self.views * sum(int(np.prod(shape)) * np.dtype(dtype).itemsize for _, shape, dtype in layout)
 
+    def planned_bytes(self):
+        """The whole store's bytes on disk, known before the pass: K x (k probabilities
+        (float16) + k class indices + any features) per example, times the examples (one
+        teacher call on one image gives the row shapes)."""
+        return self.bytes_per_example() * self.size
+
     def _probe(self):
         x, _ = example_reader(self.data, self.split)(tf.constant([0], tf.int64))
         return self._layout([np.asarray(o) for o in self.teacher_fn(x)])
