@@ -11,7 +11,7 @@ a small photo folder gives a few optimizer steps an epoch, and with the default 
 moving statistics stay near their initial values for the first few dozen steps).
 
 On 355 generated photos trained from scratch, ``photo_student`` beats ``student_cnn`` by
-about 25 points and ``photo_teacher`` beats ``teacher_cnn`` by a few, but
+about 24 points and ``photo_teacher`` beats ``teacher_cnn`` by 2, but
 ``photo_teacher`` stays below ``photo_student``: a teacher trained here on a few hundred
 photos overfits (see docs/your-data.md); a pretrained backbone is the teacher for them.
 
