@@ -3,8 +3,8 @@
 DIST and function matching, on mnist5k and on the cluttered 64 x 64 digits.
 
     python benchmarks/full_labels.py --dataset mnist5k --teacher-epochs 8 --epochs 8
-    python benchmarks/full_labels.py --dataset cluttered --seeds 0 --epochs 20
-    python benchmarks/full_labels.py --dataset cluttered --seeds 1 2 --epochs 20 --resume
+    python benchmarks/full_labels.py --dataset cluttered --seeds 0 --teacher-epochs 20 --epochs 20
+    python benchmarks/full_labels.py --dataset cluttered --seeds 1 2 --teacher-epochs 20 --epochs 20 --resume
 
 Every label is kept. Per seed one teacher (trained on the labels, no augmentation, the
 same for every row), then one view store (:class:`kdtf.data.ViewStore`): the teacher's
