@@ -4,22 +4,27 @@
     python benchmarks/export_latency.py                        # every model below
     python benchmarks/export_latency.py --models student --reps 1 --runs 50    # quicker
 
-Models (random weights: latency depends on shapes and on which kernels run, not on the
-weights' values; ``--run RUN_DIR`` adds a trained run's student and its own int8 file):
-the default student (``student_cnn``, 28x28x1), the filters:0.5 student (half of its
-filters removed by :func:`kdtf.compress.prune_filters`), MobileNetV2 0.35
-(``mobilenet_v2_035``) at 96 and 160 px (RGB) and the ViT student (``vit_student``,
-28x28x1). Exports of each: float32, float16 (float16 weights), dynamic (int8 weights,
-float activations), int8 (full integer, int8 input/output, calibrated on 32 random
-inputs), each with the batch dimension dynamic (as kdtf exports by default) and, for the
-ViT, also fixed to 1 (``to_tflite(batch_size=1)``: no shape-computation ops).
+Models (random weights, BatchNormalization statistics taken from 32 random inputs:
+latency depends on shapes and on which kernels run, not on the weights' values; ``--run
+RUN_DIR`` adds a trained run's student and its own int8 file): the default student
+(``student_cnn``, 28x28x1), the filters:0.5 student (half of its filters removed by
+:func:`kdtf.compress.prune_filters`), MobileNetV2 0.35 (``mobilenet_v2_035``) at 96 and
+160 px (RGB) and the ViT student (``vit_student``, 28x28x1). Exports of each: float32,
+float16 (float16 weights), dynamic (int8 weights, float activations), int8 (the
+converter's full integer, int8 input/output, calibrated on 32 random inputs), each with the
+batch dimension dynamic (as kdtf exports by default) and, for the ViT, also fixed to 1
+(``to_tflite(batch_size=1)``: no shape-computation ops); and ``int8 xnnpack``
+(:func:`kdtf.export.symmetric.xnnpack_int8`: litert-quantizer int8, zero-point 0 on the
+BATCH_MATMUL right-hand operands, float only where XNNPACK has no int8 kernel; for
+MobileNetV2 also with DEPTHWISE_CONV_2D kept in float).
 
 All files of one model are timed in turns in one process (batch 1, after warm-up), at 1
 and 2 threads, ``--reps`` times; the machine is shared with other jobs, so the ratios
 to float32 are the figures to read, not the milliseconds. Each file: XNNPACK-delegated
 ops / all ops and partitions (:func:`kdtf.export.profile.delegation`), top-1 agreement
-with the float32 file on 64 random inputs, and for float32 and int8 the op types that
-take the time (truncated graphs). The recommended export has the lowest latency ratio to
+with the float32 file and the output SNR against it on 64 random inputs, and for the
+float32 and int8 files the operator types that take the time (LiteRT's op profiler,
+:mod:`kdtf.export.op_profile`). The recommended export has the lowest latency ratio to
 float32 at its worse thread count among files whose top-1 agreement with float32 is at
 least ``--min-agreement`` (the fastest file overall is marked too: an int8 file of random
 weights can collapse to one class, which says nothing of a trained model's int8).
@@ -61,12 +66,31 @@ def build_model(name):
     zoo, shape, fraction = MODELS[name]
     keras.utils.set_random_seed(0)
     model = build(zoo, shape, 10)
-    return compress.prune_filters(model, fraction)[0] if fraction else model
+    model = compress.prune_filters(model, fraction)[0] if fraction else model
+    return data_statistics(model, np.random.default_rng(2).random((32,) + shape, dtype=np.float32))
+
+
+def data_statistics(model, x):
+    """BatchNormalization statistics of ``x`` instead of the initial 0/1: one training-mode
+    pass with momentum 0, so every layer's activations have the scale a trained
+    network's have (random weights otherwise feed int8 ranges that no trained model has)."""
+    from kdtf import keras
+
+    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    if layers:
+        momenta = [layer.momentum for layer in layers]
+        for layer in layers:
+            layer.momentum = 0.0
+        model(x, training=True)
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+    return model
 
 
 def exports(model, static):
     """``{export name: flatbuffer}``: every mode with a dynamic batch, and with batch 1 when ``static``."""
     from kdtf import export
+    from kdtf.export import symmetric
 
     shape = tuple(model.input_shape[1:])
     calibration = np.random.default_rng(0).random((32,) + shape, dtype=np.float32)
@@ -76,6 +100,13 @@ def exports(model, static):
             name = mode + (" batch-1" if batch else "")
             files[name] = export.to_tflite(model, mode, representative_data=calibration, batch_size=batch)
             log(f"  {name}: {len(files[name]) / 1024:.0f} KB")
+    # int8 where XNNPACK has an int8 kernel, float islands elsewhere, zero-point 0 on matmul operands
+    base = files["float32 batch-1" if static else "float32"]
+    suffix = " batch-1" if static else ""
+    files["int8 xnnpack" + suffix], kept = symmetric.xnnpack_int8(base, calibration)
+    log(f"  int8 xnnpack{suffix}: kept in float: {', '.join(kept) or 'nothing'}")
+    if "DEPTHWISE_CONV_2D" in export.list_ops(base):
+        files["int8 xnnpack, depthwise float"], _ = symmetric.xnnpack_int8(base, calibration, keep_float=("DEPTHWISE_CONV_2D",))
     return files
 
 
@@ -87,11 +118,15 @@ def measure(files, threads, reps, runs, op_runs):
     reference = next(iter(files.values()))
     x = np.random.default_rng(1).random((64,) + tuple(export.load_interpreter(reference).get_input_details()[0]["shape"][1:]),
                                         dtype=np.float32)
-    top1 = export.predict(reference, x, num_threads=1).argmax(-1)
+    expected = export.predict(reference, x, num_threads=1)
+    top1 = expected.argmax(-1)
     rows = {}
     for name, data in files.items():
         cover = profile.delegation(data)
-        rows[name] = {"size_bytes": len(data), "agreement_with_float32": float(np.mean(export.predict(data, x, num_threads=1).argmax(-1) == top1)),
+        outputs = export.predict(data, x, num_threads=1)
+        noise = float(np.sum((outputs - expected) ** 2))
+        rows[name] = {"size_bytes": len(data), "agreement_with_float32": float(np.mean(outputs.argmax(-1) == top1)),
+                      "snr_db": float(10 * np.log10(np.sum(expected ** 2) / noise)) if noise > 0 else None,
                       **{k: v for k, v in cover.items() if k != "ops"},
                       "shape_ops": sorted({op["op"] for op in cover["ops"] if op["op"] in profile.SHAPE_OPS}),
                       "latency_ms": {str(n): [] for n in threads}}
@@ -101,9 +136,10 @@ def measure(files, threads, reps, runs, op_runs):
                 rows[name]["latency_ms"][str(n)].append(timing[name]["median_ms"])
         log(f"  rep {rep + 1}/{reps} timed")
     for name in files:
-        if name.split()[0] in ("float32", "int8"):
-            rows[name]["op_time_by_type"] = profile.op_time_totals(profile.op_times(files[name], runs=op_runs, rounds=3),
-                                                                   limit=6)
+        if name.split()[0] in ("float32", "int8") and "depthwise" not in name:
+            times = profile.op_times(files[name], runs=op_runs, rounds=3)
+            rows[name]["op_time_method"] = times[0]["method"] if times else "none"
+            rows[name]["op_time_by_type"] = profile.op_time_totals(times, limit=6)
     return rows
 
 
@@ -122,9 +158,11 @@ def recommend(rows, min_agreement):
 
 
 def table(results, threads, reps, runs):
-    lines = ["| model | export | size (KB) | XNNPACK ops | partitions | shape ops | agreement with float32 | "
+    from kdtf.export import profile
+
+    lines = ["| model | export | size (KB) | XNNPACK ops | partitions | shape ops | agreement with float32 | output SNR (dB) | "
              + " | ".join(f"{n} thread{'s' if n > 1 else ''}: ms (x float32)" for n in threads) + " |",
-             "|---|---|---|---|---|---|---|" + "---|" * len(threads)]
+             "|---|---|---|---|---|---|---|---|" + "---|" * len(threads)]
     for model, result in results.items():
         rows, base = result["rows"], result["rows"]["float32"]
         for name, row in rows.items():
@@ -138,18 +176,23 @@ def table(results, threads, reps, runs):
             mark = (" **recommended**" if name == recommended else "") + (" (fastest)" if name == fastest else "")
             lines.append(f"| {model} | {name}{mark} | {row['size_bytes'] / 1024:.1f} | {row['delegated_ops']}/{row['total_ops']} | "
                          f"{row['partitions']} | {', '.join(row['shape_ops']) or '-'} | {100 * row['agreement_with_float32']:.0f} % | "
+                         f"{'exact' if row.get('snr_db') is None else format(row['snr_db'], '.1f')} | "
                          + " | ".join(cells) + " |")
     lines += ["", f"LiteRT {_litert_version()} (XNNPACK delegate on, its default), batch 1, median of {runs} invocations per repetition, "
               f"{reps} repetitions (ratio range across them), every file of a model timed in turns in one process; "
               f"{os.cpu_count()}-core x86 machine shared with other jobs: read the ratios, not the milliseconds. "
-              "Random weights (a trained run's rows: its own weights). Recommended: lowest worse-thread-count ratio to float32 among files agreeing with float32 "
-              f"on at least {MIN_AGREEMENT:.0%} of 64 random inputs. XNNPACK ops: operators the delegate took / all operators; shape ops: run-time shape computation.",
-              "", "Where the time goes (1 thread, per op type, from truncated graphs; estimates):", ""]
+              "Random weights with BatchNormalization statistics taken from 32 random inputs (a trained run's rows: its own weights); with random weights "
+              "a network's top-1 is nearly constant across inputs, so top-1 agreement is a coarse check and the output SNR (float32 logits against the file's, "
+              "64 random inputs) the finer one. Recommended: lowest worse-thread-count ratio to float32 among files agreeing with float32 "
+              f"on at least {MIN_AGREEMENT:.0%} of 64 random inputs. XNNPACK ops: operators the delegate took / all operators; shape ops: run-time shape computation. "
+              "int8 xnnpack: litert-quantizer int8, zero-point 0 on BATCH_MATMUL right-hand operands, float only for the op types XNNPACK has no int8 kernel for "
+              "(kdtf.export.symmetric.xnnpack_int8).",
+              "", "Where the time goes (1 thread, per operator type as LiteRT's op profiler names it, [XNNPACK] or [builtin] kernel; "
+              "sum of the operators' median µs per invocation, in brackets the sums of their 10th and 90th percentiles):", ""]
     for model, result in results.items():
         for name, row in result["rows"].items():
             if "op_time_by_type" in row:
-                lines.append(f"- {model}, {name}: " + ", ".join(
-                    f"{r['op']} x{r['count']} {1000 * r['ms']:.1f} µs" for r in row["op_time_by_type"]))
+                lines.append(f"- {model}, {name}: " + profile.format_op_totals(row["op_time_by_type"]))
     return "\n".join(lines) + "\n"
 
 
@@ -176,7 +219,7 @@ def main(argv=None):
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--runs", type=int, default=100, help="timed invocations per file, thread count and repetition")
-    parser.add_argument("--op-runs", type=int, default=15, help="timed invocations per truncated graph")
+    parser.add_argument("--op-runs", type=int, default=200, help="invocations under LiteRT's op profiler")
     parser.add_argument("--min-agreement", type=float, default=MIN_AGREEMENT)
     parser.add_argument("--out", default="benchmarks/results/export_latency")
     args = parser.parse_args(argv)

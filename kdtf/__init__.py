@@ -36,6 +36,7 @@ from importlib.util import find_spec as _find_spec
 
 _os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+_importlib.import_module("kdtf.keras3_guard").install()  # Keras 3's load_model of a Distiller: one line
 __version__ = "0.1.0"
 
 _EXPORTS = {

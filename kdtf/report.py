@@ -1,8 +1,10 @@
 """``report.json``, ``report.md`` and ``plot.png`` for a run folder."""
 
 import dataclasses
+import importlib.metadata
 import json
 import os
+import platform
 
 from kdtf import __version__
 from kdtf._keras import tf
@@ -17,9 +19,41 @@ __all__ = ["run_report", "merge_sections", "write_report", "render_markdown", "r
 _COLUMNS = ("stage", "test accuracy", "measured on", "params", "file", "size (KB)", "gzip (KB)", "entropy-coded (KB)", "sparsity", "latency ms/image (p90)")
 
 
+def cpu_name():
+    """The CPU's model name (``/proc/cpuinfo``, else :func:`platform.processor`), or "unknown CPU"."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def _litert_version():
+    try:
+        return importlib.metadata.version("ai-edge-litert")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def latency_note(config, machine):
+    """What the latency column measured: model, invocations, threads, delegate, machine."""
+    if not config["latency_runs"]:
+        return "Latency not timed (`--latency-runs 0`). "
+    where = f"{machine.get('cpus')} CPUs"
+    if machine.get("cpu"):
+        where = f"{machine['cpu']}, {where}"
+    runtime = f"LiteRT {machine['litert']}" if machine.get("litert") else "LiteRT"
+    return (f"Latency: median (p90) ms per image over {config['latency_runs']} batch-1 invocations of each stage's "
+            f"`.tflite` (for Keras stages, that stage's float32 export) on {runtime}, 1 thread, XNNPACK delegate "
+            f"(LiteRT's default), on this run's machine ({where}); the same file on a phone differs. ")
+
+
 def report_header(config, strategy_text=None):
     """What every report starts with: kdtf's version, the run's settings, the machine."""
-    machine = {"cpus": os.cpu_count(), "tensorflow": tf.__version__}
+    machine = {"cpus": os.cpu_count(), "cpu": cpu_name(), "tensorflow": tf.__version__, "litert": _litert_version()}
     if strategy_text is not None:
         machine["strategy"] = strategy_text
     return {"kdtf_version": __version__, "config": dataclasses.asdict(config), "machine": machine}
@@ -145,8 +179,7 @@ def render_markdown(report):
         + (f" Compression (each step fine-tuned by distillation): {report['compression']}." if report.get("compression") else ""),
         "Accuracy is on the test split; `litert` means measured through the LiteRT "
         "interpreter on the exported file. "
-        + (f"Latency: median (p90) over {config['latency_runs']} batch-1 invocations on LiteRT with 1 thread; "
-           "for Keras stages, of that stage's TFLite export. " if config["latency_runs"] else "Latency not timed (`--latency-runs 0`). ")
+        + latency_note(config, report["machine"])
         + "Entropy-coded: the .tflite with its weight tensors range-coded, each under its own value histogram "
         "(header included, raw where coding would not shrink it; `kdtf.export.entropy_coded_size`). "
         + "Sparsity: zeros among Conv/Dense kernels "

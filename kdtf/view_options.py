@@ -3,9 +3,12 @@
 
 from kdtf.catalog import parse_augment
 
-__all__ = ["REPLAYABLE", "check_views_option", "is_views_option", "parse_views_option"]
+__all__ = ["AUTO_DISK_SHARE", "AUTO_VIEWS", "REPLAYABLE", "auto_views", "check_views_option", "is_views_option",
+           "parse_views_option"]
 
 REPLAYABLE = ("flip", "crop", "jitter", "mixup", "cutmix")  # augmentations rebuilt from (seed, example, view)
+AUTO_VIEWS = "views:8"  # what --cache-teacher auto stores when --augment is replayable (top-k: the store's default)
+AUTO_DISK_SHARE = 0.5  # auto writes a store only when it takes at most this share of the cache folder's free disk
 
 
 def is_views_option(text):
@@ -42,3 +45,15 @@ def check_views_option(text, augment):
             "Drop it from --augment, or use --cache-teacher off (the teacher then runs every step)."
         )
     return views, top_k
+
+
+def auto_views(cache_teacher, augment):
+    """The view store ``--cache-teacher auto`` asks for: :data:`AUTO_VIEWS` when
+    ``--augment`` is on and every name in it is replayable, else ``None`` (no
+    augmentation: the one-output cache; ``randaugment``: the teacher every step). Whether
+    the store then fits the disk is decided when its size is known
+    (:mod:`kdtf.stages.view_store`)."""
+    names = parse_augment(augment)
+    if cache_teacher != "auto" or not names or any(n not in REPLAYABLE for n in names):
+        return None
+    return AUTO_VIEWS

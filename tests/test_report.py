@@ -37,6 +37,17 @@ def test_markdown_states_how_figures_were_measured():
     assert "**Distillation over scratch:" in text
 
 
+def test_the_latency_note_names_threads_delegate_runtime_and_machine():
+    with open(FIXTURE) as f:
+        report = json.load(f)
+    report["machine"].update(cpu="Test CPU @ 2.0GHz", litert="2.3.0")
+    text = render_markdown(report)
+    assert "1 thread, XNNPACK delegate" in text and "LiteRT 2.3.0" in text
+    assert "on this run's machine (Test CPU @ 2.0GHz, " in text
+    report["machine"].pop("cpu"), report["machine"].pop("litert")  # a report written before these fields
+    assert "on this run's machine (" in render_markdown(report)
+
+
 def test_load_report_errors_name_the_file(tmp_path):
     with pytest.raises(ValueError, match="No report found"):
         load_report(str(tmp_path))

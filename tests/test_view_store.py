@@ -10,7 +10,7 @@ import pytest
 
 from kdtf import Distiller, keras
 from kdtf._keras import tf
-from kdtf.data import Splits
+from kdtf.data import Splits, view_store
 from kdtf.data.view_store import ViewStore, expand_top_k, parse_views_option
 from kdtf.data.views import ViewPolicy, check_replayable, example_reader, view_batches
 
@@ -99,10 +99,14 @@ def test_stored_soft_labels_equal_the_teachers_outputs_on_that_view(teacher, tmp
         np.testing.assert_allclose(stored[0], np.take_along_axis(expected, top, 1), atol=1e-3)
 
 
-def test_training_batches_carry_the_teachers_view_and_the_labels(teacher, tmp_path):
+def test_training_batches_carry_the_teachers_view_and_the_labels(teacher, tmp_path, monkeypatch):
     data = _splits()
     store = _store(data, teacher, tmp_path, top_k="all").build()
     inputs, y, w = next(iter(store.dataset(8, seed=3, sample_weight=np.arange(40, dtype=np.float32))))
+    for budget in (1000, 0):  # larger stores: rows gathered from memory and expanded per batch; read from disk
+        monkeypatch.setattr(view_store, "IN_MEMORY_BYTES", budget)
+        other = next(iter(store.dataset(8, seed=3)))[0]["teacher_outputs"][0]
+        np.testing.assert_allclose(other.numpy(), inputs["teacher_outputs"][0].numpy(), rtol=1e-6)
     assert set(inputs) == {"x", "teacher_outputs"} and len(inputs["teacher_outputs"]) == 1
     expected = _softmax(teacher.predict(inputs["x"].numpy(), verbose=0).astype(np.float64), 2.0)
     np.testing.assert_allclose(_softmax(inputs["teacher_outputs"][0].numpy(), 2.0), expected, atol=1e-3)
@@ -225,3 +229,33 @@ def test_a_run_with_a_view_store_records_it_in_the_report(tmp_path):
     store = report["view_store"]
     assert store["views"] == 2 and store["top_k"] == 3 and store["bytes"] > 0 and not store["reused"]
     assert report["timings"]["view_store_s"] > 0 and "view store: 2 views x" in result.stdout
+
+
+def test_auto_asks_for_a_store_only_with_a_replayable_augmentation():
+    from kdtf.config import DistillConfig
+    from kdtf.stages.view_store import store_option, uses_view_store
+    from kdtf.view_options import auto_views
+
+    assert auto_views("auto", "flip,crop") == "views:8" and auto_views("auto", "") is None
+    assert auto_views("auto", "flip,randaugment") is None and auto_views("off", "flip") is None
+    assert uses_view_store(DistillConfig(augment="flip")) and not uses_view_store(DistillConfig())
+    assert store_option(DistillConfig(augment="flip", cache_teacher="views:4:2")) == "views:4:2"
+    assert not uses_view_store(DistillConfig(augment="flip", cache_teacher="off"))
+
+
+def test_auto_writes_the_store_only_when_it_fits_the_free_disk(teacher, tmp_path):
+    from kdtf.stages.view_store import auto_refusal
+
+    data = _splits()
+
+    def make():
+        return _store(data, teacher, tmp_path)  # 40 examples x 3 views x top-2: 16 B per view
+
+    store, why = auto_refusal(make, data, str(tmp_path))
+    assert why is None and store.planned_bytes() == 40 * 3 * (2 * 2 + 2 * 2)
+    store, why = auto_refusal(make, data, str(tmp_path), share=1e-15)
+    assert store is None and why.startswith("the view store would take 0.0 MiB, more than 0% of the")
+    assert not os.listdir(tmp_path)  # nothing written when refused
+    assert auto_refusal(make, data, "")[1] == "no --cache-dir to write a view store to"
+    make().build()
+    assert auto_refusal(make, data, str(tmp_path), share=1e-15)[1] is None  # a complete store is reused

@@ -2,6 +2,7 @@
 qemu-user). numpy and ai_edge_litert only, so it runs in the bare arm64 root.
 
     python run_on_arm.py WORK_DIR        # reads WORK_DIR/manifest.json, writes WORK_DIR/arm.npz and arm.json
+    python run_on_arm.py --count FILE K  # 2 invocations, a getppid() mark, K invocations, a mark
 """
 
 import json
@@ -61,5 +62,23 @@ def main(work):
     print(json.dumps(info))
 
 
+def count(path, invocations):
+    """Loads ``path``, invokes it twice (XNNPACK packs weights on the first), then
+    ``invocations`` times between two ``getppid()`` system calls: the marks at which the
+    instruction-counting plugin (``insn_count.c``) notes its count."""
+    interpreter = Interpreter(model_path=path, num_threads=1)
+    interpreter.allocate_tensors()
+    inp = interpreter.get_input_details()[0]
+    interpreter.set_tensor(inp["index"], np.zeros(inp["shape"], dtype=inp["dtype"]))
+    for _ in range(2):
+        interpreter.invoke()
+    os.getppid()
+    for _ in range(invocations):
+        interpreter.invoke()
+    os.getppid()
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "--count":
+        sys.exit(count(sys.argv[2], int(sys.argv[3])))
     sys.exit(main(sys.argv[1]))

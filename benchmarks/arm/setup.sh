@@ -6,7 +6,9 @@
 #
 # Makes: ROOT/rootfs (Debian 12 arm64, minbase + python3, unpacked without configuring),
 # ROOT/site (the aarch64 ai-edge-litert and numpy wheels, unpacked), ROOT/cpuinfo (an
-# ARM /proc/cpuinfo: LiteRT's CPU detection reads it and segfaults on the x86 host's).
+# ARM /proc/cpuinfo: LiteRT's CPU detection reads it and segfaults on the x86 host's),
+# ROOT/libinsn_count.so (a QEMU TCG plugin counting guest instructions, for the dynamic
+# qemu-aarch64 of Debian's qemu-user: it accepts -plugin, qemu-user-static does not).
 set -euo pipefail
 ROOT="${1:-$HOME/.cache/kdtf-arm}"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
@@ -14,8 +16,8 @@ LITERT="${LITERT_VERSION:-2.3.0}"
 PYTHON="${PYTHON:-python3}"
 mkdir -p "$ROOT"
 
-if ! command -v qemu-aarch64-static >/dev/null || ! command -v debootstrap >/dev/null; then
-  apt-get update -qq && apt-get install -y -qq qemu-user-static debootstrap
+if ! command -v qemu-aarch64-static >/dev/null || ! command -v debootstrap >/dev/null || ! command -v qemu-aarch64 >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq qemu-user-static qemu-user debootstrap
 fi
 
 if [ ! -x "$ROOT/rootfs/usr/bin/python3.11" ]; then
@@ -49,5 +51,11 @@ INFO
 done
 
 qemu-aarch64-static -L "$ROOT/rootfs" "$ROOT/rootfs/usr/bin/python3.11" -c "import platform; print('arm python:', platform.machine())"
-if qemu-aarch64-static -h 2>&1 | grep -q -- "-plugin"; then echo "qemu has TCG plugins"; else echo "qemu has no TCG plugin option (-plugin): no instruction counts"; fi
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+if qemu-aarch64 -h 2>&1 | grep -q -- "-plugin" && command -v gcc >/dev/null; then
+  gcc -shared -fPIC -O2 -fvisibility=hidden -o "$ROOT/libinsn_count.so" "$HERE/insn_count.c"
+  qemu-aarch64 -plugin "$ROOT/libinsn_count.so" -L "$ROOT/rootfs" "$ROOT/rootfs/usr/bin/python3.11" -c "pass"
+else
+  echo "no qemu-aarch64 with TCG plugins (-plugin) or no gcc: no instruction counts"
+fi
 echo "ready: $ROOT"

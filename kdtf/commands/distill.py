@@ -56,9 +56,10 @@ HELP = {
     "labels": "keep N training labels (stratified); the rest is an unlabeled transfer set for distillation; 0 keeps all "
               "(default: 500 on the bundled demo sets mnist5k/digits/cluttered, every label on your own data)",
     "prune_min_weights": "layers with fewer kernel weights stay dense",
-    "cache_teacher": "compute the teacher's outputs once and train from them: auto (when no --augment), on, off, "
+    "cache_teacher": "compute the teacher's outputs once and train from them: on, off, "
                      "or views:K[:TOPK] with --augment: store the teacher's top-k probabilities on K replayable views "
-                     "of each example (FKD; default top-5; 'all' keeps every class)",
+                     "of each example (FKD; default top-5; 'all' keeps every class); auto: on without --augment, "
+                     "views:8 with a replayable --augment when the store fits half the free disk under --cache-dir",
     "strategy": f"tf.distribute strategy: {', '.join(catalog.STRATEGIES)}",
     "output": "run folder (default: saved_models/<dataset>-<time>)",
     "cache_dir": "folder of cached teachers, decoded images (image folders, TFDS) and teacher outputs",

@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 _META, _PROGRESS = "store.json", "progress.json"
+IN_MEMORY_BYTES = 64 * 2**20  # stores (and their expanded pseudo-logits) up to this size are held in memory for training
+_EXPAND_ROWS = 65536  # rows expanded at once when the pseudo-logits are computed up front
 _TINY = 1e-12  # floor of an expanded probability before its log (float16 underflows to 0)
 
 
@@ -209,6 +211,12 @@ class ViewStore:
         """Bytes on disk per example (all K views), from the layout."""
         layout = layout or self._probe()
         return self.views * sum(int(np.prod(shape)) * np.dtype(dtype).itemsize for _, shape, dtype in layout)
+
+    def planned_bytes(self):
+        """The whole store's bytes on disk, known before the pass: K x (k probabilities
+        (float16) + k class indices + any features) per example, times the examples (one
+        teacher call on one image gives the row shapes)."""
+        return self.bytes_per_example() * self.size
 
     def _probe(self):
         x, _ = example_reader(self.data, self.split)(tf.constant([0], tf.int64))
@@ -403,21 +411,44 @@ class ViewStore:
         """
         if sample_weight is not None and not labels:
             raise ValueError("Expected labels=True with sample_weight= (Keras reads (x, y, weight)). Received: labels=False")
-        readers = self._readers()
-        dtypes = [tf.as_dtype(r.dtype) for r in readers]
         weights = None if sample_weight is None else tf.constant(np.asarray(sample_weight, np.float32))
-
-        def read(p, v):
-            return self.read(p, v)
+        outputs = self._outputs_reader()
 
         def attach(x, y, p, v):
-            stored = tf.numpy_function(read, [p, v], dtypes, stateful=False)
-            for tensor, reader in zip(stored, readers):
-                tensor.set_shape((None,) + tuple(reader.row_shape))
-            inputs = {"x": x, CACHED_KEY: self.teacher_outputs(stored)}
+            inputs = {"x": x, CACHED_KEY: outputs(p, v)}
             element = (inputs, y) if labels else (inputs,)
             return element + (tf.gather(weights, p),) if weights is not None else element
 
-        ds = view_batches(self.data, self.split, batch_size, self.policy, views=self.views, seed=seed,
-                          positions=positions, shuffle=shuffle)
-        return ds.map(attach, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+        return view_batches(self.data, self.split, batch_size, self.policy, views=self.views, seed=seed,
+                            positions=positions, shuffle=shuffle, finish=attach)
+
+    def _outputs_reader(self):
+        """``(positions, views) -> the Distiller's teacher outputs`` inside the pipeline's
+        graph, the cheapest way memory allows (:data:`IN_MEMORY_BYTES`): the expanded
+        pseudo-logits of every view computed once and gathered per batch; else the stored
+        rows gathered from memory and expanded per batch; else rows read from disk per
+        batch (``pread``, memory bounded) and expanded."""
+        readers = self._readers()
+        rows = readers[0].rows
+        stored_bytes = sum(r.rows * r.row_bytes for r in readers)
+        expanded_bytes = rows * 4 * sum(self.num_classes if slot in self.logit_slots else 0
+                                        for slot in range(sum(self.output_counts)))
+        index = lambda p, v: tf.cast(p, tf.int64) * self.views + tf.cast(v, tf.int64)  # noqa: E731
+        if stored_bytes + expanded_bytes <= IN_MEMORY_BYTES:
+            stored = [r.read(np.arange(r.rows)) for r in readers]
+            tables = [tf.constant(np.concatenate([np.asarray(o) for o in parts]))
+                      for parts in zip(*(self.teacher_outputs([a[i:i + _EXPAND_ROWS] for a in stored])
+                                         for i in range(0, rows, _EXPAND_ROWS)))]
+            return lambda p, v: tuple(tf.gather(t, index(p, v)) for t in tables)
+        if stored_bytes <= IN_MEMORY_BYTES:
+            tables = [tf.constant(r.read(np.arange(r.rows))) for r in readers]
+            return lambda p, v: self.teacher_outputs([tf.gather(t, index(p, v)) for t in tables])
+        dtypes = [tf.as_dtype(r.dtype) for r in readers]
+
+        def from_disk(p, v):
+            stored = tf.numpy_function(self.read, [p, v], dtypes, stateful=False)
+            for tensor, reader in zip(stored, readers):
+                tensor.set_shape((None,) + tuple(reader.row_shape))
+            return self.teacher_outputs(stored)
+
+        return from_disk

@@ -234,7 +234,7 @@ def example_reader(data, split):
     return read_tf
 
 
-def view_batches(data, split, batch_size, policy, *, views=None, seed=0, positions=None, shuffle=True):
+def view_batches(data, split, batch_size, policy, *, views=None, seed=0, positions=None, shuffle=True, finish=None):
     """Prefetched batches ``(x, y, position, view)`` of replayable views, forever (one shuffled pass
     over ``positions`` per epoch; pass ``steps_per_epoch`` to ``fit``).
 
@@ -248,6 +248,8 @@ def view_batches(data, split, batch_size, policy, *, views=None, seed=0, positio
         seed: seed of the order and of the view drawn.
         positions: the examples (default: the whole split).
         shuffle: ``False`` keeps ``positions`` in order (views still drawn per epoch).
+        finish: ``(x, y, position, view) -> element``, applied in the same parallel map
+            (the view store attaches its stored outputs there: one map stage, not two).
     """
     size = data.size(split)
     positions = np.arange(size, dtype=np.int64) if positions is None else np.asarray(positions, np.int64)
@@ -262,7 +264,7 @@ def view_batches(data, split, batch_size, policy, *, views=None, seed=0, positio
     def build(p, v):
         x, y = read(p)
         x, y = policy(x, y, p, v, read=read, size=size)
-        return x, y, p, v
+        return (x, y, p, v) if finish is None else finish(x, y, p, v)
 
     ds = tf.data.Dataset.counter().flat_map(epoch).batch(batch_size)
     return ds.map(build, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -12,6 +12,7 @@ from ai_edge_litert import schema_py_generated as schema
 __all__ = [
     "read_flatbuffer", "parse", "list_ops", "operators", "op_tensors", "check_builtin_ops", "weight_tensors",
     "zero_mask", "weight_sparsity", "sparse_tensors", "tensor_types", "batch_matmul_adjoint_x", "TFLiteOpError",
+    "model_object",
 ]
 
 _BUILTIN_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
@@ -204,3 +205,18 @@ def weight_sparsity(flatbuffer_or_path, min_size=64):
         zeros += n_zero
         total += values.size
     return per_tensor, (zeros / total if total else 0.0)
+
+
+def model_object(flatbuffer_or_path):
+    """The flatbuffer as an editable ``ModelT`` (``flatbuffer_utils``), with buffers
+    stored after the flatbuffer (litert-quantizer writes large weights at an ``offset``)
+    moved inside, so that writing it back keeps them."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    data = read_flatbuffer(flatbuffer_or_path)
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
+    for buffer in model.buffers or []:
+        if buffer.offset and buffer.offset > 1:
+            buffer.data = np.frombuffer(data, np.uint8, count=buffer.size, offset=buffer.offset).copy()
+            buffer.offset, buffer.size = 0, 0
+    return model

@@ -113,6 +113,8 @@ class _FloatModel:
         self.input_name = spec["inputs"][0]
         detail = interpreter.get_signature_runner(self.signature).get_input_details()[self.input_name]
         self.input_shape = tuple(int(d) for d in detail["shape"][1:])
+        # a file exported with to_tflite(batch_size=n) is fed n examples at a time
+        self.fixed_batch = int(detail["shape_signature"][0]) if int(detail["shape_signature"][0]) > 0 else None
         if not np.issubdtype(detail["dtype"], np.floating):
             raise ValueError(f"Expected a float model to quantize. Received: a model with {detail['dtype'].__name__} input.")
 
@@ -216,6 +218,8 @@ def _calibrate(quantizer, model, samples, batch_size=32):
     takes them), not litert-quantizer's default moving average, which weights the first
     batches most."""
     merged = {}
+    batch_size = model.fixed_batch or batch_size
+    samples = samples[: len(samples) - len(samples) % batch_size] if model.fixed_batch else samples
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "preserve_all_tensors is for debugging"
         for start in range(0, len(samples), batch_size):

@@ -104,5 +104,7 @@ class ExportStage(Stage):
         ctx.log(f"stage tflite-{mode}: LiteRT test accuracy {result['accuracy']:.4f} (agreement with Keras "
                 f"{result['agreement']:.4f}), {per_image(timing)}")
         # the distilled float student against this file, in turns, at 1 and 2 threads
-        profile = export_profile(self.compressed.student.product, self.path, runs=runs, name=mode) if runs else None
+        calibration = ctx.data.sample("train", 64, seed=0)[0] if runs and ctx.data is not None else None
+        profile = export_profile(self.compressed.student.product, self.path, runs=runs, name=mode,
+                                 representative_data=calibration) if runs else None
         return ExportRecord(row=row, verified=verified, ptq=self.ptq, layer_errors=self.layer_errors, latency_profile=profile)
