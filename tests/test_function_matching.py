@@ -26,7 +26,8 @@ def test_the_config_sets_consistent_mixup_kl_at_t1_without_labels_and_a_long_sch
     config = _parse().validate()
     spec = config.spec()
     assert (spec.temperature, spec.alpha, [t.loss for t in spec.terms]) == (1.0, 0.0, ["kd"])
-    assert "mixup" in config.augment and not config.uses_teacher_cache()  # the teacher runs on every augmented batch
+    assert "mixup" in config.augment and not config.uses_teacher_cache()  # no per-example cache: views change
+    assert config.cache_teacher == "views:8:all"  # consistent views from the view store, every class kept
     assert config.epochs >= 3 * 20 and config.lr_schedule == "cosine" and config.labels_kept() == 0
     assert _parse("--epochs", "5", "--dataset", "cluttered").epochs == 5  # flags override it
 
