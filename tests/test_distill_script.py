@@ -311,10 +311,13 @@ def _learnable_folder(root, classes=("red", "green", "blue"), per_class=40):
 
 
 @pytest.mark.slow
-def test_a_120_image_folder_runs_with_no_other_flags_and_keeps_every_label(tmp_path):
+def test_a_120_image_folder_runs_with_no_data_or_model_flags_and_keeps_every_label(tmp_path):
     folder = _learnable_folder(tmp_path / "photos")
     out = tmp_path / "out"
-    result = run_script("--dataset", f"folder:{folder}", "--output", str(out), "--cache-dir", str(tmp_path / "cache"))
+    # no flag about data, labels or models; only a test's epochs
+    result = run_script("--dataset", f"folder:{folder}", "--output", str(out), "--cache-dir", str(tmp_path / "cache"),
+                        "--teacher-epochs", "2", "--epochs", "2", "--prune-epochs", "1", "--qat-epochs", "1",
+                        "--latency-runs", "0", "--allow-weak-teacher", "--allow-collapse")
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     assert report["data"]["labelled"] == report["data"]["train"] == 96  # no label-scarce default on a user's data

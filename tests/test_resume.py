@@ -15,7 +15,7 @@ from kdtf.io import atomic_path, check_free_space, write_bytes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "scripts", "distill.py")
-TINY = ["--teacher-epochs", "2", "--epochs", "4", "--prune-epochs", "2", "--qat-epochs", "1", "--latency-runs", "0"]
+TINY = ["--teacher-epochs", "2", "--epochs", "3", "--prune-epochs", "1", "--qat-epochs", "1", "--latency-runs", "0"]
 
 
 def _env():
@@ -56,10 +56,10 @@ def _accuracies(folder):
 @pytest.mark.slow
 def test_a_run_killed_during_distillation_resumes_without_redoing_finished_stages(tmp_path):
     killed, whole = tmp_path / "killed", tmp_path / "whole"
-    # --verbose 2 prints "Epoch N/M" as epoch N begins: "Epoch 2/4" of the distilled stage
+    # --verbose 2 prints "Epoch N/M" as epoch N begins: "Epoch 2/3" of the distilled stage
     # comes after epoch 1 has ended and its checkpoint is written
     first = _kill_on_lines([sys.executable, SCRIPT, *TINY, "--verbose", "2", "--output", str(killed), "--cache-dir", str(tmp_path / "c1")],
-                           "[kdtf] stage distilled: ", "Epoch 2/4")
+                           "[kdtf] stage distilled: ", "Epoch 2/3")
     manifest = json.loads((killed / "manifest.json").read_text())
     assert list(manifest["stages"]) == ["teacher", "scratch", "teacher-outputs"] and not manifest["complete"]
     assert any((killed / ".backup" / "distilled").iterdir())
@@ -75,7 +75,7 @@ def test_a_run_killed_during_distillation_resumes_without_redoing_finished_stage
     assert "stage teacher: completed before" in resumed.stdout and "stage scratch: completed before" in resumed.stdout
     assert trained_teacher not in resumed.stdout
     epochs = _epoch_lines(resumed.stdout, "[kdtf] stage distilled: ")
-    assert epochs == ["Epoch 2/4", "Epoch 3/4", "Epoch 4/4"]  # continued after its checkpointed epoch 1
+    assert epochs == ["Epoch 2/3", "Epoch 3/3"]  # continued after its checkpointed epoch 1
     manifest = json.loads((killed / "manifest.json").read_text())
     assert manifest["complete"] and not (killed / ".backup").exists()
     timings = json.loads((killed / "report.json").read_text())["timings"]
@@ -87,7 +87,7 @@ def test_a_run_killed_during_distillation_resumes_without_redoing_finished_stage
     a, b = _accuracies(killed), _accuracies(whole)
     assert a["teacher"] == b["teacher"] and a["scratch"] == b["scratch"]  # finished before the kill: identical
     # Stages resumed mid-way restart their data order at the restored epoch: stated
-    # tolerance 5 points on these 4-epoch runs (500 test images).
+    # tolerance 5 points on these 3-epoch runs (500 test images).
     for stage in ("distilled", "tflite-int8"):
         assert abs(a[stage] - b[stage]) <= 0.05, (stage, a[stage], b[stage])
 
