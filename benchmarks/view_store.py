@@ -195,8 +195,9 @@ def _table(args, data, teacher_acc, times, store, rows, load):
     lines = [
         f"`{' '.join(['python', 'benchmarks/view_store.py'] + sys.argv[1:])}`; {dataset} "
         f"({data.size('train')} train, input {data.input_shape}), {teacher} -> {args.student}, --augment {args.augment}, "
-        f"batch {args.batch_size}, {os.cpu_count()} CPU cores, one process. Machine shared with other jobs: load average "
-        f"{load[0]:.1f} before, {load[1]:.1f} after (1-minute; {os.cpu_count()} cores).",
+        f"batch {args.batch_size}, {os.cpu_count()} CPU cores, one process. Load average "
+        f"{load[0]:.1f} before, {load[1]:.1f} after (1-minute; {os.cpu_count()} cores; the benchmark itself adds up to "
+        f"about 2, more means other jobs shared the cores).",
         "",
         f"Epoch time over {args.rounds} interleaved rounds after a warm-up epoch (epoch = Keras's on_epoch_begin to "
         "on_epoch_end; CPU = process CPU seconds, all threads); ratios are per round, median [min-max]:",
