@@ -34,15 +34,3 @@ def batch():
     y = rng.integers(0, CLASSES, size=64).astype(np.int32)
     return x, y
 
-
-# Module-scoped fixtures that run a whole script are built once per worker that needs
-# them: their tests share one xdist group (``--dist loadgroup`` in setup.cfg), so one
-# worker builds each fixture once instead of every worker building it.
-_SHARED_RUN_FIXTURES = ("tiny_run",)
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        shared = [name for name in _SHARED_RUN_FIXTURES if name in getattr(item, "fixturenames", ())]
-        if shared:
-            item.add_marker(pytest.mark.xdist_group(shared[0]))
