@@ -159,6 +159,7 @@ def recommend(rows, min_agreement):
 
 def table(results, threads, reps, runs):
     from kdtf.export import profile
+    from kdtf.export.litert import runtime_version
 
     lines = ["| model | export | size (KB) | XNNPACK ops | partitions | shape ops | agreement with float32 | output SNR (dB) | "
              + " | ".join(f"{n} thread{'s' if n > 1 else ''}: ms (x float32)" for n in threads) + " |",
@@ -178,7 +179,7 @@ def table(results, threads, reps, runs):
                          f"{row['partitions']} | {', '.join(row['shape_ops']) or '-'} | {100 * row['agreement_with_float32']:.0f} % | "
                          f"{'exact' if row.get('snr_db') is None else format(row['snr_db'], '.1f')} | "
                          + " | ".join(cells) + " |")
-    lines += ["", f"LiteRT {_litert_version()} (XNNPACK delegate on, its default), batch 1, median of {runs} invocations per repetition, "
+    lines += ["", f"LiteRT {runtime_version()} (XNNPACK delegate on, its default), batch 1, median of {runs} invocations per repetition, "
               f"{reps} repetitions (ratio range across them), every file of a model timed in turns in one process; "
               f"{os.cpu_count()}-core x86 machine shared with other jobs: read the ratios, not the milliseconds. "
               "Random weights with BatchNormalization statistics taken from 32 random inputs (a trained run's rows: its own weights); with random weights "
@@ -194,12 +195,6 @@ def table(results, threads, reps, runs):
             if "op_time_by_type" in row:
                 lines.append(f"- {model}, {name}: " + profile.format_op_totals(row["op_time_by_type"]))
     return "\n".join(lines) + "\n"
-
-
-def _litert_version():
-    from importlib.metadata import version
-
-    return version("ai-edge-litert")
 
 
 def run_files(run_dir):

@@ -1,7 +1,6 @@
 """``report.json``, ``report.md`` and ``plot.png`` for a run folder."""
 
 import dataclasses
-import importlib.metadata
 import json
 import os
 import platform
@@ -9,6 +8,7 @@ import platform
 from kdtf import __version__
 from kdtf._keras import tf
 from kdtf.export.entropy import size_fields
+from kdtf.export.litert import runtime_version
 from kdtf.export.profile import render_profile
 from kdtf.export.ptq import layer_error_table
 from kdtf.io import atomic_path, gzip_size, write_text
@@ -32,13 +32,6 @@ def cpu_name():
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
-def _litert_version():
-    try:
-        return importlib.metadata.version("ai-edge-litert")
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def latency_note(config, machine):
     """What the latency column measured: model, invocations, threads, delegate, machine."""
     if not config["latency_runs"]:
@@ -54,7 +47,7 @@ def latency_note(config, machine):
 
 def report_header(config, strategy_text=None):
     """What every report starts with: kdtf's version, the run's settings, the machine."""
-    machine = {"cpus": os.cpu_count(), "cpu": cpu_name(), "tensorflow": tf.__version__, "litert": _litert_version()}
+    machine = {"cpus": os.cpu_count(), "cpu": cpu_name(), "tensorflow": tf.__version__, "litert": runtime_version()}
     if strategy_text is not None:
         machine["strategy"] = strategy_text
     return {"kdtf_version": __version__, "config": dataclasses.asdict(config), "machine": machine}

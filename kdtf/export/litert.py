@@ -1,5 +1,6 @@
 """Evaluation and latency of ``.tflite`` models on the LiteRT interpreter (what Android runs)."""
 
+import importlib.metadata
 import os
 import time
 
@@ -9,7 +10,12 @@ from ai_edge_litert.interpreter import Interpreter
 from kdtf.data.batches import hard_labels, iterate_batches
 from kdtf.export.flatbuffer import read_flatbuffer
 
-__all__ = ["load_interpreter", "predict", "evaluate", "latency", "latency_side_by_side", "keras_latency"]
+__all__ = ["runtime_version", "load_interpreter", "predict", "evaluate", "latency", "latency_side_by_side", "keras_latency"]
+
+
+def runtime_version():
+    """The installed LiteRT (``ai-edge-litert``) version, as reports and benchmarks name it."""
+    return importlib.metadata.version("ai-edge-litert")
 
 
 def load_interpreter(flatbuffer_or_path, num_threads=1):
