@@ -57,6 +57,9 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import machine_load  # noqa: E402
+
 ROWS = {  # name -> (temperature, alpha, terms); None: scratch
     "scratch": None,
     "kd": (4.0, 0.5, "kd"),
@@ -111,56 +114,104 @@ def _weights_digest(model):
     return f"{model.name}-{digest.hexdigest()[:16]}"
 
 
-def one_seed(seed, args):
-    from kdtf import Distiller, keras
-    from kdtf._keras import tf
-    from kdtf.data import ViewStore, load
+def train_teacher(data, seed, args):
+    """The seed's teacher, trained on every training label without augmentation; with
+    ``args.teacher_dir`` its weights are kept there and reused by a later run with the
+    same dataset, seed and teacher epochs (the probe and the table share it). Returns the
+    teacher and the seconds its training took."""
+    from kdtf import keras
     from kdtf.models import build
     from kdtf.optim import TrainingSettings, build_optimizer
 
-    data = load(args.dataset, seed=seed)
-    steps = int(np.ceil(len(data.x_train) / args.batch_size))
-    classes = data.num_classes
-
-    def accuracy(model):
-        return float(np.mean(model.predict(data.x_test, batch_size=256, verbose=0).argmax(-1) == data.y_test))
-
-    recipe = TrainingSettings(lr_schedule="cosine")
-    out, timing = {"seed": seed, "train": len(data.x_train), "test": len(data.x_test), "views": args.views}, {}
-    started = time.time()
     keras.utils.set_random_seed(seed)
     cluttered = args.dataset == "cluttered"
-    teacher = capable_teacher(data.input_shape, classes) if cluttered else build("teacher_cnn", data.input_shape, classes)
-    teacher.compile(build_optimizer(recipe, steps, args.teacher_epochs), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    teacher = capable_teacher(data.input_shape, data.num_classes) if cluttered else build("teacher_cnn", data.input_shape, data.num_classes)
+    cached = args.teacher_dir and os.path.join(args.teacher_dir, f"{args.dataset}-seed{seed}-e{args.teacher_epochs}.weights.h5")
+    if cached and os.path.exists(cached):
+        teacher.load_weights(cached)
+        with open(cached + ".json") as f:
+            return teacher, json.load(f)["seconds"]
+    started = time.time()
+    steps = int(np.ceil(len(data.x_train) / args.batch_size))
+    teacher.compile(build_optimizer(TrainingSettings(lr_schedule="cosine"), steps, args.teacher_epochs),
+                    keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     teacher.fit(data.dataset("train", args.batch_size, shuffle=True, seed=seed).repeat(), steps_per_epoch=steps,
                 epochs=args.teacher_epochs, verbose=0)
-    out["teacher"], timing["teacher"] = accuracy(teacher), time.time() - started
+    seconds = time.time() - started
+    if cached:
+        from kdtf.io import write_text
+
+        os.makedirs(args.teacher_dir, exist_ok=True)
+        teacher.save_weights(cached + ".tmp.h5")
+        write_text(cached + ".json", json.dumps({"seconds": seconds}) + "\n")
+        os.replace(cached + ".tmp.h5", cached)
+    return teacher, seconds
+
+
+def build_store(data, teacher, seed, args, views):
+    """The seed's :class:`kdtf.data.ViewStore`: ``views`` augmented views of every
+    training image and the teacher's ``softmax(z / 4)`` over all classes on each."""
+    from kdtf._keras import tf
+    from kdtf.data import ViewStore
+
+    logits = tf.function(lambda x: [teacher(x, training=False)])
+    return ViewStore(data, args.augment, logits, _weights_digest(teacher), views=views, top_k="all", temperature=4.0,
+                     seed=seed, path=os.path.join(args.store_dir, f"{args.dataset}-seed{seed}-v{views}")).build()
+
+
+def train_student(row, data, teacher, store, seed, args):
+    """One student row: ``row`` is None (scratch: cross-entropy on the stored views'
+    labels) or ``(temperature, alpha, terms)`` for the Distiller; the same initial
+    weights, view order and optimizer steps for every row of a seed."""
+    from kdtf import Distiller, keras
+    from kdtf.models import build
+    from kdtf.optim import TrainingSettings, build_optimizer
+
+    steps = int(np.ceil(len(data.x_train) / args.batch_size))
+    keras.utils.set_random_seed(seed + 1)  # the same initial student for every row
+    cluttered = args.dataset == "cluttered"
+    student = pooled_student(data.input_shape, data.num_classes) if cluttered else build("student_cnn", data.input_shape, data.num_classes)
+    optimizer = build_optimizer(TrainingSettings(lr_schedule="cosine"), steps, args.epochs)
+    views = store.dataset(args.batch_size, seed=seed)  # the same order and views for every row
+    if row is None:
+        mixed = store.policy.mixes
+        loss = keras.losses.CategoricalCrossentropy(from_logits=True) if mixed else keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        student.compile(optimizer, loss)
+        student.fit(views.map(lambda inputs, y: (inputs["x"], y)), steps_per_epoch=steps, epochs=args.epochs, verbose=0)
+    else:
+        temperature, alpha, terms = row
+        distiller = Distiller(student, teacher, temperature=temperature, alpha=alpha, distill=terms)
+        distiller.compile(optimizer)
+        distiller.fit(views, steps_per_epoch=steps, epochs=args.epochs, verbose=0)
+    return student
+
+
+def accuracy(model, data, split="test"):
+    x, y = (data.x_test, data.y_test) if split == "test" else (data.x_val, data.y_val)
+    return float(np.mean(model.predict(x, batch_size=256, verbose=0).argmax(-1) == y))
+
+
+def one_seed(seed, args):
+    from kdtf.data import load
+
+    data = load(args.dataset, seed=seed)
+    out, timing = {"seed": seed, "train": len(data.x_train), "test": len(data.x_test), "views": args.views}, {}
+    out["load"] = [machine_load.read()]
+    out["command"] = "python benchmarks/full_labels.py " + " ".join(f'"{a}"' if " " in a else a for a in sys.argv[1:])
+    teacher, timing["teacher"] = train_teacher(data, seed, args)  # its training time, also when reused
+    out["teacher"] = accuracy(teacher, data)
     print(f"seed {seed} teacher: {out['teacher']:.4f} ({timing['teacher']:.0f} s)", file=sys.stderr, flush=True)
 
     started = time.time()
-    logits = tf.function(lambda x: [teacher(x, training=False)])
-    store = ViewStore(data, args.augment, logits, _weights_digest(teacher),
-                      views=args.views, top_k="all", temperature=4.0, seed=seed,
-                      path=os.path.join(args.store_dir, f"{args.dataset}-seed{seed}")).build()
+    store = build_store(data, teacher, seed, args, args.views)
     timing["store"] = time.time() - started
+    out["load"].append(machine_load.read())
     print(f"seed {seed} view store: {store.describe()}", file=sys.stderr, flush=True)
-    mixed = store.policy.mixes
-    loss = keras.losses.CategoricalCrossentropy(from_logits=True) if mixed else keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     for name in args.rows:
         started = time.time()
-        keras.utils.set_random_seed(seed + 1)  # the same initial student for every row
-        student = pooled_student(data.input_shape, classes) if cluttered else build("student_cnn", data.input_shape, classes)
-        optimizer = build_optimizer(recipe, steps, args.epochs)
-        views = store.dataset(args.batch_size, seed=seed)  # the same order and views for every row
-        if ROWS[name] is None:
-            student.compile(optimizer, loss)
-            student.fit(views.map(lambda inputs, y: (inputs["x"], y)), steps_per_epoch=steps, epochs=args.epochs, verbose=0)
-        else:
-            temperature, alpha, terms = ROWS[name]
-            distiller = Distiller(student, teacher, temperature=temperature, alpha=alpha, distill=terms)
-            distiller.compile(optimizer)
-            distiller.fit(views, steps_per_epoch=steps, epochs=args.epochs, verbose=0)
-        out[name], timing[name] = accuracy(student), time.time() - started
+        student = train_student(ROWS[name], data, teacher, store, seed, args)
+        out[name], timing[name] = accuracy(student, data), time.time() - started
+        out["load"].append(machine_load.read())
         print(f"seed {seed} {name}: {out[name]:.4f} ({timing[name]:.0f} s)", file=sys.stderr, flush=True)
     shutil.rmtree(store.path, ignore_errors=True)
     out["seconds"] = timing
@@ -190,7 +241,8 @@ def table(runs, args):
         f"{len(runs)} seed(s) ({', '.join(str(r['seed']) for r in runs)}). Every student row: the same initial weights, "
         f"augmentation `{args.augment}` (scratch too) replayed from the same {args.views} stored views per image, "
         f"{args.epochs} epochs of {-(-runs[0]['train'] // args.batch_size)} steps, Adam 1e-3 cosine, no teacher pass while training "
-        "(the store's pass is its own line). Machine shared with other jobs: times are indicative.\n"
+        "(the store's pass is its own line). " + machine_load.describe([v for r in runs for v in r.get("load", [])]) + "\n"
+        + "".join(f"\n`{c}`" for c in dict.fromkeys(r["command"] for r in runs if "command" in r)) + "\n"
     )
 
 
@@ -205,6 +257,7 @@ def main(argv=None):
     parser.add_argument("--augment", default="mixup", help="a replayable view policy (kdtf.data.views)")
     parser.add_argument("--views", type=int, default=8, help="K stored views per training image")
     parser.add_argument("--store-dir", default=None, help="where the view stores are written (default: a temporary folder)")
+    parser.add_argument("--teacher-dir", default=None, help="keep each seed's teacher weights here and reuse them")
     parser.add_argument("--resume", action="store_true", help="keep the seeds of an earlier raw.json with the same settings")
     parser.add_argument("--out", default="benchmarks/results/full_labels")
     args = parser.parse_args(argv)
