@@ -126,9 +126,9 @@ def train_teacher(data, seed, args):
     keras.utils.set_random_seed(seed)
     cluttered = args.dataset == "cluttered"
     teacher = capable_teacher(data.input_shape, data.num_classes) if cluttered else build("teacher_cnn", data.input_shape, data.num_classes)
-    cached = args.teacher_dir and os.path.join(args.teacher_dir, f"{args.dataset}-seed{seed}-e{args.teacher_epochs}.weights.h5")
-    if cached and os.path.exists(cached):
-        teacher.load_weights(cached)
+    cached = args.teacher_dir and os.path.join(args.teacher_dir, f"{args.dataset}-seed{seed}-e{args.teacher_epochs}")
+    if cached and os.path.exists(cached + ".h5"):
+        teacher.load_weights(cached + ".h5")
         with open(cached + ".json") as f:
             return teacher, json.load(f)["seconds"]
     started = time.time()
@@ -142,9 +142,9 @@ def train_teacher(data, seed, args):
         from kdtf.io import write_text
 
         os.makedirs(args.teacher_dir, exist_ok=True)
-        teacher.save_weights(cached + ".tmp.h5")
+        teacher.save_weights(cached + ".tmp.h5")  # tf_keras's h5 format (a name ending .weights.h5 is Keras 3's)
         write_text(cached + ".json", json.dumps({"seconds": seconds}) + "\n")
-        os.replace(cached + ".tmp.h5", cached)
+        os.replace(cached + ".tmp.h5", cached + ".h5")
     return teacher, seconds
 
 

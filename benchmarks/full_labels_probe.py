@@ -4,9 +4,13 @@ split (never the test split): one seed, one teacher (the table's own, shared thr
 ``--teacher-dir``), then scratch and DIST variants on stores of 8 and 16 views, each
 scored on ``data.x_val`` (10 % of the images, held out of training and of the test set).
 
-    python benchmarks/full_labels_probe.py --seed 0 --teacher-epochs 20 --epochs 20 --teacher-dir /tmp/fl-teachers
+    python benchmarks/full_labels_probe.py --seed 0 --epochs 20 --teacher-dir /tmp/fl-cg/teachers
+    python benchmarks/full_labels_probe.py --seed 0 --epochs 40 --probes 4 5 0 1 --teacher-dir /tmp/fl-cg/teachers --out ...
+    python benchmarks/full_labels_probe.py --seed 0 --epochs 20 --probes 7 8 9 --teacher-dir /tmp/fl-cg/teachers --out ...
 
-Writes ``probe.json`` and ``probe.md`` under ``--out`` after every row.
+Writes ``probe.json`` and ``probe.md`` under ``--out`` after every row. The three runs
+above, joined, are ``benchmarks/results/full_labels/cluttered_probe/probe.md``: they chose
+the table's configuration (8 views, 20 epochs, DIST at T = 4, alpha = 0.5).
 """
 
 import os
@@ -33,6 +37,9 @@ PROBES = [  # (name, views, row): row as in full_labels.ROWS
     ("scratch", 8, None),
     ("dist T4 alpha 0.5", 8, (4.0, 0.5, "dist")),
     ("dist T1 alpha 0.5", 8, (1.0, 0.5, "dist")),
+    ("dist T4 alpha 0.5 beta=gamma=2", 8, (4.0, 0.5, "dist:1:beta=2:gamma=2")),  # the paper's CIFAR-100 weights
+    ("dist T2 alpha 0.5", 8, (2.0, 0.5, "dist")),
+    ("dist T4 alpha 0.25", 8, (4.0, 0.25, "dist")),
 ]
 
 
@@ -45,6 +52,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--augment", default="mixup")
     parser.add_argument("--teacher-dir", default=None)
+    parser.add_argument("--probes", nargs="+", type=int, default=None, help="indices into PROBES (default all)")
     parser.add_argument("--out", default="benchmarks/results/full_labels/cluttered_probe")
     args = parser.parse_args(argv)
     args.store_dir = tempfile.mkdtemp(prefix="full-labels-probe-")
@@ -58,7 +66,8 @@ def main(argv=None):
     results = {"args": vars(args), "teacher": {"val": full_labels.accuracy(teacher, data, "val"), "seconds": seconds}, "rows": []}
     print(f"teacher val {results['teacher']['val']:.4f} ({seconds:.0f} s)", file=sys.stderr, flush=True)
     stores = {}
-    for name, views, row in PROBES:
+    chosen = [PROBES[i] for i in args.probes] if args.probes else PROBES
+    for name, views, row in chosen:
         if views not in stores:
             for old in stores.values():
                 shutil.rmtree(old.path, ignore_errors=True)
