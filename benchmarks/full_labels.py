@@ -3,8 +3,15 @@
 DIST and function matching, on mnist5k and on the cluttered 64 x 64 digits.
 
     python benchmarks/full_labels.py --dataset mnist5k --teacher-epochs 8 --epochs 8
-    python benchmarks/full_labels.py --dataset cluttered --seeds 0 --teacher-epochs 20 --epochs 20
-    python benchmarks/full_labels.py --dataset cluttered --seeds 1 2 --teacher-epochs 20 --epochs 20 --resume
+
+The cluttered table (``benchmarks/results/full_labels/cluttered``), one process per seed,
+``--resume`` adding each seed to the last (``R`` = ``--rows scratch kd kd+standardize dist
+"function matching" "dist, alpha 0"``; its configuration chosen on the validation split
+by ``full_labels_probe.py``)::
+
+    python benchmarks/full_labels.py --dataset cluttered --teacher-epochs 20 --epochs 20 --views 8 --teacher-dir /tmp/fl-cg/teachers --seeds 0 R
+    python benchmarks/full_labels.py --dataset cluttered --teacher-epochs 20 --epochs 20 --views 8 --teacher-dir /tmp/fl-cg/teachers --seeds 1 R --resume
+    python benchmarks/full_labels.py --dataset cluttered --teacher-epochs 20 --epochs 20 --views 8 --teacher-dir /tmp/fl-cg/teachers --seeds 2 R --resume
 
 Every label is kept. Per seed one teacher (trained on the labels, no augmentation, the
 same for every row), then one view store (:class:`kdtf.data.ViewStore`): the teacher's
@@ -38,7 +45,10 @@ every position separately and stays near 23 % at 8 epochs, scratch or distilled)
 
 Writes ``table.md`` and ``raw.json`` under ``--out/<dataset>`` after every seed (a
 stopped run keeps the seeds it finished; ``--resume`` adds seeds to them) and prints
-the table.
+the table. Its footnote gives the 1-minute load average read at the start of every seed
+and after its store and every row (``machine_load.py``), and each seed's command line.
+With ``--teacher-dir`` a seed's teacher is trained once and reused (its training time
+kept with it and reported).
 """
 
 import os
