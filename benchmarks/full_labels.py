@@ -252,7 +252,7 @@ def table(runs, args):
         f"augmentation `{args.augment}` (scratch too) replayed from the same {args.views} stored views per image, "
         f"{args.epochs} epochs of {-(-runs[0]['train'] // args.batch_size)} steps, Adam 1e-3 cosine, no teacher pass while training "
         "(the store's pass is its own line). " + machine_load.describe([v for r in runs for v in r.get("load", [])]) + "\n"
-        + "".join(f"\n`{c}`" for c in dict.fromkeys(r["command"] for r in runs if "command" in r)) + "\n"
+        + "".join(f"\n* `{c}`" for c in dict.fromkeys(r["command"] for r in runs if "command" in r)) + "\n"
     )
 
 
