@@ -1,14 +1,15 @@
 #!/usr/bin/env python
 """Chooses the configuration of ``full_labels.py --dataset cluttered`` on the VALIDATION
 split (never the test split): one seed, one teacher (the table's own, shared through
-``--teacher-dir``), then scratch and DIST variants on stores of 8 and 16 views, each
+``--teacher-dir``), then scratch and DIST variants on stores of 8, 16 and 32 views, each
 scored on ``data.x_val`` (10 % of the images, held out of training and of the test set).
 
     python benchmarks/full_labels_probe.py --seed 0 --epochs 20 --teacher-dir /tmp/fl-cg/teachers
     python benchmarks/full_labels_probe.py --seed 0 --epochs 40 --probes 4 5 0 1 --teacher-dir /tmp/fl-cg/teachers --out ...
     python benchmarks/full_labels_probe.py --seed 0 --epochs 20 --probes 7 8 9 --teacher-dir /tmp/fl-cg/teachers --out ...
+    python benchmarks/full_labels_probe.py --seed 0 --epochs 20 --probes 10 11 --teacher-dir /tmp/fl-cg/teachers --out ...
 
-Writes ``probe.json`` and ``probe.md`` under ``--out`` after every row. The three runs
+Writes ``probe.json`` and ``probe.md`` under ``--out`` after every row. The four runs
 above, joined, are ``benchmarks/results/full_labels/cluttered_probe/probe.md``: they chose
 the table's configuration (8 views, 20 epochs, DIST at T = 4, alpha = 0.5).
 """
