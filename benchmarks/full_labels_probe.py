@@ -38,7 +38,7 @@ PROBES = [  # (name, views, row): row as in full_labels.ROWS
     ("scratch", 8, None),
     ("dist T4 alpha 0.5", 8, (4.0, 0.5, "dist")),
     ("dist T1 alpha 0.5", 8, (1.0, 0.5, "dist")),
-    ("dist T4 alpha 0.5 beta=gamma=2", 8, (4.0, 0.5, "dist:1:beta=2:gamma=2")),  # the paper's CIFAR-100 weights
+    ("dist T4 alpha 0.5 beta=gamma=2", 8, (4.0, 0.5, "dist:1:beta=2:gamma=2")),
     ("dist T2 alpha 0.5", 8, (2.0, 0.5, "dist")),
     ("dist T4 alpha 0.25", 8, (4.0, 0.25, "dist")),
     ("scratch", 32, None),
