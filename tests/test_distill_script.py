@@ -324,6 +324,10 @@ def test_a_120_image_folder_runs_with_no_data_or_model_flags_and_keeps_every_lab
     assert report["config"]["labels"] is None
     # the photo defaults (above 28 px), and the 12-image splits said once, recorded and under the table
     assert (report["config"]["teacher"], report["config"]["student"]) == ("photo_teacher", "photo_student")
+    # the teacher's photo defaults: flip,crop for the teacher only, said in the log and report.json; --teacher-epochs 2 wins
+    assert (report["config"]["teacher_augment"], report["config"]["augment"], report["config"]["teacher_epochs"]) == ("flip,crop", "", 2)
+    assert report["teacher_defaults"].startswith("teacher defaults for photos: augmentation flip,crop (teacher only), because")
+    assert report["teacher_defaults"] in result.stdout
     assert result.stdout.count("warning: small evaluation splits (test: 12 examples, 8.33 points") == 2  # the log line, the table
     assert [s["split"] for s in report["data"]["small_splits"]] == ["test", "val"]
     assert "splits: 96 train / 12 val / 12 test examples (one test example = 8.33 points)" in result.stdout
