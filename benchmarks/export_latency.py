@@ -22,13 +22,17 @@ All files of one model are timed in turns in one process (batch 1, after warm-up
 and 2 threads, ``--reps`` times; the machine is shared with other jobs, so the ratios
 to float32 are the figures to read, not the milliseconds. Each file: XNNPACK-delegated
 ops / all ops and partitions (:func:`kdtf.export.profile.delegation`), top-1 agreement
-with the float32 file and the output SNR against it on 64 random inputs, and for the
-float32 and int8 files the operator types that take the time (LiteRT's op profiler,
-:mod:`kdtf.export.op_profile`). The recommended export has the lowest latency ratio to
-float32 at its worse thread count among files whose top-1 agreement with float32 is at
-least ``--min-agreement`` (the fastest file overall is marked too: an int8 file of random
-weights can collapse to one class, which says nothing of a trained model's int8).
-Writes ``--out``/table.md and raw.json.
+and output SNR on 64 random inputs against the model the file was converted from
+(:func:`fidelity`: a random-weight model's float32 file; for a trained run, the Keras
+model: ``student.keras`` for its float32 export, the compressed model the run saved,
+e.g. ``student_pruned_qat.h5``, for its int8 file), and for the float32 and int8 files the
+operator types that take the time (LiteRT's op profiler, :mod:`kdtf.export.op_profile`).
+The recommended export has the lowest latency ratio to float32 at its worse thread count
+among files whose top-1 agreement with their reference is at least ``--min-agreement``
+(the fastest file overall is marked too: an int8 file of random weights can collapse to
+one class, which says nothing of a trained model's int8).
+Writes ``--out``/table.md and raw.json; ``--keep`` keeps the rows of models not measured
+this time (``--models --run RUN_DIR --keep``: the trained run's rows only).
 """
 
 import os
@@ -110,23 +114,53 @@ def exports(model, static):
     return files
 
 
-def measure(files, threads, reps, runs, op_runs):
-    """Latency per rep in turns, delegation, agreement, op-type profiles of float32/int8."""
+def output_snr_db(expected, outputs):
+    """``10 log10(sum(expected ** 2) / sum((outputs - expected) ** 2))`` over every
+    example and logit; ``None`` where the outputs are equal (exact)."""
+    expected, outputs = np.asarray(expected, np.float64), np.asarray(outputs, np.float64)
+    noise = float(np.sum((outputs - expected) ** 2))
+    return float(10 * np.log10(np.sum(expected ** 2) / noise)) if noise > 0 else None
+
+
+def fidelity(files, x, references=None):
+    """Each file's top-1 agreement and output SNR on ``x``, against the model it copies:
+    ``references[name] = (label, keras_model)`` for a file converted from that Keras model
+    (a trained run's files), else the first file (the model's float32 export, which the
+    other exports of a random-weight model are converted from like it).
+
+    Returns:
+        ``{name: {"compared_with", "agreement", "snr_db"}}`` (``snr_db`` ``None``: exact).
+    """
+    from kdtf import export
+
+    first = export.predict(next(iter(files.values())), x, num_threads=1)
+    result = {}
+    for name, data in files.items():
+        if references and name in references:
+            label, model = references[name]
+            expected = np.asarray(model(np.asarray(x, np.float32), training=False))
+        else:
+            label, expected = "float32 file", first
+        outputs = export.predict(data, x, num_threads=1)
+        result[name] = {"compared_with": label, "agreement": float(np.mean(outputs.argmax(-1) == expected.argmax(-1))),
+                        "snr_db": output_snr_db(expected, outputs)}
+    return result
+
+
+def measure(files, threads, reps, runs, op_runs, references=None):
+    """Latency per rep in turns, delegation, agreement and SNR (:func:`fidelity`), op-type
+    profiles of float32/int8."""
     from kdtf import export
     from kdtf.export import profile
 
-    reference = next(iter(files.values()))
-    x = np.random.default_rng(1).random((64,) + tuple(export.load_interpreter(reference).get_input_details()[0]["shape"][1:]),
+    first = next(iter(files.values()))
+    x = np.random.default_rng(1).random((64,) + tuple(export.load_interpreter(first).get_input_details()[0]["shape"][1:]),
                                         dtype=np.float32)
-    expected = export.predict(reference, x, num_threads=1)
-    top1 = expected.argmax(-1)
+    copies = fidelity(files, x, references)
     rows = {}
     for name, data in files.items():
         cover = profile.delegation(data)
-        outputs = export.predict(data, x, num_threads=1)
-        noise = float(np.sum((outputs - expected) ** 2))
-        rows[name] = {"size_bytes": len(data), "agreement_with_float32": float(np.mean(outputs.argmax(-1) == top1)),
-                      "snr_db": float(10 * np.log10(np.sum(expected ** 2) / noise)) if noise > 0 else None,
+        rows[name] = {"size_bytes": len(data), **copies[name],
                       **{k: v for k, v in cover.items() if k != "ops"},
                       "shape_ops": sorted({op["op"] for op in cover["ops"] if op["op"] in profile.SHAPE_OPS}),
                       "latency_ms": {str(n): [] for n in threads}}
@@ -149,11 +183,16 @@ def _worst_ratio(rows, name):
     return max(np.median(rows[name]["latency_ms"][n]) / np.median(base[n]) for n in base)
 
 
+def _agreement(row):
+    """A row's top-1 agreement (raw.json files before the ``compared_with`` column: ``agreement_with_float32``)."""
+    return row["agreement"] if "agreement" in row else row["agreement_with_float32"]
+
+
 def recommend(rows, min_agreement):
     """``(fastest, recommended)``: the file with the lowest worst-thread-count ratio to
-    float32, over all files and over those agreeing with float32 on ``min_agreement`` of
-    the inputs (an int8 file of random weights can collapse to one class)."""
-    ok = [name for name, row in rows.items() if row["agreement_with_float32"] >= min_agreement]
+    float32, over all files and over those agreeing with the model they copy on
+    ``min_agreement`` of the inputs (an int8 file of random weights can collapse to one class)."""
+    ok = [name for name, row in rows.items() if _agreement(row) >= min_agreement]
     return min(rows, key=lambda name: _worst_ratio(rows, name)), min(ok, key=lambda name: _worst_ratio(rows, name))
 
 
@@ -161,9 +200,9 @@ def table(results, threads, reps, runs):
     from kdtf.export import profile
     from kdtf.export.litert import runtime_version
 
-    lines = ["| model | export | size (KB) | XNNPACK ops | partitions | shape ops | agreement with float32 | output SNR (dB) | "
+    lines = ["| model | export | size (KB) | XNNPACK ops | partitions | shape ops | compared with | top-1 agreement | output SNR (dB) | "
              + " | ".join(f"{n} thread{'s' if n > 1 else ''}: ms (x float32)" for n in threads) + " |",
-             "|---|---|---|---|---|---|---|---|" + "---|" * len(threads)]
+             "|---|---|---|---|---|---|---|---|---|" + "---|" * len(threads)]
     for model, result in results.items():
         rows, base = result["rows"], result["rows"]["float32"]
         for name, row in rows.items():
@@ -176,15 +215,21 @@ def table(results, threads, reps, runs):
             fastest, recommended = recommend(rows, MIN_AGREEMENT)
             mark = (" **recommended**" if name == recommended else "") + (" (fastest)" if name == fastest else "")
             lines.append(f"| {model} | {name}{mark} | {row['size_bytes'] / 1024:.1f} | {row['delegated_ops']}/{row['total_ops']} | "
-                         f"{row['partitions']} | {', '.join(row['shape_ops']) or '-'} | {100 * row['agreement_with_float32']:.0f} % | "
+                         f"{row['partitions']} | {', '.join(row['shape_ops']) or '-'} | {row.get('compared_with', 'float32 file')} | "
+                         f"{100 * _agreement(row):.0f} % | "
                          f"{'exact' if row.get('snr_db') is None else format(row['snr_db'], '.1f')} | "
                          + " | ".join(cells) + " |")
     lines += ["", f"LiteRT {runtime_version()} (XNNPACK delegate on, its default), batch 1, median of {runs} invocations per repetition, "
               f"{reps} repetitions (ratio range across them), every file of a model timed in turns in one process; "
               f"{os.cpu_count()}-core x86 machine shared with other jobs: read the ratios, not the milliseconds. "
-              "Random weights with BatchNormalization statistics taken from 32 random inputs (a trained run's rows: its own weights); with random weights "
-              "a network's top-1 is nearly constant across inputs, so top-1 agreement is a coarse check and the output SNR (float32 logits against the file's, "
-              "64 random inputs) the finer one. Recommended: lowest worse-thread-count ratio to float32 among files agreeing with float32 "
+              "Random weights with BatchNormalization statistics taken from 32 random inputs (a trained run's rows: its own weights). "
+              "Top-1 agreement and output SNR compare each file with the model it was converted from ('compared with'), on the same 64 random inputs: "
+              "the SNR is 10 log10(sum(reference logits^2) / sum((file logits - reference logits)^2)). For the random-weight models the reference "
+              "is the model's float32 file; for a trained run it is the Keras model the file was converted from: student.keras (the distilled "
+              "student) for the float32 file, and for the run's int8 file the compressed model (pruned and QAT-trained) the run saved beside it, "
+              "not student.keras, whose weights and logits compression fine-tuning changed. With random weights "
+              "a network's top-1 is nearly constant across inputs, so top-1 agreement is a coarse check and the output SNR the finer one. "
+              "Recommended: lowest worse-thread-count ratio to float32 among files agreeing with their reference "
               f"on at least {MIN_AGREEMENT:.0%} of 64 random inputs. XNNPACK ops: operators the delegate took / all operators; shape ops: run-time shape computation. "
               "int8 xnnpack: litert-quantizer int8, zero-point 0 on BATCH_MATMUL right-hand operands, float only for the op types XNNPACK has no int8 kernel for "
               "(kdtf.export.symmetric.xnnpack_int8).",
@@ -197,19 +242,38 @@ def table(results, threads, reps, runs):
     return "\n".join(lines) + "\n"
 
 
+def converted_from(run_dir):
+    """The Keras file a run's ``.tflite`` was converted from: its tflite row's
+    ``converted_from`` in ``report.json`` (runs before that field: the Keras row just
+    before the tflite row, the compression stage's model)."""
+    with open(os.path.join(run_dir, "report.json"), encoding="utf-8") as f:
+        stages = json.load(f)["stages"]
+    for i, stage in enumerate(stages):
+        if stage["file"].endswith(".tflite"):
+            return stage.get("converted_from") or stages[i - 1]["file"]
+    raise ValueError(f"Expected a .tflite row in {run_dir}/report.json. Received: stages "
+                     f"{[s['stage'] for s in stages]}; rerun kdtf distill with its export stage.")
+
+
 def run_files(run_dir):
-    """A trained run's float32 student export and its own int8 file."""
+    """A trained run's float32 export of ``student.keras`` (the latency baseline) and its
+    own int8 file, each with the Keras model it was converted from, as
+    ``(files, references)`` for :func:`measure`."""
     from kdtf import export
     from kdtf.saving import load_model
 
     student = load_model(os.path.join(run_dir, "student.keras"))
+    source = converted_from(run_dir)
     with open(os.path.join(run_dir, "student_int8.tflite"), "rb") as f:
-        return {"float32": export.to_tflite(student, "float32"), "int8 (the run's QAT file)": f.read()}
+        files = {"float32": export.to_tflite(student, "float32"), "int8 (the run's QAT file)": f.read()}
+    references = {"float32": ("student.keras (Keras)", student),
+                  "int8 (the run's QAT file)": (f"{source} (Keras)", load_model(os.path.join(run_dir, source)))}
+    return files, references
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--run", help="a trained run folder: adds its student and student_int8.tflite")
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--reps", type=int, default=3)
@@ -217,21 +281,30 @@ def main(argv=None):
     parser.add_argument("--op-runs", type=int, default=200, help="invocations under LiteRT's op profiler")
     parser.add_argument("--min-agreement", type=float, default=MIN_AGREEMENT)
     parser.add_argument("--out", default="benchmarks/results/export_latency")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the other models' rows of --out/raw.json: measure only the models given, then write "
+                             "table.md from all of them (e.g. --models --run RUN_DIR --keep re-measures the trained run)")
     args = parser.parse_args(argv)
 
     from kdtf.io import write_text
 
     todo = [(name, None) for name in args.models] + ([("trained run student", args.run)] if args.run else [])
-    results = {}
+    results, raw = {}, {"args": vars(args)}
+    if args.keep and os.path.exists(os.path.join(args.out, "raw.json")):
+        with open(os.path.join(args.out, "raw.json"), encoding="utf-8") as f:
+            earlier = json.load(f)
+        results = earlier["results"]  # measured models replace their rows in place; the others stay as measured then
+        raw["earlier_args"] = earlier.get("earlier_args", earlier["args"])
     os.makedirs(args.out, exist_ok=True)
     for name, run_dir in todo:
         log(f"{name}: exporting")
-        files = run_files(run_dir) if run_dir else exports(build_model(name), static=MODELS[name][0].startswith("vit"))
-        rows = measure(files, args.threads, args.reps, args.runs, args.op_runs)
+        files, references = run_files(run_dir) if run_dir else (
+            exports(build_model(name), static=MODELS[name][0].startswith("vit")), None)
+        rows = measure(files, args.threads, args.reps, args.runs, args.op_runs, references)
         fastest, recommended = recommend(rows, args.min_agreement)
         results[name] = {"rows": rows, "fastest": fastest, "recommended": recommended}
         log(f"{name}: recommended {results[name]['recommended']}")
-        write_text(os.path.join(args.out, "raw.json"), json.dumps({"args": vars(args), "results": results}, indent=2) + "\n")
+        write_text(os.path.join(args.out, "raw.json"), json.dumps({**raw, "results": results}, indent=2) + "\n")
     text = table(results, args.threads, args.reps, args.runs)
     write_text(os.path.join(args.out, "table.md"), text)
     print(text)

@@ -11,9 +11,11 @@ phase, in a random ellipse on a random gradient, with clutter lines, blur and no
 deterministic for the seed), ``--train-images`` in ``train/`` (the user's small folder:
 kdtf splits a tenth off for validation) and ``--test-images`` in ``test/`` (a large test
 split, so that one image is a fraction of a point). For each seed and each pair of
-models, the run of ``scripts/distill.py --dataset folder:PATH`` with its defaults (96 px,
-teacher 12 epochs, students 20, Adam 1e-3, batch 64, T = 4, alpha = 0.5, every label,
-no augmentation) up to the distilled student (``kdtf.pipeline.run`` with the teacher,
+models, the run of ``scripts/distill.py --dataset folder:PATH`` with its defaults (96 px;
+the teacher's photo defaults of :mod:`kdtf.teacher_defaults`, flip,crop augmentation and
+at least 480 optimizer steps, for a teacher trained from scratch; students 20 epochs
+without augmentation; Adam 1e-3, batch 64, T = 4, alpha = 0.5, every label) up to the
+distilled student (``kdtf.pipeline.run`` with the teacher,
 scratch, teacher-output and distilled stages; no compression or export). Pairs: the old
 defaults ``teacher_cnn -> student_cnn``, the new ``photo_teacher -> photo_student``, and
 ``photo_teacher -> student_cnn``. ``--allow-weak-teacher``/``--allow-collapse`` are on so
@@ -29,6 +31,7 @@ batches of 64 as a run does (``--memory-fraction`` of the images each, 1 %: the
 evaluation's memory is that of one batch, its time that of every image). Peak RSS from
 ``getrusage`` of the child.
 
+The 1-minute load average is sampled every 30 s during each part (``os.getloadavg``).
 Writes ``benchmarks/results/photo_defaults/photo_defaults.{json,md}``.
 """
 
@@ -44,6 +47,7 @@ import json  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -182,6 +186,37 @@ def memory_worker(folder, teacher, image_size, steps, fraction, work):
             "wall_s": round(time.perf_counter() - started, 1)}
 
 
+class LoadSampler:
+    """Samples the 1-minute load average every ``every`` seconds while in a ``with`` block."""
+
+    def __init__(self, every=30.0):
+        self.every, self.samples, self._stop = every, [], threading.Event()
+
+    def _sample(self):
+        while True:
+            self.samples.append(round(os.getloadavg()[0], 2))
+            if self._stop.wait(self.every):
+                return
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self):
+        s = self.samples
+        return {"min": min(s), "median": float(np.median(s)), "max": max(s), "samples": len(s)} if s else None
+
+
+def _load_text(load):
+    return (f"1-minute load average during the run {load['min']:.1f} to {load['max']:.1f} (median {load['median']:.1f}, "
+            f"{load['samples']} samples of os.getloadavg)") if load else "load not measured"
+
+
 def _child(*args):
     command = [sys.executable, os.path.abspath(__file__), *args]
     done = subprocess.run(command, capture_output=True, text=True, check=False, env=dict(os.environ, PYTHONPATH=ROOT))
@@ -257,16 +292,23 @@ def main(argv=None):
     if args.part in ("all", "accuracy"):
         folder = generate(os.path.join(args.root, f"photos-{args.classes}x{args.train_images}"),
                           {"train": args.train_images, "test": args.test_images}, classes)
-        results["accuracy"] = {"rows": [], "classes": list(classes), "train_images": args.train_images, "test_images": args.test_images}
-        for seed in args.seeds:  # written after each seed
-            results["accuracy"]["rows"] += _child("--worker", f"accuracy::{folder}::{seed}", "--pairs", *args.pairs)
-            _write(results, args.out)
+        results["accuracy"] = {"rows": [], "classes": list(classes), "train_images": args.train_images, "test_images": args.test_images,
+                               "command": "python benchmarks/photo_defaults.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+        with LoadSampler() as load:
+            for seed in args.seeds:  # written after each seed
+                results["accuracy"]["rows"] += _child("--worker", f"accuracy::{folder}::{seed}", "--pairs", *args.pairs)
+                results["accuracy"]["load"] = load.summary()
+                _write(results, args.out)
     if args.part in ("all", "memory"):
         folder = generate(os.path.join(args.root, f"memory-{args.memory_images}"), {"": args.memory_images}, classes, side=256)
-        results["memory"] = []
-        for teacher in args.memory_teachers:
-            results["memory"].append(_child("--worker", f"memory::{folder}::{teacher}::224::{args.memory_steps}::{args.memory_fraction}"))
-            _write(results, args.out)
+        kept = [r for r in results.get("memory", []) if r["teacher"] not in args.memory_teachers]  # teachers not re-run
+        results["memory"] = kept
+        with LoadSampler() as load:
+            for teacher in args.memory_teachers:
+                row = _child("--worker", f"memory::{folder}::{teacher}::224::{args.memory_steps}::{args.memory_fraction}")
+                row["load"] = load.summary()
+                results["memory"].append(row)
+                _write(results, args.out)
     print(_write(results, args.out))
 
 
@@ -280,8 +322,11 @@ def _write(results, out):
         text += [f"{len(a['classes'])} classes ({', '.join(a['classes'])}), {a['train_images']} training photos ({sizes[0]} train / "
                  f"{sizes[1]} val after the split) and {sizes[2]} test photos, 96 px; test accuracy (%), mean ± std over seeds "
                  f"{sorted({r['seed'] for r in a['rows']})}.", "", accuracy_table(a["rows"]), ""]
+        if a.get("command"):
+            text += [f"Command: `{a['command']}`; {_load_text(a.get('load'))}; machine: 2 CPUs shared with other jobs.", ""]
     if results.get("memory"):
         text += ["Teacher stage alone at 224 px, batch 64, peak RSS of a fresh process:", "", memory_table(results["memory"]), ""]
+        text += [f"{r['teacher']}: {_load_text(r['load'])}." for r in results["memory"] if r.get("load")] + [""]
     with open(os.path.join(out, "photo_defaults.md"), "w") as f:
         f.write("\n".join(text))
     return "\n".join(text)

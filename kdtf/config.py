@@ -15,7 +15,7 @@ import time
 from kdtf import catalog, validation
 from kdtf.compress.base import StepDefaults
 from kdtf.compress.forms import parse_steps
-from kdtf.defaults import AUTO
+from kdtf.defaults import AUTO, DEFAULT_TEACHER_EPOCHS
 from kdtf.spec import DistillSpec, TrainingSettings
 from kdtf.view_options import check_views_option, is_views_option
 
@@ -144,8 +144,8 @@ class RunConfig:
 class DistillConfig(RunConfig):
     """Settings of a distillation run. Every field is a flag of ``scripts/distill.py``."""
 
-    POSITIVE = RunConfig.POSITIVE + ("teacher_epochs", "epochs")
-    NON_NEGATIVE = RunConfig.NON_NEGATIVE + ("image_size", "unfreeze_layers", "finetune_epochs", "progressive_epochs", "mutual")
+    POSITIVE = RunConfig.POSITIVE + ("epochs",)
+    NON_NEGATIVE = RunConfig.NON_NEGATIVE + ("teacher_epochs", "image_size", "unfreeze_layers", "finetune_epochs", "progressive_epochs", "mutual")
     RATES = ("learning_rate", "finetune_learning_rate")
 
     data_dir: str = ""
@@ -153,6 +153,7 @@ class DistillConfig(RunConfig):
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     augment: str = ""
+    teacher_augment: str = AUTO  # kdtf.teacher_defaults: flip,crop for a teacher trained from scratch above 28 px
     transfer_set: str = ""
     target_set: str = ""
     teacher: str = AUTO  # kdtf.defaults: teacher_cnn/student_cnn up to 28 px, photo_teacher/photo_student above
@@ -161,7 +162,7 @@ class DistillConfig(RunConfig):
     student_weights: str = ""
     unfreeze_layers: int = 30
     finetune_epochs: int = 3
-    teacher_epochs: int = 12
+    teacher_epochs: int = 0  # auto (kdtf.teacher_defaults): 12, or at least 480 optimizer steps on photos
     epochs: int = 20
     finetune_learning_rate: float = 3e-4
     temperature: float = 4.0
@@ -183,7 +184,7 @@ class DistillConfig(RunConfig):
     mutual_teacher: bool = False
 
     def warmed_up_epochs(self):
-        return {"--teacher-epochs": self.teacher_epochs, "--epochs": self.epochs}
+        return {"--teacher-epochs": self.teacher_epochs or DEFAULT_TEACHER_EPOCHS, "--epochs": self.epochs}
 
     def validate(self):
         """Raises ValueError naming the first bad setting; returns ``self``."""
@@ -216,6 +217,11 @@ class DistillConfig(RunConfig):
 
     def _validate_pipeline(self):
         augment = catalog.parse_augment(self.augment)
+        if self.teacher_augment != AUTO:  # the teacher's loss and validation labels follow --augment's
+            mixing = {"mixup", "cutmix"}
+            if bool(mixing & set(catalog.parse_augment(self.teacher_augment))) != bool(mixing & set(augment)):
+                raise ValueError(f"--teacher-augment {self.teacher_augment!r} and --augment {self.augment!r} must both mix labels "
+                                 "(mixup, cutmix) or neither: the teacher's loss and validation labels follow --augment.")
         if self.strategy not in catalog.STRATEGIES:
             raise ValueError(f"Unknown strategy {self.strategy!r} (--strategy). Known: {', '.join(catalog.STRATEGIES)}")
         if is_views_option(self.cache_teacher):  # issue 25: a view store (kdtf/view_options.py)

@@ -10,10 +10,11 @@ does not grow with the image, BatchNormalization, and a stride-2 stem that keeps
 teacher stage under 3 GB.
 """
 
-__all__ = ["AUTO", "SMALL_IMAGE", "default_models", "resolve_models"]
+__all__ = ["AUTO", "SMALL_IMAGE", "DEFAULT_TEACHER_EPOCHS", "default_models", "resolve_models"]
 
 AUTO = "auto"
 SMALL_IMAGE = 28  # px: the bundled sets' side; above it, the photo defaults
+DEFAULT_TEACHER_EPOCHS = 12  # --teacher-epochs 0 (auto); photos may get more (kdtf.teacher_defaults)
 _SMALL = {"teacher": "teacher_cnn", "student": "student_cnn"}
 _PHOTO = {"teacher": "photo_teacher", "student": "photo_student"}
 

@@ -39,6 +39,7 @@ from kdtf.stages.students import DistilledStage, ScratchStage
 from kdtf.stages.teacher import TeacherStage, load_user_teacher
 from kdtf.stages.teacher_outputs import TeacherOutputsStage
 from kdtf.stages.view_store import ViewStoreStage, check_view_store, uses_view_store
+from kdtf.teacher_defaults import resolve_teacher_training
 
 __all__ = ["DistillConfig", "run", "check", "recipe_for", "distillation_stages"]
 
@@ -128,6 +129,8 @@ def _prepare(config, spec, strategy_text, resume):
     check_writable_dir(config.cache_dir, "--cache-dir")  # the image cache is written while loading
     data = load_run_data(config, log)
     resolve_models(config, data.input_shape, log)  # --teacher/--student auto: by image size
+    steps = int(np.ceil(data.size("train") / config.batch_size))
+    data.meta["teacher_defaults"] = resolve_teacher_training(config, data.input_shape, steps, log)  # photos: issue 26
     user_teacher = _check_models(config, spec, data)
     keras.utils.set_random_seed(config.seed)  # the check drew initial weights
     out = check_writable_dir(config.output, "--output")
@@ -137,7 +140,6 @@ def _prepare(config, spec, strategy_text, resume):
         log(f"resuming {out}: completed stages {', '.join(state.data['stages']) or 'none'}")
     else:
         save_args(dataclasses.asdict(config), out)
-    steps = int(np.ceil(data.size("train") / config.batch_size))
     # Teacher and scratch see labelled examples only, with as many optimizer steps per
     # epoch as the Distiller, which sees every training example (unlabeled ones as -1).
     labelled_ds, train_ds = training_pipelines(config, data)

@@ -15,7 +15,7 @@ from kdtf.io import atomic_path, gzip_size, write_text
 from kdtf.split_sizes import small_split_warning, split_sizes_line
 
 __all__ = ["run_report", "merge_sections", "write_report", "render_markdown", "render_summary", "render_plot", "load_report", "report_header", "stage_record",
-           "per_image", "weaker_teacher_line"]
+           "per_image", "weaker_teacher_line", "export_fidelity_line"]
 
 _COLUMNS = ("stage", "test accuracy", "measured on", "params", "file", "size (KB)", "gzip (KB)", "entropy-coded (KB)", "sparsity", "latency ms/image (p90)")
 
@@ -130,6 +130,22 @@ def _gain_line(report):
     )
 
 
+def export_fidelity_line(report):
+    """How close each ``.tflite`` is to the Keras model it was converted from (its row's
+    ``converted_from``), or "" for reports without that field."""
+    parts = []
+    for s in report["stages"]:
+        if not s.get("converted_from") or s.get("agreement_with_keras") is None:
+            continue
+        snr = s.get("snr_db_against_keras")
+        parts.append(f"`{s['file']}` against `{s['converted_from']}`, the Keras model it was converted from: top-1 agreement "
+                     f"{100 * s['agreement_with_keras']:.2f} %, output SNR " + ("exact" if snr is None else f"{snr:.1f} dB"))
+    if not parts:
+        return ""
+    return ("Export fidelity (test split, logits; SNR = 10 log10(sum(keras^2) / sum((tflite - keras)^2)), int8 "
+            "outputs dequantized with their own scale and zero point): " + "; ".join(parts) + ".")
+
+
 def _split_lines(report):
     """Under the stage table: the split sizes, the small-split warning of the run, and a
     warning when the teacher is below the scratch student."""
@@ -192,6 +208,7 @@ def render_markdown(report):
         _gain_line(report),
         f"Distillation: T = {config['temperature']}, alpha = {config['alpha']}; student epochs {config['epochs']}."
         + (f" Compression (each step fine-tuned by distillation): {report['compression']}." if report.get("compression") else ""),
+        export_fidelity_line(report),
         "Accuracy is on the test split; `litert` means measured through the LiteRT "
         "interpreter on the exported file. "
         + latency_note(config, report["machine"])

@@ -195,6 +195,10 @@ def test_compressed_qat_model_reloads_and_matches_the_tflite_predictions(tiny_ru
     data = load("mnist5k")
     result = evaluate(str(out / "student_int8.tflite"), data.x_test[:200], data.y_test[:200], keras_model=qat)
     assert result["agreement"] >= 0.97
+    # the report compares the file with this model, not with student.keras (before pruning and QAT: about 3 dB)
+    row = json.loads((out / "report.json").read_text())["stages"][-1]
+    assert row["converted_from"] == "student_pruned_qat.h5" and row["snr_db_against_keras"] > 25
+    assert "`student_int8.tflite` against `student_pruned_qat.h5`, the Keras model it was converted from" in (out / "report.md").read_text()
 
 
 @pytest.mark.slow
@@ -324,6 +328,10 @@ def test_a_120_image_folder_runs_with_no_data_or_model_flags_and_keeps_every_lab
     assert report["config"]["labels"] is None
     # the photo defaults (above 28 px), and the 12-image splits said once, recorded and under the table
     assert (report["config"]["teacher"], report["config"]["student"]) == ("photo_teacher", "photo_student")
+    # the teacher's photo defaults: flip,crop for the teacher only, said in the log and report.json; --teacher-epochs 2 wins
+    assert (report["config"]["teacher_augment"], report["config"]["augment"], report["config"]["teacher_epochs"]) == ("flip,crop", "", 2)
+    assert report["teacher_defaults"].startswith("teacher defaults for photos: augmentation flip,crop (teacher only), because")
+    assert report["teacher_defaults"] in result.stdout
     assert result.stdout.count("warning: small evaluation splits (test: 12 examples, 8.33 points") == 2  # the log line, the table
     assert [s["split"] for s in report["data"]["small_splits"]] == ["test", "val"]
     assert "splits: 96 train / 12 val / 12 test examples (one test example = 8.33 points)" in result.stdout
@@ -428,7 +436,7 @@ def test_optimizer_schedule_and_litert_quantizer_ptq_run_end_to_end(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["stages"][-1]["stage"] == "tflite-int8" and report["ptq"]["tool"] == "litert-quantizer"
     assert len(report["layer_errors"]) >= 4 and "kept_float" in report["ptq"]
-    assert "| op |" in (out / "report.md").read_text() or "SNR" in (out / "report.md").read_text()
+    assert "## Per-op error of the quantized file against float" in (out / "report.md").read_text()  # "SNR" alone: also the export line
 
 
 @pytest.mark.slow

@@ -26,6 +26,9 @@ def test_each_mode_loads_in_litert_and_agrees_with_keras(trained, batch, mode, t
     flatbuffer = export.to_tflite(trained, mode, representative_data=[x[:32]])
     result = export.evaluate(flatbuffer, x, y, keras_model=trained)
     assert result["max_abs_diff"] < tolerance
+    want, got = np.asarray(trained(x, training=False), np.float64), export.predict(flatbuffer, x).astype(np.float64)
+    noise = np.sum((got - want) ** 2)  # the output SNR against the Keras model, None where equal
+    assert result["snr_db"] == (pytest.approx(10 * np.log10(np.sum(want**2) / noise), abs=0.01) if noise else None)
     assert result["agreement"] >= (1.0 if mode == "float32" else 0.85)
 
 

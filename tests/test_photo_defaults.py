@@ -95,3 +95,24 @@ def test_a_teacher_below_the_scratch_student_is_said_under_the_table():
     line = next(line for line in render_summary(report, "out").splitlines() if "is below the scratch student" in line)
     assert line.startswith("warning: the teacher (55.4%) is below the scratch student (64.4%) on the test split")
     assert "--teacher-weights" in line and line in render_markdown(report)
+
+
+def test_a_photo_teacher_trained_here_gets_flip_crop_and_480_steps_and_explicit_flags_win():
+    from kdtf.teacher_defaults import resolve_teacher_training
+
+    config, lines = DistillConfig(teacher="photo_teacher"), []
+    line = resolve_teacher_training(config, (96, 96, 3), 6, lines.append)  # 355 photos: 6 steps an epoch
+    assert (config.teacher_augment, config.teacher_epochs, config.augment) == ("flip,crop", 80, "")  # students keep none
+    assert lines == [line] and "augmentation flip,crop (teacher only) and 80 epochs (at least 480 optimizer steps" in line
+    assert resolve_teacher_training(config, (96, 96, 3), 6, lines.append) == "" and len(lines) == 1  # resolved once
+    config = DistillConfig(teacher="photo_teacher", teacher_epochs=5, teacher_augment="none")  # explicit flags win
+    assert resolve_teacher_training(config, (96, 96, 3), 6, lines.append) == ""
+    assert (config.teacher_epochs, config.teacher_augment) == (5, "none") and len(lines) == 1
+    config = DistillConfig(teacher="photo_teacher", augment="flip")  # the run's --augment: the teacher follows it
+    assert "augmentation" not in resolve_teacher_training(config, (96, 96, 3), 6, lines.append) and config.teacher_augment == "flip"
+    config = DistillConfig(teacher="photo_teacher")  # a large folder: 12 epochs are already 480 steps
+    assert "optimizer steps" not in resolve_teacher_training(config, (224, 224, 3), 184, lines.append) and config.teacher_epochs == 12
+    config = DistillConfig(teacher="teacher_cnn")  # the bundled sets: 12 epochs, the run's --augment, no line
+    assert resolve_teacher_training(config, (28, 28, 1), 8, lines.append) == "" and (config.teacher_epochs, config.teacher_augment) == (12, "")
+    with pytest.raises(ValueError, match="--teacher-augment 'mixup' and --augment '' must both mix labels"):
+        DistillConfig(teacher_augment="mixup").validate()

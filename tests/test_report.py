@@ -37,6 +37,18 @@ def test_markdown_states_how_figures_were_measured():
     assert "**Distillation over scratch:" in text
 
 
+def test_the_export_fidelity_line_names_the_keras_model_the_tflite_was_converted_from():
+    with open(FIXTURE) as f:
+        report = json.load(f)
+    assert "Export fidelity" not in render_markdown(report)  # a report written before converted_from
+    report["stages"][-1].update(converted_from="student_pruned_qat.h5", snr_db_against_keras=41.27)
+    text = render_markdown(report)
+    assert ("`student_int8.tflite` against `student_pruned_qat.h5`, the Keras model it was converted from: "
+            "top-1 agreement 100.00 %, output SNR 41.3 dB") in text
+    report["stages"][-1]["snr_db_against_keras"] = None  # equal outputs
+    assert "output SNR exact" in render_markdown(report)
+
+
 def test_the_latency_note_names_threads_delegate_runtime_and_machine():
     with open(FIXTURE) as f:
         report = json.load(f)

@@ -35,7 +35,10 @@ HELP = {
     "student_weights": "local no-top weights of a backbone student (teacher-assisted fine-tuning)",
     "unfreeze_layers": "backbone layers unfrozen in the second fine-tuning phase",
     "finetune_epochs": "epochs of the second (unfrozen) fine-tuning phase of pretrained backbones",
-    "teacher_epochs": "epochs to train the teacher (cached by settings)",
+    "teacher_epochs": "epochs to train the teacher (cached by settings); 0: auto, 12, and for a teacher trained from scratch "
+                      "on images above 28 px enough epochs for 480 optimizer steps (default: 0)",
+    "teacher_augment": "augmentation of the teacher stage only (names as --augment, or none); auto: flip,crop for a teacher "
+                       "trained from scratch on images above 28 px when --augment is empty, else --augment (default: auto)",
     "epochs": "epochs for the scratch and the distilled student",
     "prune_epochs": "fine-tuning epochs of each compression step but QAT",
     "qat_epochs": "epochs of quantization-aware training while distilling",
@@ -88,7 +91,7 @@ SWITCHES = [
 
 
 GROUPS = [
-    ("data", ["dataset", "data_dir", "image_size", "augment", "transfer_set", "labels", "val_fraction", "test_fraction", "seed"]),
+    ("data", ["dataset", "data_dir", "image_size", "augment", "teacher_augment", "transfer_set", "labels", "val_fraction", "test_fraction", "seed"]),
     ("models", ["teacher", "student", "teacher_weights", "student_weights", "unsafe_load", "allow_weak_teacher"]),
     ("distillation", ["distill", "temperature", "alpha", "cache_teacher", "progressive_epochs"]),
     ("training", ["teacher_epochs", "epochs", "batch_size", "learning_rate", "optimizer", "momentum", "weight_decay",

@@ -115,11 +115,16 @@ def evaluate(flatbuffer_or_path, x, y=None, keras_model=None, batch_size=256):
 
     Returns:
         dict with ``accuracy`` and ``examples``; with ``keras_model``: ``agreement``
-        (fraction of equal top-1 predictions) and ``max_abs_diff`` of the outputs.
+        (fraction of equal top-1 predictions), ``max_abs_diff`` of the outputs and
+        ``snr_db``, the output SNR against the Keras outputs pooled over every example and
+        output, ``10 log10(sum(keras ** 2) / sum((tflite - keras) ** 2))`` (``None``:
+        equal outputs). Compare a file with the Keras model it was converted from: against
+        any other (e.g. the student before QAT fine-tuning) the SNR measures the models'
+        difference, not the conversion's.
     """
     runner = _Runner(flatbuffer_or_path)
     correct = agree = total = 0
-    max_diff = 0.0
+    max_diff = signal = noise = 0.0
     for batch, labels in iterate_batches(x, y, batch_size):
         outputs = runner(batch)
         predicted = outputs.argmax(-1)
@@ -129,11 +134,14 @@ def evaluate(flatbuffer_or_path, x, y=None, keras_model=None, batch_size=256):
             reference = np.asarray(keras_model(np.asarray(batch, np.float32), training=False))
             agree += int(np.sum(predicted == reference.argmax(-1)))
             max_diff = max(max_diff, float(np.max(np.abs(outputs - reference))))
+            signal += float(np.sum(np.square(reference, dtype=np.float64)))
+            noise += float(np.sum(np.square(outputs - reference, dtype=np.float64)))
     if not total:
         raise ValueError("Expected at least one example to evaluate on LiteRT. Received: none")
     result = {"accuracy": correct / total, "examples": total}
     if keras_model is not None:
-        result.update(agreement=agree / total, max_abs_diff=max_diff)
+        snr_db = 10.0 * float(np.log10(max(signal, 1e-30) / noise)) if noise > 0 else None
+        result.update(agreement=agree / total, max_abs_diff=max_diff, snr_db=snr_db)
     return result
 
 

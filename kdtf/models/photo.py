@@ -11,9 +11,10 @@ a small photo folder gives a few optimizer steps an epoch, and with the default 
 moving statistics stay near their initial values for the first few dozen steps).
 
 On 355 generated photos trained from scratch, ``photo_student`` beats ``student_cnn`` by
-about 24 points and ``photo_teacher`` beats ``teacher_cnn`` by 2, but
-``photo_teacher`` stays below ``photo_student``: a teacher trained here on a few hundred
-photos overfits (see docs/your-data.md); a pretrained backbone is the teacher for them.
+about 21 points. ``photo_teacher`` overfits them in 12 epochs without augmentation (10
+points below ``photo_student``); with the teacher's photo defaults
+(:mod:`kdtf.teacher_defaults`: flip,crop and at least 480 optimizer steps) it is 12
+points above (``benchmarks/results/photo_defaults/``, docs/your-data.md).
 
 Every layer is named, so taps (FitNets hints), pruning and QAT address them by name;
 every layer is Conv2D / BatchNormalization / ReLU / pooling / Dropout / Dense, which

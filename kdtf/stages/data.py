@@ -9,7 +9,7 @@ from kdtf.data.target_set import add_target_set
 from kdtf.distribute import several_workers
 from kdtf.split_sizes import small_split_warning, small_splits
 
-__all__ = ["load_run_data", "training_pipelines", "validation_pipeline", "data_section"]
+__all__ = ["load_run_data", "training_pipelines", "labelled_pipeline", "validation_pipeline", "data_section"]
 
 
 def _log_loaded(data, log):
@@ -64,6 +64,15 @@ def training_pipelines(config, data):
                 data.distributed(strategy, "train", config.batch_size, **options))
     whole = data.dataset("train", config.batch_size, shuffle=True, seed=config.seed, augment=config.augment).repeat()
     return data.dataset("train", config.batch_size, labelled_only=True, **options), whole
+
+
+def labelled_pipeline(config, data, augment):
+    """The repeated labelled-only training pipeline with ``augment`` instead of
+    ``--augment``: the teacher's under ``--teacher-augment`` (:mod:`kdtf.teacher_defaults`)."""
+    options = dict(shuffle=True, seed=config.seed, augment=augment, repeat=True, labelled_only=True)
+    if several_workers():
+        return data.distributed(tf.distribute.get_strategy(), "train", config.batch_size, **options)
+    return data.dataset("train", config.batch_size, **options)
 
 
 def validation_pipeline(config, data):

@@ -39,7 +39,8 @@ def post_training_quantized(ctx, model):
 
 @dataclasses.dataclass
 class ExportRecord(ModelRecord):
-    """The ``.tflite`` row (accuracy on LiteRT, agreement with Keras, ops), what was
+    """The ``.tflite`` row (accuracy on LiteRT; top-1 agreement and output SNR against the
+    Keras model it was converted from, named in ``converted_from``; ops), what was
     verified in the flatbuffer, with ``--ptq`` the quantizer's settings and per-op
     errors, and the latency check against the float32 export."""
 
@@ -100,7 +101,9 @@ class ExportStage(Stage):
         timing = export.latency(self.path, num_threads=1, runs=runs) if runs else None
         row = stage_record(f"tflite-{mode}", result["accuracy"], "litert", results.params,
                            self.path, card["weight_sparsity"], timing, "litert, 1 thread, batch 1")
-        row.update(agreement_with_keras=result["agreement"], ops=card["ops"])
+        # against the Keras model the file was converted from: the compressed student (QAT-trained), not student.keras
+        row.update(agreement_with_keras=result["agreement"], snr_db_against_keras=result.get("snr_db"),
+                   converted_from=self.compressed.record.row["file"], ops=card["ops"])
         ctx.log(f"stage tflite-{mode}: LiteRT test accuracy {result['accuracy']:.4f} (agreement with Keras "
                 f"{result['agreement']:.4f}), {per_image(timing)}")
         # the distilled float student against this file, in turns, at 1 and 2 threads

@@ -21,6 +21,7 @@ from kdtf.distribute import several_workers
 from kdtf.models import builder
 from kdtf.saving import load_model, save_model
 from kdtf.stages.context import ModelRecord, ModelStage, RunContext
+from kdtf.stages.data import labelled_pipeline
 
 __all__ = ["TeacherStage", "TeacherRecord", "TEACHER_NEUTRAL", "teacher_cache_key", "teacher_cache_path",
            "load_user_teacher", "weak_teacher_threshold", "check_teacher"]
@@ -130,14 +131,16 @@ def check_teacher(accuracy, num_classes, allow_weak=False, log=print):
 
 @dataclasses.dataclass
 class TeacherRecord(ModelRecord):
-    """The teacher's row, its validation accuracy (the weak-teacher gate reads it) and
-    where it came from (``cache``: ``{"path", "reused"}``)."""
+    """The teacher's row, its validation accuracy (the weak-teacher gate reads it),
+    where it came from (``cache``: ``{"path", "reused"}``) and the photo defaults its
+    training got (``defaults``: the logged line, :mod:`kdtf.teacher_defaults`)."""
 
     val_accuracy: float
     cache: dict
+    defaults: str = ""
 
     def report_sections(self):
-        return {**super().report_sections(), "teacher_cache": self.cache}
+        return {**super().report_sections(), "teacher_cache": self.cache, "teacher_defaults": self.defaults}
 
 
 @dataclasses.dataclass
@@ -161,7 +164,8 @@ class TeacherStage(ModelStage):
         config = self.ctx.config
         source = "the user's model" if self.user_teacher is not None else config.teacher + (
             f" from {config.teacher_weights}" if config.teacher_weights else "")
-        return f"{source}, {config.teacher_epochs} epochs on the labelled examples"
+        augment = f", augmented {config.teacher_augment}" if config.teacher_augment else ""
+        return f"{source}, {config.teacher_epochs} epochs on the labelled examples{augment}"
 
     def train(self, callbacks):
         ctx, config = self.ctx, self.ctx.config
@@ -173,12 +177,15 @@ class TeacherStage(ModelStage):
             self.reused = True
             return keras.models.load_model(self.cache_path, compile=False)
         teacher = ctx.build("teacher", config.teacher, config.teacher_weights)
-        ctx.train(teacher, config.teacher_weights, ctx.labelled_ds, config.teacher_epochs, callbacks)
+        same = config.teacher_augment == config.augment  # else its own pipeline (kdtf.teacher_defaults)
+        pipeline = ctx.labelled_ds if same else labelled_pipeline(config, ctx.data, config.teacher_augment)
+        ctx.train(teacher, config.teacher_weights, pipeline, config.teacher_epochs, callbacks)
         save_model(teacher, self.cache_path)
         return teacher
 
     def extra(self, model):
-        return {"val_accuracy": self.ctx.accuracy(model, "val"), "cache": {"path": self.cache_path, "reused": self.reused}}
+        return {"val_accuracy": self.ctx.accuracy(model, "val"), "cache": {"path": self.cache_path, "reused": self.reused},
+                "defaults": self.ctx.data.meta.get("teacher_defaults", "")}
 
     def accept(self, record):
         config = self.ctx.config
