@@ -14,7 +14,19 @@ import pytest  # noqa: E402
 
 from kdtf import keras  # noqa: E402,F401
 
-from helpers import CLASSES, INPUT_SHAPE, tiny_cnn  # noqa: E402
+from helpers import CLASSES, INPUT_SHAPE, run_script, tiny_cnn, tiny_run_args  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One whole ``scripts/distill.py`` run at a test's epochs (:func:`helpers.tiny_run_args`),
+    shared by every test that reads its folder: ``(run folder, CompletedProcess)``."""
+    folder = tmp_path_factory.mktemp("run")
+    out = folder / "out"
+    result = run_script("distill.py", *tiny_run_args(folder), "--output", str(out), "--cache-dir", str(folder / "cache"),
+                        "--verbose", "0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result
 
 
 @pytest.fixture
@@ -34,3 +46,20 @@ def batch():
     y = rng.integers(0, CLASSES, size=64).astype(np.int32)
     return x, y
 
+
+
+# Tests that share a fixture running a whole script (or training a model) join one xdist
+# group (``--dist loadgroup`` in setup.cfg), so one worker builds the
+# fixture once instead of every worker building it. ``tryfirst``: the mark must be there
+# before pytest-xdist's own collection hook reads it. pytest is held below 9 in setup.cfg:
+# pytest 9's structured node ids drop the group that xdist 3.8 appends
+# (pytest-dev/pytest-xdist#1386), and the tests would be spread as if ungrouped.
+SHARED_FIXTURES = ("tiny_run", "trained")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        shared = [name for name in SHARED_FIXTURES if name in getattr(item, "fixturenames", ())]
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(shared[0]))

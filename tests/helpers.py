@@ -61,6 +61,18 @@ def run_script(name, *args, timeout=600):
                           timeout=timeout, env=script_env(), cwd=ROOT)
 
 
+def tiny_run_args(folder):
+    """The flags of the shared whole run (fixture ``tiny_run``): the default data and
+    models at a test's epochs, through a YAML file written into ``folder`` that sets
+    defaults which a flag (``--epochs 3``) overrides."""
+    import yaml
+
+    config = os.path.join(folder, "tiny.yaml")
+    with open(config, "w") as f:
+        yaml.safe_dump({"teacher_epochs": 3, "epochs": 1, "prune_epochs": 2, "qat_epochs": 1, "latency_runs": 5}, f)
+    return ["--config", config, "--epochs", "3"]
+
+
 def byol_encoder(seed=0, bn=True, name="enc"):
     """A tiny encoder (conv, optional BatchNormalization, pooling, 6-wide embedding)."""
     from kdtf import keras

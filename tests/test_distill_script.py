@@ -25,20 +25,6 @@ def run_script(*args, timeout=600, script=SCRIPT):
     )
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("run")
-    config = folder / "tiny.yaml"
-    config.write_text(yaml.safe_dump({"teacher_epochs": 3, "epochs": 1, "prune_epochs": 2, "qat_epochs": 1, "latency_runs": 5}))
-    out = folder / "out"
-    result = run_script(
-        "--config", str(config), "--epochs", "3", "--output", str(out),
-        "--cache-dir", str(folder / "cache"), "--verbose", "0",
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out, result
-
-
 @pytest.mark.slow
 def test_smoke_run_writes_every_artifact(tiny_run):
     out, result = tiny_run
@@ -245,6 +231,7 @@ def test_benchmark_script_refuses_a_corrupt_tflite(tmp_path):
 def test_low_rank_recipe_reports_the_factorized_parameter_count_for_the_tflite(tmp_path):
     out = tmp_path / "out"
     result = run_script(
+        "--dataset", "digits", "--allow-weak-teacher", "--allow-collapse",  # the factorization is under test, not the data
         "--compress", "lowrank:4,qat", "--teacher-epochs", "1", "--epochs", "1", "--prune-epochs", "1",
         "--qat-epochs", "1", "--latency-runs", "0", "--output", str(out), "--cache-dir", str(tmp_path / "cache"),
         "--verbose", "0",
@@ -253,42 +240,6 @@ def test_low_rank_recipe_reports_the_factorized_parameter_count_for_the_tflite(t
     stages = {s["stage"]: s for s in json.loads((out / "report.json").read_text())["stages"]}
     assert stages["lowrank+qat"]["params"] < stages["distilled"]["params"]
     assert stages["tflite-int8"]["params"] == stages["lowrank+qat"]["params"]
-
-
-@pytest.mark.slow
-def test_folder_data_with_a_backbone_teacher_weights_file_transfer_set_and_augmentation(tmp_path):
-    """--dataset folder:PATH --teacher <backbone> --teacher-weights FILE --image-size runs
-    the whole chain (fine-tune, distil, compress, export) on the user's folder."""
-    from kdtf import keras
-
-    from helpers import write_png
-
-    rng = np.random.default_rng(0)
-    for c, name in enumerate(["ant", "bee", "cow"]):
-        for i in range(12):
-            write_png(str(tmp_path / "pets" / name / f"{i}.png"), int(rng.integers(60 * c, 60 * c + 60)), size=(40, 36))
-    for i in range(10):
-        write_png(str(tmp_path / "unlabeled" / f"{i}.png"), int(rng.integers(0, 180)), size=(20, 20))
-    reference = keras.applications.MobileNetV2(alpha=0.35, include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg")
-    reference.save_weights(str(tmp_path / "notop.h5"))
-    out = tmp_path / "out"
-    result = run_script(
-        "--dataset", f"folder:{tmp_path / 'pets'}", "--teacher", "mobilenet_v2_035", "--teacher-weights",
-        str(tmp_path / "notop.h5"), "--image-size", "32", "--labels", "0", "--allow-weak-teacher", "--allow-collapse", "--transfer-set",
-        f"folder:{tmp_path / 'unlabeled'}", "--augment", "flip,crop,mixup", "--teacher-epochs", "1",
-        "--finetune-epochs", "1", "--unfreeze-layers", "10", "--epochs", "1", "--prune-epochs", "1",
-        "--qat-epochs", "1", "--batch-size", "16", "--latency-runs", "0", "--output", str(out),
-        "--cache-dir", str(tmp_path / "cache"), "--verbose", "0",
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "two-phase fine-tuning of teacher" in result.stdout
-    assert ARTIFACTS <= set(os.listdir(out))
-    assert (out / "labels.txt").read_text().split() == ["ant", "bee", "cow"]
-    report = json.loads((out / "report.json").read_text())
-    assert report["data"]["input_shape"] == [32, 32, 3] and report["data"]["transfer_set"] == 10
-    assert report["data"]["augment"] == "flip,crop,mixup"
-    card = json.loads((out / "model_card.json").read_text())
-    assert card["normalization"] == "x / 255"
 
 
 @pytest.mark.slow
@@ -351,7 +302,7 @@ def test_the_teacher_gate_and_the_collapse_guard_stop_a_chance_level_run_with_th
     assert "error: stage scratch: the model collapsed: accuracy" in collapsed.stderr
     assert "lower the learning rate" in collapsed.stderr and "--allow-collapse goes on anyway" in collapsed.stderr
     assert "stage distilled" not in collapsed.stdout
-    allowed = run_script(*args, "--output", str(tmp_path / "allowed"), "--allow-weak-teacher", "--allow-collapse")
+    allowed = run_script(*args, "--output", str(tmp_path / "allowed"), "--allow-weak-teacher", "--allow-collapse", "--no-qat")
     assert allowed.returncode == 0, allowed.stderr[-3000:]
     assert "warning: The teacher reaches" in allowed.stdout and "stage scratch" in allowed.stdout
     assert "stage distilled: the model collapsed" in allowed.stderr  # a warning, and the run goes on
@@ -386,11 +337,15 @@ def test_a_kdtf_error_is_one_line_without_tensorflow_start_up_lines(tmp_path):
 @pytest.mark.slow
 def test_the_stanford_dogs_command_of_the_readme_runs_on_a_folder_of_that_layout(tmp_path):
     """README's Stanford Dogs command (Images/<wnid>-<breed>/<wnid>_<n>.jpg, a MobileNetV2
-    teacher and a MobileNetV2-0.35 student from local no-top weights files, filter
-    pruning + QAT), with the sizes and epochs of a test."""
+    teacher and a MobileNetV2-0.35 student from local no-top weights files, two-phase
+    fine-tuning, filter pruning + QAT), with the sizes and epochs of a test; and, in the
+    same run, an unlabeled transfer set folder and augmentation (one whole run of the
+    backbones instead of two)."""
     from PIL import Image
 
     from kdtf import keras
+
+    from helpers import write_png
 
     rng = np.random.default_rng(1)
     for c, breed in enumerate(["n02085620-Chihuahua", "n02085782-Japanese_spaniel", "n02085936-Maltese_dog"]):
@@ -399,6 +354,8 @@ def test_the_stanford_dogs_command_of_the_readme_runs_on_a_folder_of_that_layout
             pixels = rng.integers(0, 90, size=(50, 60, 3)).astype(np.uint8)
             pixels[..., c] += 150
             Image.fromarray(pixels).save(tmp_path / "Images" / breed / f"{breed.split('-')[0]}_{1000 + i}.jpg")
+    for i in range(10):
+        write_png(str(tmp_path / "unlabeled" / f"{i}.png"), int(rng.integers(0, 180)), size=(20, 20))
     for alpha, name in ((1.0, "teacher.h5"), (0.35, "student.h5")):
         keras.applications.MobileNetV2(alpha=alpha, include_top=False, weights=None, input_shape=(32, 32, 3)).save_weights(
             str(tmp_path / name))
@@ -408,6 +365,7 @@ def test_the_stanford_dogs_command_of_the_readme_runs_on_a_folder_of_that_layout
         "--teacher", "mobilenet_v2", "--teacher-weights", str(tmp_path / "teacher.h5"),
         "--student", "mobilenet_v2_035", "--student-weights", str(tmp_path / "student.h5"),
         "--compress", "filters:0.5:l1:uniform:1,qat", "--output", str(out),
+        "--transfer-set", f"folder:{tmp_path / 'unlabeled'}", "--augment", "flip,crop,mixup", "--unfreeze-layers", "10",
         # a test's sizes (and one pruning round instead of three):
         "--teacher-epochs", "1", "--finetune-epochs", "1", "--epochs", "1", "--prune-epochs", "1", "--qat-epochs", "1",
         "--batch-size", "8", "--latency-runs", "0", "--allow-weak-teacher", "--allow-collapse", "--cache-dir", str(tmp_path / "cache"), "--verbose", "0",
@@ -415,10 +373,16 @@ def test_the_stanford_dogs_command_of_the_readme_runs_on_a_folder_of_that_layout
     assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "labels.txt").read_text().split() == ["n02085620-Chihuahua", "n02085782-Japanese_spaniel", "n02085936-Maltese_dog"]
     report = json.loads((out / "report.json").read_text())
-    assert report["data"]["labelled"] == report["data"]["train"]  # every label: a user's own data
+    # every label of the user's folder (the transfer set's 10 images are the unlabeled rest)
+    assert report["data"]["labelled"] == report["data"]["train"] - report["data"]["transfer_set"] == 24
     assert "filters" in report["verified_in_tflite"] and report["stages"][-1]["stage"] == "tflite-int8"
     assert report["stages"][-1]["params"] < report["stages"][2]["params"]  # filters really removed
     assert {s["latency_ms"] for s in report["stages"]} == {None} and "| not timed |" in (out / "report.md").read_text()  # --latency-runs 0
+    assert "two-phase fine-tuning of teacher" in result.stdout
+    assert ARTIFACTS - {"student_pruned_qat.h5"} | {"student_filters_qat.h5"} <= set(os.listdir(out))  # named by its steps
+    assert report["data"]["input_shape"] == [32, 32, 3] and report["data"]["transfer_set"] == 10
+    assert report["data"]["augment"] == "flip,crop,mixup"
+    assert json.loads((out / "model_card.json").read_text())["normalization"] == "x / 255"
 
 
 @pytest.mark.slow

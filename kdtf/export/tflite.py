@@ -133,7 +133,19 @@ def _converter(model, batch_size=None):
         return {"logits": model(x, training=False)}
 
     spec = tf.TensorSpec((batch_size,) + tuple(model.input_shape[1:]), model.inputs[0].dtype, name="input")
-    return tf.lite.TFLiteConverter.from_concrete_functions([tf.function(serve).get_concrete_function(spec)], model)
+    return tf.lite.TFLiteConverter.from_concrete_functions([tf.function(serve).get_concrete_function(spec)],
+                                                          _variables_of(model))
+
+
+def _variables_of(model):
+    """What the converter saves beside the function (its SavedModel path): the model's
+    variables and nothing else. Given the Keras model itself, TensorFlow walks and saves
+    the model's whole object graph (every wrapper, quantizer, optimizer slot); for a
+    quantization-aware MobileNetV2 that walk took 5x the rest of the conversion (64 s
+    against 11 s of CPU), for a byte-identical flatbuffer."""
+    holder = tf.Module()  # (a Keras model name such as "mobilenetv2_0.35_32" is no valid module name)
+    holder.model_variables = list(model.variables)
+    return holder
 
 
 def needs_calibration(model):
