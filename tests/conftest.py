@@ -1,3 +1,4 @@
+import logging
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -15,6 +16,20 @@ import pytest  # noqa: E402
 from kdtf import keras  # noqa: E402,F401
 
 from helpers import CLASSES, INPUT_SHAPE, run_script, tiny_cnn, tiny_run_args  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _kdtf_logger_restored():
+    """A script's ``main()`` run in-process (``distill.main([...])``) sends kdtf's log
+    lines to stdout and stops their propagation (``kdtf.cli.show_library_logs``); this
+    undoes it after each test, so a later test's ``caplog`` sees kdtf's records whichever
+    tests ran before it on the same worker."""
+    logger = logging.getLogger("kdtf")
+    handlers, propagate, level = list(logger.handlers), logger.propagate, logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.propagate = propagate
+    logger.setLevel(level)
 
 
 @pytest.fixture(scope="session")

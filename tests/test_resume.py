@@ -184,7 +184,7 @@ def test_byol_run_killed_in_its_second_stage_resumes_and_writes_every_artifact(t
     resumed: the finished run has every file, and its int8 encoder agrees with Keras."""
     script = os.path.join(ROOT, "scripts", "byol.py")
     out = tmp_path / "byol"
-    args = ["--pretrain-epochs", "1", "--student-pretrain-epochs", "2", "--distill-epochs", "1", "--prune-epochs", "1",
+    args = ["--dataset", "digits", "--pretrain-epochs", "1", "--student-pretrain-epochs", "2", "--distill-epochs", "1", "--prune-epochs", "1",
             "--qat-epochs", "1", "--latency-runs", "5", "--output", str(out), "--cache-dir", str(tmp_path / "cache")]
     first = _kill_on_lines([sys.executable, script, *args, "--verbose", "2"], "[kdtf] stage byol-student: ", "Epoch 2/2")
     assert list(json.loads((out / "manifest.json").read_text())["stages"]) == ["random-encoder", "byol-teacher"]
