@@ -26,6 +26,17 @@ def run_script(*args, timeout=600, script=SCRIPT):
 
 
 @pytest.mark.slow
+def test_the_tests_of_the_shared_run_are_one_xdist_group(request, tiny_run):
+    """The suite's time budget counts on the shared run being built once: under
+    ``--dist loadgroup`` (setup.cfg) its tests carry their group in their node id, which
+    pytest 9 with pytest-xdist 3.8 silently drops (the tests then spread over the workers
+    and each builds the run)."""
+    assert request.node.get_closest_marker("xdist_group").args == ("tiny_run",)
+    if getattr(request.config.option, "loadgroup", False):  # in an xdist worker under --dist loadgroup
+        assert request.node.nodeid.endswith("@tiny_run"), request.node.nodeid
+
+
+@pytest.mark.slow
 def test_smoke_run_writes_every_artifact(tiny_run):
     out, result = tiny_run
     assert ARTIFACTS <= set(os.listdir(out))
