@@ -10,7 +10,7 @@ does not grow with the image, BatchNormalization, and a stride-2 stem that keeps
 teacher stage under 3 GB.
 """
 
-__all__ = ["AUTO", "SMALL_IMAGE", "DEFAULT_TEACHER_EPOCHS", "default_models", "resolve_models"]
+__all__ = ["AUTO", "SMALL_IMAGE", "DEFAULT_TEACHER_EPOCHS", "photo_sized", "default_models", "resolve_models"]
 
 AUTO = "auto"
 SMALL_IMAGE = 28  # px: the bundled sets' side; above it, the photo defaults
@@ -19,10 +19,17 @@ _SMALL = {"teacher": "teacher_cnn", "student": "student_cnn"}
 _PHOTO = {"teacher": "photo_teacher", "student": "photo_student"}
 
 
+def photo_sized(input_shape):
+    """True for images (height, width, channels) with a side above :data:`SMALL_IMAGE`
+    px: the photo defaults apply (models here, teacher training in
+    :mod:`kdtf.teacher_defaults`)."""
+    return max(int(d) for d in input_shape[:2]) > SMALL_IMAGE
+
+
 def default_models(input_shape):
     """``{"teacher": name, "student": name}`` for inputs of ``input_shape`` (height,
     width, channels): the small CNNs up to :data:`SMALL_IMAGE` px, the photo models above."""
-    return dict(_SMALL if max(int(d) for d in input_shape[:2]) <= SMALL_IMAGE else _PHOTO)
+    return dict(_PHOTO if photo_sized(input_shape) else _SMALL)
 
 
 def resolve_models(config, input_shape, log=print):
@@ -34,7 +41,7 @@ def resolve_models(config, input_shape, log=print):
         setattr(config, role, name)
     if chosen:
         side = "x".join(str(int(d)) for d in input_shape[:2])
-        kind = f"up to {SMALL_IMAGE} px" if max(int(d) for d in input_shape[:2]) <= SMALL_IMAGE else f"above {SMALL_IMAGE} px"
+        kind = f"above {SMALL_IMAGE} px" if photo_sized(input_shape) else f"up to {SMALL_IMAGE} px"
         log(f"models: {', '.join(f'{role} {name}' for role, name in chosen.items())} (the defaults for images "
             f"{kind}; these are {side}; --teacher/--student choose others)")
     return chosen

@@ -22,7 +22,7 @@ import math
 
 from kdtf import catalog
 from kdtf.config import is_model_file
-from kdtf.defaults import AUTO, DEFAULT_TEACHER_EPOCHS, SMALL_IMAGE
+from kdtf.defaults import AUTO, DEFAULT_TEACHER_EPOCHS, photo_sized
 
 __all__ = ["DEFAULT_TEACHER_EPOCHS", "PHOTO_TEACHER_AUGMENT", "PHOTO_TEACHER_MIN_STEPS", "photo_teacher_recipe",
            "resolve_teacher_training"]
@@ -32,10 +32,9 @@ PHOTO_TEACHER_MIN_STEPS = 480
 
 
 def photo_teacher_recipe(config, input_shape):
-    """True when the photo defaults apply: images above :data:`SMALL_IMAGE` px and a
+    """True when the photo defaults apply: images above :data:`kdtf.defaults.SMALL_IMAGE` px and a
     teacher trained here from scratch (not a model file, no ``--teacher-weights``)."""
-    return (max(int(d) for d in input_shape[:2]) > SMALL_IMAGE and not is_model_file(config.teacher)
-            and not config.teacher_weights)
+    return photo_sized(input_shape) and not is_model_file(config.teacher) and not config.teacher_weights
 
 
 def resolve_teacher_training(config, input_shape, steps_per_epoch, log=print):

@@ -57,18 +57,19 @@ def training_pipelines(config, data):
     """The labelled-only and the whole training pipeline, repeated (fit runs ``steps``
     batches an epoch). Under several workers each reads only its share of the files
     (``Splits.distributed``), in per-replica batches of the global batch."""
-    options = dict(shuffle=True, seed=config.seed, augment=config.augment, repeat=True)
+    labelled = labelled_pipeline(config, data, config.augment)
     if several_workers():
-        strategy = tf.distribute.get_strategy()
-        return (data.distributed(strategy, "train", config.batch_size, labelled_only=True, **options),
-                data.distributed(strategy, "train", config.batch_size, **options))
-    whole = data.dataset("train", config.batch_size, shuffle=True, seed=config.seed, augment=config.augment).repeat()
-    return data.dataset("train", config.batch_size, labelled_only=True, **options), whole
+        whole = data.distributed(tf.distribute.get_strategy(), "train", config.batch_size, shuffle=True, seed=config.seed,
+                                 augment=config.augment, repeat=True)
+    else:
+        whole = data.dataset("train", config.batch_size, shuffle=True, seed=config.seed, augment=config.augment).repeat()
+    return labelled, whole
 
 
 def labelled_pipeline(config, data, augment):
-    """The repeated labelled-only training pipeline with ``augment`` instead of
-    ``--augment``: the teacher's under ``--teacher-augment`` (:mod:`kdtf.teacher_defaults`)."""
+    """The repeated labelled-only training pipeline with ``augment``: ``--augment`` for
+    the scratch student (:func:`training_pipelines`), ``--teacher-augment`` for a teacher
+    trained with its own (:mod:`kdtf.teacher_defaults`)."""
     options = dict(shuffle=True, seed=config.seed, augment=augment, repeat=True, labelled_only=True)
     if several_workers():
         return data.distributed(tf.distribute.get_strategy(), "train", config.batch_size, **options)
