@@ -1,11 +1,9 @@
 """Where a ``.tflite`` spends its time on LiteRT: delegate coverage, per-op time, and
 float32 against int8 of the same model, measured in turns in one process.
 
-* :func:`delegation`: which operators XNNPACK took and which stayed on LiteRT's builtin
-  kernels, and how many delegate partitions the graph was cut into. The interpreter lists
-  its nodes (the model's operators, then one ``DELEGATE`` node per partition); a
-  partition's operators are found by walking back from the delegate node's outputs to its
-  inputs.
+* :func:`delegation` (:mod:`kdtf.export.delegation`): which operators XNNPACK took and
+  which stayed on LiteRT's builtin kernels, and how many delegate partitions the graph
+  was cut into.
 * :func:`op_times`: per-operator time from LiteRT's own op profiler
   (:mod:`kdtf.export.op_profile`, the C API of the wheel's ``libLiteRt.so``): XNNPACK's
   operators inside a delegate partition, LiteRT's builtin kernels outside, each with its
@@ -22,9 +20,9 @@ import collections
 import logging
 
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from ai_edge_litert.tools import flatbuffer_utils
 
+from kdtf.export.delegation import allocated_interpreter, delegation
 from kdtf.export.flatbuffer import operators, read_flatbuffer
 from kdtf.export.litert import latency_side_by_side
 from kdtf.export.tflite import to_tflite
@@ -37,43 +35,6 @@ _log = logging.getLogger(__name__)
 # Operators that compute shapes at run time (a dynamic batch dimension): nothing a fixed
 # input size needs, and float islands in an int8 graph.
 SHAPE_OPS = ("SHAPE", "FILL", "GATHER", "PACK", "REDUCE_PROD", "STRIDED_SLICE", "BROADCAST_TO", "RANGE")
-
-
-def _interpreter(data, num_threads, delegate=True):
-    resolver = OpResolverType.AUTO if delegate else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    interpreter = Interpreter(model_content=data, num_threads=num_threads, experimental_op_resolver_type=resolver)
-    interpreter.allocate_tensors()
-    return interpreter
-
-
-def delegation(flatbuffer_or_path, num_threads=1):
-    """Which operators of the main graph XNNPACK (LiteRT's default CPU delegate) took.
-
-    Returns:
-        dict: ``ops`` (one ``{"index", "op", "delegated"}`` per operator, in execution
-        order), ``delegated`` and ``builtin`` (``{op name: count}``), ``partitions``
-        (delegate nodes), ``delegated_ops`` and ``total_ops``.
-    """
-    data = read_flatbuffer(flatbuffer_or_path)
-    names = [name for name, _, _, graph_index in operators(data) if graph_index == 0]
-    nodes = _interpreter(data, num_threads)._get_ops_details()
-    producer = {int(t): node["index"] for node in nodes[: len(names)] for t in node["outputs"]}
-    inputs_of = {node["index"]: [int(t) for t in node["inputs"] if t >= 0] for node in nodes[: len(names)]}
-    delegated = set()
-    partitions = nodes[len(names):]
-    for node in partitions:
-        boundary = {int(t) for t in node["inputs"]}
-        stack = [int(t) for t in node["outputs"]]
-        while stack:
-            tensor = stack.pop()
-            if tensor in boundary or tensor not in producer or producer[tensor] in delegated:
-                continue
-            delegated.add(producer[tensor])
-            stack += inputs_of[producer[tensor]]
-    ops = [{"index": i, "op": name, "delegated": i in delegated} for i, name in enumerate(names)]
-    count = lambda flag: dict(collections.Counter(op["op"] for op in ops if op["delegated"] == flag))  # noqa: E731
-    return {"ops": ops, "delegated": count(True), "builtin": count(False), "partitions": len(partitions),
-            "delegated_ops": len(delegated), "total_ops": len(names)}
 
 
 def _prefix(model, end):
@@ -149,7 +110,7 @@ def _side_by_side_builtin(flatbuffers, num_threads, runs, rounds):
 
     interpreters = {}
     for name, data in flatbuffers.items():
-        interpreter = _interpreter(data, num_threads, delegate=False)
+        interpreter = allocated_interpreter(data, num_threads, delegate=False)
         detail = interpreter.get_input_details()[0]
         interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], dtype=detail["dtype"]))
         interpreter.invoke()

@@ -132,7 +132,7 @@ def xnnpack_int8(float_tflite, representative_data, *, keep_float=(), max_exampl
     Returns:
         ``(flatbuffer bytes, kept_float)``: the op types left in float.
     """
-    from kdtf.export.profile import delegation
+    from kdtf.export.delegation import delegation
     from kdtf.export.ptq import post_training_quantize
 
     kept = tuple(keep_float)
