@@ -113,6 +113,20 @@ def test_training_batches_carry_the_teachers_view_and_the_labels(teacher, tmp_pa
     assert set(y.numpy().tolist()) <= {-1, 0, 1, 2, 3} and len(w) == 8
 
 
+def test_a_feature_term_reads_the_teachers_tapped_map_on_that_view_from_the_store(teacher, tmp_path):
+    data = _splits()
+    distiller = Distiller(tiny_cnn(4, 8, "student", seed=2), teacher, temperature=2.0, alpha=0.5, distill="dist,at:30@conv/conv")
+    store = ViewStore.for_distiller(distiller, data, "flip,crop,mixup", views=2, top_k="all", cache_dir=str(tmp_path), batch_size=16).build()
+    inputs, _ = next(iter(store.dataset(8, seed=1)))
+    probabilities, tapped = inputs["teacher_outputs"]
+    assert tapped.shape == (8,) + INPUT_SHAPE[:2] + (16,)  # the teacher's conv map, full channels (float32)
+    np.testing.assert_allclose(tapped.numpy(), keras.Model(teacher.inputs, teacher.get_layer("conv").output)(inputs["x"]).numpy(),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(_softmax(probabilities.numpy(), 2.0), _softmax(teacher(inputs["x"]).numpy(), 2.0), atol=1e-3)
+    distiller.compile(keras.optimizers.Adam(1e-3))
+    assert np.isfinite(distiller.fit(store.dataset(8, seed=1), steps_per_epoch=2, epochs=1, verbose=0).history["loss"][0])
+
+
 def test_the_store_is_reused_and_invalidated_when_teacher_data_or_policy_changes(teacher, tmp_path):
     data = _splits()
     first = _store(data, teacher, tmp_path).build()
