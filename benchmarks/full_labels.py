@@ -88,7 +88,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import machine_load  # noqa: E402
 
-ROWS = {  # name -> (temperature, alpha, terms); None: scratch
+ROWS = {  # name -> (temperature, alpha, terms; "{at}" is --at-weight); None: scratch
     "scratch": None,
     "kd": (4.0, 0.5, "kd"),
     "kd+standardize": (4.0, 0.5, "kd:standardize"),
@@ -417,6 +417,9 @@ def main(argv=None):
     parser.add_argument("--out", default="benchmarks/results/full_labels")
     parser.add_argument("--join", nargs="+", metavar="RAW", help="no training: join these raw.json files into one table under --out")
     args = parser.parse_args(argv)
+    if args.teachers < 1 or args.teacher_size < 8 or args.student_width <= 0:
+        parser.error(f"--teachers must be >= 1, --teacher-size >= 8 and --student-width > 0; received {args.teachers}, "
+                     f"{args.teacher_size} and {args.student_width}")
     if args.join:
         print(join(args.join, args.out, args))
         return 0
