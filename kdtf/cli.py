@@ -116,7 +116,10 @@ def parse_config(config_class, argv, *, description, help_texts, flag_names=None
     resume = args.pop("resume")
     if resume:
         verbose = args["verbose"]
-        args = dict(dataclasses.asdict(config_class()), **resume_args(resume, argv, set(fields)))
+        saved = resume_args(resume, argv, set(fields))
+        for name, older in getattr(config_class, "FIELDS_ADDED", {}).items():
+            saved.setdefault(name, older(saved))  # a folder written before the field: its behaviour then
+        args = dict(dataclasses.asdict(config_class()), **saved)
         args.update(output=resume, verbose=verbose)
     return config_class(**args), bool(resume)
 

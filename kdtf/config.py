@@ -147,6 +147,9 @@ class DistillConfig(RunConfig):
     POSITIVE = RunConfig.POSITIVE + ("epochs",)
     NON_NEGATIVE = RunConfig.NON_NEGATIVE + ("teacher_epochs", "image_size", "unfreeze_layers", "finetune_epochs", "progressive_epochs", "mutual")
     RATES = ("learning_rate", "finetune_learning_rate")
+    # Fields added after run folders were first written: resuming a folder whose args.yaml
+    # lacks one gives it the value that keeps the behaviour it was started with.
+    FIELDS_ADDED = {"teacher_augment": lambda saved: saved.get("augment", "")}  # the teacher saw --augment
 
     data_dir: str = ""
     image_size: int = 0

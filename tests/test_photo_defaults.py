@@ -116,3 +116,18 @@ def test_a_photo_teacher_trained_here_gets_flip_crop_and_480_steps_and_explicit_
     assert resolve_teacher_training(config, (28, 28, 1), 8, lines.append) == "" and (config.teacher_epochs, config.teacher_augment) == (12, "")
     with pytest.raises(ValueError, match="--teacher-augment 'mixup' and --augment '' must both mix labels"):
         DistillConfig(teacher_augment="mixup").validate()
+
+
+def test_resuming_a_folder_written_before_teacher_augment_keeps_the_teacher_on_the_runs_augment(tmp_path):
+    import dataclasses
+
+    from kdtf.cli import save_args
+    from kdtf.commands.distill import parse_args
+
+    saved = dataclasses.asdict(DistillConfig(teacher="photo_teacher", augment="flip", output=str(tmp_path)))
+    del saved["teacher_augment"]  # the args.yaml of a run started before the field existed
+    save_args(saved, str(tmp_path))
+    config, resume = parse_args(["--resume", str(tmp_path)])
+    assert resume and config.teacher_augment == "flip"  # not auto's photo recipe half-way through its teacher
+    save_args(dataclasses.asdict(DistillConfig(teacher="photo_teacher", output=str(tmp_path))), str(tmp_path))
+    assert parse_args(["--resume", str(tmp_path)])[0].teacher_augment == "auto"  # a folder that has the field keeps it
