@@ -227,7 +227,7 @@ def build_store(data, teacher, seed, args, views):
 def tapped_store(distiller, data, seed, args):
     """The store of ``distiller``'s teacher with the layers its feature terms tap: the same
     policy, seed and K as :func:`build_store`, so the same views (its pass is counted in
-    the row's time; the store is removed after the row)."""
+    the row's time; :func:`train_student` removes it after the row)."""
     from kdtf.data import ViewStore
 
     path = os.path.join(args.store_dir, f"{args.dataset}-seed{seed}-v{args.views}-tapped")
@@ -248,12 +248,12 @@ def train_student(row, data, teacher, store, seed, args):
     cluttered = args.dataset == "cluttered"
     student = pooled_student(data.input_shape, data.num_classes, getattr(args, "student_width", 1.0)) if cluttered else build("student_cnn", data.input_shape, data.num_classes)
     optimizer = build_optimizer(TrainingSettings(lr_schedule="cosine"), steps, args.epochs)
-    distiller = None
+    distiller, tapped = None, None
     if row is not None:
         temperature, alpha, terms = row
         distiller = Distiller(student, teacher, temperature=temperature, alpha=alpha, distill=terms.format(at=args.at_weight))
         if "@" in terms:  # a feature term: its own store of the same views, with the tapped teacher layer
-            store = tapped_store(distiller, data, seed, args)
+            store = tapped = tapped_store(distiller, data, seed, args)
     views = store.dataset(args.batch_size, seed=seed)  # the same order and views for every row
     if row is None:
         mixed = store.policy.mixes
@@ -263,13 +263,20 @@ def train_student(row, data, teacher, store, seed, args):
     else:
         distiller.compile(optimizer)
         distiller.fit(views, steps_per_epoch=steps, epochs=args.epochs, verbose=0)
+    if tapped is not None:
+        shutil.rmtree(tapped.path, ignore_errors=True)
     return student
 
 
-def accuracy(model, data, split="test"):
+def scored_split(data, split):
+    """``(x, y)`` of the split a table scores: ``"test"`` or ``"val"``."""
     if split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got {split!r}")
-    x, y = (data.x_test, data.y_test) if split == "test" else (data.x_val, data.y_val)
+    return (data.x_test, data.y_test) if split == "test" else (data.x_val, data.y_val)
+
+
+def accuracy(model, data, split="test"):
+    x, y = scored_split(data, split)
     return float(np.mean(model.predict(x, batch_size=256, verbose=0).argmax(-1) == y))
 
 
@@ -277,8 +284,7 @@ def one_seed(seed, args):
     from kdtf.data import load
 
     data = load(args.dataset, seed=seed)
-    scored = data.x_test if args.split == "test" else data.x_val
-    out, timing = {"seed": seed, "train": len(data.x_train), "test": len(scored), "views": args.views}, {}
+    out, timing = {"seed": seed, "train": len(data.x_train), "test": len(scored_split(data, args.split)[1]), "views": args.views}, {}
     out["load"] = [machine_load.read()]
     out["command"] = "python benchmarks/full_labels.py " + " ".join(f'"{a}"' if " " in a else a for a in sys.argv[1:])
     teacher, timing["teacher"] = train_teachers(data, seed, args)  # their training time, also when reused
@@ -296,7 +302,6 @@ def one_seed(seed, args):
         out[name], timing[name] = accuracy(student, data, args.split), time.time() - started
         out["load"].append(machine_load.read())
         print(f"seed {seed} {name}: {out[name]:.4f} ({timing[name]:.0f} s)", file=sys.stderr, flush=True)
-        shutil.rmtree(os.path.join(args.store_dir, f"{args.dataset}-seed{seed}-v{args.views}-tapped"), ignore_errors=True)
     shutil.rmtree(store.path, ignore_errors=True)
     out["seconds"] = timing
     return out
@@ -351,14 +356,14 @@ def join(paths, out, args):
 def variant(args):
     """The settings that differ from the table's defaults, as a sentence (or "")."""
     said = []
-    if getattr(args, "teacher_size", 32) != 32:
+    if args.teacher_size != SETTINGS["teacher_size"]:
         said.append(f"capable_teacher at {args.teacher_size} px")
-    if getattr(args, "teachers", 1) != 1:
+    if args.teachers != SETTINGS["teachers"]:
         said.append(f"an ensemble of {args.teachers} teachers")
-    if getattr(args, "student_width", 1.0) != 1.0:
+    if args.student_width != SETTINGS["student_width"]:
         said.append(f"pooled_student {args.student_width:g} x as wide")
     if "dist+at" in args.rows:
-        said.append(f"dist+at: attention-transfer weight {getattr(args, 'at_weight', 1.0):g}, its time includes the pass "
+        said.append(f"dist+at: attention-transfer weight {args.at_weight:g}, its time includes the pass "
                     "of its own store (the same views with the teacher's relu6 map)")
     return ("Variant: " + ", ".join(said) + ". ") if said else ""
 

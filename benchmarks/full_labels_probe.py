@@ -29,6 +29,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 
 import full_labels  # noqa: E402
+import machine_load  # noqa: E402
 
 PROBES = [  # (name, views, row): row as in full_labels.ROWS
     ("scratch", 16, None),
@@ -64,7 +65,7 @@ def main(argv=None):
 
     os.makedirs(args.out, exist_ok=True)
     data = load(args.dataset, seed=args.seed)
-    load_avg = [os.getloadavg()[0]]
+    load_avg = [machine_load.read()]
     teacher, seconds = full_labels.train_teacher(data, args.seed, args)
     results = {"args": vars(args), "teacher": {"val": full_labels.accuracy(teacher, data, "val"), "seconds": seconds}, "rows": []}
     print(f"teacher val {results['teacher']['val']:.4f} ({seconds:.0f} s)", file=sys.stderr, flush=True)
@@ -81,7 +82,7 @@ def main(argv=None):
         student = full_labels.train_student(row, data, teacher, stores[views], args.seed, args)
         entry = {"row": name, "views": views, "val": full_labels.accuracy(student, data, "val"), "seconds": time.time() - started}
         results["rows"].append(entry)
-        load_avg.append(os.getloadavg()[0])
+        load_avg.append(machine_load.read())
         results["load_average"] = load_avg
         print(entry, file=sys.stderr, flush=True)
         lines = ["| row | views | validation accuracy (%) | s |", "|---|---|---|---|",

@@ -61,6 +61,16 @@ def run_script(name, *args, timeout=600):
                           timeout=timeout, env=script_env(), cwd=ROOT)
 
 
+def load_benchmark(name):
+    """The module ``benchmarks/<name>.py`` (the benchmarks are scripts, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "benchmarks", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def tiny_run_args(folder):
     """The flags of the shared whole run (fixture ``tiny_run``): the default data and
     models at a test's epochs, through a YAML file written into ``folder`` that sets

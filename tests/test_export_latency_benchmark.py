@@ -1,23 +1,18 @@
 """benchmarks/export_latency.py compares each file with the model it was converted from."""
 
-import importlib.util
 import json
-import os
 
 import numpy as np
 import pytest
 
 from kdtf import export, keras
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("export_latency", os.path.join(ROOT, "benchmarks", "export_latency.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("export_latency")
 
 
 def test_a_file_is_compared_with_the_keras_model_it_was_converted_from_not_the_student_before_it(bench):

@@ -1,24 +1,19 @@
 """benchmarks/full_labels.py: its ensemble teacher, its student widths and its refusal to
 mix seeds run with other settings."""
 
-import importlib.util
 import json
-import os
 
 import numpy as np
 import pytest
 
 from kdtf import keras
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("full_labels", os.path.join(ROOT, "benchmarks", "full_labels.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("full_labels")
 
 
 def _softmax(z):
